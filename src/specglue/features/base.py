@@ -1,0 +1,321 @@
+"""The contract shared by every local-feature extractor of specglue.
+
+Shape letters, used the same way across specglue:
+
+- ``B``: images in a batch; ``N``: keypoints per image (after padding, the largest count of the
+  batch); ``D``: descriptor width; ``H``, ``W``: image height and width in pixels.
+
+Pixel-centre convention (the one of LightGlue, hloc and OpenCV): a keypoint ``(x, y)`` is in
+pixels of the *input* image, ``x`` along the columns and ``y`` along the rows, and the centre
+of the top-left pixel is ``(0, 0)``, so pixel ``(i, j)`` (row ``i``, column ``j``) covers
+``[j - 0.5, j + 0.5] x [i - 0.5, i + 0.5]``. The nearest pixel of a keypoint is therefore
+``(round(y), round(x))``, which is how a specular mask is looked up.
+
+Resizing by the factors ``(sx, sy) = (W' / W, H' / H)`` scales about the pixel corners, so a
+point maps as ``x' = (x + 0.5) * sx - 0.5`` and back as ``x = (x' + 0.5) / sx - 0.5`` (the
+half-pixel shift of LightGlue's ``Extractor.extract`` and hloc).
+
+Every extractor returns the same dictionary (see :meth:`Extractor.extract`):
+
+- ``keypoints``: ``[B, N, 2]`` float32 ``(x, y)`` in input pixels;
+- ``keypoint_scores``: ``[B, N]`` float32 detection scores;
+- ``descriptors``: ``[B, N, D]`` float32;
+- ``image_size``: ``[B, 2]`` float32 ``(W, H)`` of the input image;
+- ``keypoint_mask``: ``[B, N]`` bool, False on the padding entries (keypoints, scores and
+  descriptors are 0 there); all True when ``B == 1``, where there is no padding;
+- SIFT only: ``scales`` ``[B, N]`` and ``oris`` ``[B, N]`` (radians).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import MappingProxyType
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import kornia
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+ImageLike = Union[torch.Tensor, np.ndarray]
+MaskLike = Union[torch.Tensor, np.ndarray]
+
+#: the keys every extractor returns, whatever the batch size
+OUTPUT_KEYS = ("keypoints", "keypoint_scores", "descriptors", "image_size", "keypoint_mask")
+
+
+def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
+    """Non-maximum suppression by max-pooling, as in SuperPoint, LightGlue and ALIKED.
+
+    A position survives if it equals the maximum of its ``(2r+1) x (2r+1)`` window (ties all
+    survive). Two further rounds then add the positions that become the maximum of their
+    window once the windows of the positions already kept are zeroed.
+
+    Args:
+        scores: ``[B, H, W]`` or ``[B, 1, H, W]`` score maps (non-negative).
+        radius: suppression radius ``r`` in pixels (``>= 0``).
+
+    Returns:
+        The scores at the kept positions and 0 elsewhere, same shape as ``scores``.
+    """
+    if radius <= 0:
+        return scores
+    squeeze = scores.dim() == 3
+    maps = scores.unsqueeze(1) if squeeze else scores
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, kernel_size=2 * radius + 1, stride=1, padding=radius)
+
+    keep = maps == pool(maps)
+    for _ in range(2):
+        covered = pool(keep.to(maps.dtype)) > 0
+        rest = maps.masked_fill(covered, 0.0)
+        keep = keep | ((rest == pool(rest)) & ~covered)
+    out = maps.masked_fill(~keep, 0.0)
+    return out.squeeze(1) if squeeze else out
+
+
+def merge_conf(
+    defaults: Mapping[str, Any], conf: Mapping[str, Any], owner: str
+) -> Mapping[str, Any]:
+    """Defaults updated by ``conf``, read-only; an unknown key raises ``ValueError``."""
+    unknown = sorted(set(conf) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Unknown config key(s) {unknown} for {owner}; known keys: {sorted(defaults)}"
+        )
+    return MappingProxyType({**defaults, **conf})
+
+
+class Extractor(nn.Module):
+    """Base class of the extractors: input checks, resizing, masking and batching.
+
+    Subclasses set :attr:`default_conf` (which must hold ``max_num_keypoints``,
+    ``detection_threshold``, ``resize`` and ``mask_margin``), :attr:`input_channels` (1 for
+    grey, 3 for RGB networks) and implement :meth:`_extract_batch`.
+    """
+
+    #: the settings and their defaults; every key commented in each subclass
+    default_conf: ClassVar[Dict[str, Any]] = {}
+    #: the channels the network reads: 1 (grey) or 3 (RGB)
+    input_channels: ClassVar[int] = 3
+    #: per-keypoint outputs beyond keypoints, scores and descriptors (e.g. SIFT scales)
+    extra_keys: ClassVar[Tuple[str, ...]] = ()
+
+    def __init__(self, **conf: Any) -> None:
+        super().__init__()
+        self.conf = merge_conf(self.default_conf, conf, type(self).__name__)
+        margin = self.conf["mask_margin"]
+        if not isinstance(margin, int) or margin < 0:
+            raise ValueError(f"mask_margin must be an int >= 0, got {margin!r}")
+        resize = self.conf["resize"]
+        if resize is not None and (not isinstance(resize, int) or resize <= 0):
+            raise ValueError(f"resize must be None or an int > 0, got {resize!r}")
+
+    # ------------------------------------------------------------------ subclass hook
+    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+        """Detect and describe, one dict per image, keypoints in pixels of ``image``.
+
+        Args:
+            image: ``[B, C, H, W]`` float in [0, 1], ``C == input_channels``.
+
+        Returns:
+            ``B`` dicts with ``keypoints`` ``[N_b, 2]``, ``keypoint_scores`` ``[N_b]``,
+            ``descriptors`` ``[N_b, D]`` and the :attr:`extra_keys` ``[N_b]``.
+        """
+        raise NotImplementedError
+
+    @property
+    def descriptor_dim(self) -> int:
+        """``D``, the width of the descriptors."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def extract(
+        self, image: ImageLike, specular_mask: Optional[MaskLike] = None
+    ) -> Dict[str, torch.Tensor]:
+        """Extract features from an image, resized by ``conf["resize"]`` and mapped back.
+
+        Args:
+            image: torch ``[B, C, H, W]`` or ``[C, H, W]`` float in [0, 1] with ``C`` 1 (grey)
+                or 3 (RGB), or a numpy ``[H, W, 3]`` RGB (or ``[H, W]`` grey) uint8 array.
+            specular_mask: optional bool ``[B, H, W]`` or ``[H, W]`` on the pixel grid of
+                ``image``: keypoints whose nearest pixel lies in it (dilated by
+                ``conf["mask_margin"]`` px) are dropped; the other keypoints are unchanged.
+
+        Returns:
+            The dict described in :mod:`specglue.features.base`: ``keypoints`` ``[B, N, 2]``,
+            ``keypoint_scores`` ``[B, N]``, ``descriptors`` ``[B, N, D]``, ``image_size``
+            ``[B, 2]`` as ``(W, H)``, ``keypoint_mask`` ``[B, N]`` (+ ``scales``, ``oris``
+            ``[B, N]`` for SIFT), all in the pixels of the input image.
+        """
+        images = self._to_batch(image)
+        return self._run(images, specular_mask, self.conf["resize"])
+
+    def forward(self, data: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+        """Extract features without resizing, as the official LightGlue extractors do.
+
+        Args:
+            data: ``{"image": [B, C, H, W] float in [0, 1]}``, optionally with
+                ``"specular_mask"`` ``[B, H, W]`` bool.
+
+        Returns:
+            The same dict as :meth:`extract`, in the pixels of ``data["image"]``.
+        """
+        if "image" not in data:
+            raise ValueError(f"{type(self).__name__} needs the key 'image'; got {sorted(data)}")
+        images = self._to_batch(data["image"])
+        return self._run(images, data.get("specular_mask"), None)
+
+    # ------------------------------------------------------------------ internals
+    def _device(self) -> torch.device:
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def _to_batch(self, image: ImageLike) -> torch.Tensor:
+        """Check the input and return it as ``[B, C, H, W]`` float32 in [0, 1]."""
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8:
+                raise ValueError(
+                    f"A numpy image must be uint8 [H, W, 3] RGB or [H, W] grey; got dtype "
+                    f"{image.dtype} (pass floats in [0, 1] as a torch tensor [C, H, W])"
+                )
+            if image.ndim == 2:
+                array = image[None]
+            elif image.ndim == 3 and image.shape[2] in (1, 3):
+                array = image.transpose(2, 0, 1)
+            else:
+                raise ValueError(
+                    f"A numpy image must be [H, W, 3] (RGB) or [H, W]; got shape {image.shape}"
+                )
+            tensor = torch.from_numpy(np.ascontiguousarray(array)).to(torch.float32) / 255.0
+            return tensor[None].to(self._device())
+        if not isinstance(image, torch.Tensor):
+            raise ValueError(
+                f"image must be a torch.Tensor or a numpy array, got {type(image).__name__}"
+            )
+        if not image.is_floating_point():
+            raise ValueError(
+                f"A torch image must be float in [0, 1]; got dtype {image.dtype} "
+                "(divide uint8 images by 255)"
+            )
+        if image.dim() == 3:
+            image = image[None]
+        if image.dim() != 4 or image.shape[1] not in (1, 3):
+            raise ValueError(
+                "A torch image must be [B, C, H, W] or [C, H, W] with C in (1, 3); got shape "
+                f"{tuple(image.shape)}"
+            )
+        if image.shape[0] == 0 or image.shape[2] < 2 or image.shape[3] < 2:
+            raise ValueError(f"Empty image batch or image: shape {tuple(image.shape)}")
+        if image.numel() and float(image.max()) > 1.0 + 1e-3:
+            raise ValueError(
+                f"A torch image must be in [0, 1]; its maximum is {float(image.max()):.3g} "
+                "(divide 0-255 images by 255)"
+            )
+        return image.to(torch.float32)
+
+    def _check_mask(self, mask: Optional[MaskLike], images: torch.Tensor) -> Optional[torch.Tensor]:
+        """Return ``specular_mask`` as bool ``[B, H, W]`` on the images' device, or None."""
+        if mask is None:
+            return None
+        if isinstance(mask, np.ndarray):
+            mask = torch.from_numpy(mask)
+        if not isinstance(mask, torch.Tensor):
+            raise ValueError(
+                f"specular_mask must be a torch.Tensor or numpy array, got {type(mask).__name__}"
+            )
+        b, _, h, w = images.shape
+        if mask.dim() == 2:
+            mask = mask[None].expand(b, -1, -1)
+        if mask.dim() == 4 and mask.shape[1] == 1:
+            mask = mask[:, 0]
+        if tuple(mask.shape) != (b, h, w):
+            raise ValueError(
+                f"specular_mask must have the image's shape [B, H, W] = {[b, h, w]} or [H, W] = "
+                f"{[h, w]}; got {list(mask.shape)}"
+            )
+        if mask.dtype == torch.uint8:
+            mask = mask != 0
+        if mask.dtype != torch.bool:
+            raise ValueError(f"specular_mask must be bool (or uint8 0/1), got dtype {mask.dtype}")
+        mask = mask.to(images.device)
+        margin = self.conf["mask_margin"]
+        if margin > 0:
+            mask = F.max_pool2d(
+                mask[:, None].float(), kernel_size=2 * margin + 1, stride=1, padding=margin
+            )[:, 0] > 0
+        return mask
+
+    def _to_network_channels(self, image: torch.Tensor) -> torch.Tensor:
+        if self.input_channels == 3 and image.shape[1] == 1:
+            return kornia.color.grayscale_to_rgb(image)
+        if self.input_channels == 1 and image.shape[1] == 3:
+            return kornia.color.rgb_to_grayscale(image)
+        return image
+
+    def _run(
+        self, images: torch.Tensor, mask: Optional[MaskLike], resize: Optional[int]
+    ) -> Dict[str, torch.Tensor]:
+        b, _, h, w = images.shape
+        masks = self._check_mask(mask, images)
+        images = images.to(self._device())
+        if resize is not None:
+            resized = kornia.geometry.transform.resize(
+                images, resize, side="long", antialias=True
+            )
+        else:
+            resized = images
+        scale = torch.tensor(
+            [resized.shape[-1] / w, resized.shape[-2] / h], dtype=torch.float32
+        )
+        per_image = self._extract_batch(self._to_network_channels(resized))
+        for i, feats in enumerate(per_image):
+            kpts = feats["keypoints"].to(torch.float32)
+            if resize is not None:
+                kpts = (kpts + 0.5) / scale.to(kpts.device) - 0.5
+            feats["keypoints"] = kpts
+            if masks is not None:
+                keep = ~self._in_mask(kpts, masks[i])
+                per_image[i] = {k: v[keep] for k, v in feats.items()}
+        out = self._collate(per_image)
+        out["image_size"] = torch.tensor(
+            [[float(w), float(h)]] * b, dtype=torch.float32, device=out["keypoints"].device
+        )
+        logger.debug("%s: %s keypoints", type(self).__name__, out["keypoint_mask"].sum(1).tolist())
+        return out
+
+    @staticmethod
+    def _in_mask(keypoints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Whether the nearest pixel of each ``[N, 2]`` keypoint is set in the ``[H, W]`` mask."""
+        h, w = mask.shape
+        xy = torch.round(keypoints).long().to(mask.device)
+        x = xy[:, 0].clamp(0, w - 1)
+        y = xy[:, 1].clamp(0, h - 1)
+        return mask[y, x].to(keypoints.device)
+
+    def _collate(self, per_image: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+        """Pad the per-image features to a common ``N`` and stack them."""
+        n = max(int(f["keypoints"].shape[0]) for f in per_image)
+        device = per_image[0]["keypoints"].device
+        dim = self.descriptor_dim
+        keys = ("keypoints", "keypoint_scores", "descriptors") + self.extra_keys
+        out: Dict[str, List[torch.Tensor]] = {k: [] for k in keys + ("keypoint_mask",)}
+        for feats in per_image:
+            count = int(feats["keypoints"].shape[0])
+            for key in keys:
+                value = feats[key].to(device=device, dtype=torch.float32)
+                if key == "descriptors" and value.shape[0] == 0:
+                    value = value.reshape(0, dim)
+                padded = value.new_zeros((n,) + tuple(value.shape[1:]))
+                padded[:count] = value
+                out[key].append(padded)
+            valid = torch.zeros(n, dtype=torch.bool, device=device)
+            valid[:count] = True
+            out["keypoint_mask"].append(valid)
+        return {k: torch.stack(v, 0).contiguous() for k, v in out.items()}

@@ -1,0 +1,86 @@
+"""DISK keypoints and descriptors (Tyszkiewicz et al. 2020) on kornia's implementation.
+
+The network and its detection (strict heatmap maxima in a ``nms_window_size`` window) are
+:class:`kornia.feature.DISK`, which the official LightGlue ``DISK`` extractor also wraps; the
+defaults are the official ones, so the keypoints equal those the ``disk_lightglue`` matcher
+weights expect.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Union
+
+import torch
+from kornia.feature import DISK as KorniaDISK
+
+from .. import weights as _weights
+from .base import Extractor
+
+logger = logging.getLogger(__name__)
+
+
+class DISK(Extractor):
+    """DISK detector and descriptor with the ``depth`` weights.
+
+    Output: see :mod:`specglue.features.base`; keypoints are integer pixels, ``descriptors``
+    ``[B, N, 128]`` L2-normalised, ``keypoint_scores`` the heatmap logits.
+    """
+
+    default_conf: ClassVar[Dict[str, Any]] = {
+        "weights": "disk-depth-save",  # checkpoint name in specglue.weights, or a file path
+        "max_num_keypoints": None,  # keep the n strongest maxima; None (or <= 0) = all
+        "detection_threshold": 0.0,  # keep maxima whose heatmap logit is above it
+        "nms_window_size": 5,  # odd side of the non-maximum-suppression window, px
+        "pad_if_not_divisible": True,  # zero-pad H, W to multiples of 16 (else they must be)
+        "resize": 1024,  # long side in px before detection; None = no resize
+        "mask_margin": 0,  # px dilation of a specular mask passed to extract()
+    }
+    input_channels: ClassVar[int] = 3
+
+    def __init__(self, **conf: Any) -> None:
+        super().__init__(**conf)
+        window = self.conf["nms_window_size"]
+        if not isinstance(window, int) or window < 1 or window % 2 == 0:
+            raise ValueError(f"nms_window_size must be an odd int >= 1, got {window!r}")
+        source: Union[str, Path] = self.conf["weights"]
+        if isinstance(source, str) and source in _weights.CHECKPOINTS:
+            source = _weights.resolve(source)
+        state = _weights.load_state_dict(source, subkey="extractor")
+        self.net = KorniaDISK(desc_dim=128)
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"Checkpoint {source} does not fit DISK: {err}") from err
+        self.net.eval()
+        logger.info("Loaded DISK from %s", source)
+
+    @property
+    def descriptor_dim(self) -> int:
+        return self.net.desc_dim
+
+    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+        """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 3, H, W]`` RGB."""
+        h, w = image.shape[-2:]
+        if not self.conf["pad_if_not_divisible"] and (h % 16 or w % 16):
+            raise ValueError(
+                f"DISK needs H and W divisible by 16 when pad_if_not_divisible=False; got "
+                f"(H, W) = ({h}, {w})"
+            )
+        budget = self.conf["max_num_keypoints"]
+        features = self.net(
+            image,
+            n=int(budget) if budget is not None and budget > 0 else None,
+            window_size=int(self.conf["nms_window_size"]),
+            score_threshold=float(self.conf["detection_threshold"]),
+            pad_if_not_divisible=bool(self.conf["pad_if_not_divisible"]),
+        )
+        return [
+            {
+                "keypoints": f.keypoints,
+                "keypoint_scores": f.detection_scores,
+                "descriptors": f.descriptors,
+            }
+            for f in features
+        ]

@@ -1,0 +1,54 @@
+"""Two-view geometry: homographies, robust estimators (MAGSAC++) and pose / AUC metrics.
+
+Shape letters follow the rest of specglue: ``kpts0 [M, 2]`` / ``kpts1 [N, 2]`` pixel
+coordinates ``(x, y)``, ``H [3, 3]`` maps image 0 to image 1, ``matches0 [M]`` holds indices
+into ``kpts1`` with ``-1`` unmatched and ``-2`` ignored.
+"""
+
+from .estimators import (
+    ESTIMATORS,
+    MIN_POINTS,
+    GeometryResult,
+    dlt_homography,
+    error_auc,
+    estimate,
+    estimate_essential,
+    estimate_fundamental,
+    estimate_homography,
+    pose_auc,
+    relative_pose_error,
+)
+from .homography import (
+    DEFAULT_HOMOGRAPHY_SAMPLING,
+    corner_error,
+    gt_matches_from_homography,
+    gt_matches_pair_from_homography,
+    homography_overlap,
+    reprojection_error,
+    sample_homography,
+    warp_image,
+    warp_points,
+)
+
+__all__ = [
+    "DEFAULT_HOMOGRAPHY_SAMPLING",
+    "ESTIMATORS",
+    "MIN_POINTS",
+    "GeometryResult",
+    "corner_error",
+    "dlt_homography",
+    "error_auc",
+    "estimate",
+    "estimate_essential",
+    "estimate_fundamental",
+    "estimate_homography",
+    "gt_matches_from_homography",
+    "gt_matches_pair_from_homography",
+    "homography_overlap",
+    "pose_auc",
+    "relative_pose_error",
+    "reprojection_error",
+    "sample_homography",
+    "warp_image",
+    "warp_points",
+]

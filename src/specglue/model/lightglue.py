@@ -1,0 +1,604 @@
+"""LightGlue: keypoint matching with adaptive depth and width, batched, specular-aware.
+
+Shape letters: B pairs, M / N keypoints in image 0 / 1 (padded), D descriptor width,
+Din input descriptor width, Dh head width. Keypoints are pixel (x, y), integer = pixel centre.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .. import weights as weights_registry
+from ..checks import check_tensor
+from ..specular.sample import sample_mask
+from .attention import TransformerLayer
+from .encoding import LearnableFourierPositionalEncoding
+from .heads import MatchAssignment, TokenConfidence, filter_matches
+
+logger = logging.getLogger(__name__)
+
+SPECULAR_MODES = ("hard", "cross", "soft", "filter", "off")
+SPECULAR_THRESHOLD = 0.5  # specularity >= this makes a keypoint specular in hard/cross/filter
+
+StateDict = Dict[str, torch.Tensor]
+
+
+def normalize_keypoints(kpts: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """Map pixel keypoints [B, N, 2] into about [-1, 1], keeping the aspect ratio.
+
+    size: [B, 2] image (W, H). Computed in float32 whatever the autocast state.
+    """
+    kpts, size = kpts.float(), size.float()
+    shift = size / 2
+    scale = size.max(-1).values / 2
+    return (kpts - shift[:, None, :]) / scale[:, None, None]
+
+
+@dataclass
+class _Tokens:
+    """The state of one image's keypoints inside the layers (B' active pairs, L tokens).
+
+    desc [B', L, D]; encoding [2, B', 1, L, Dh]; index [B', L] the original keypoint index or
+    -1 for a token that takes no part (padding, pruned, hard-masked specular); self_bias and
+    cross_bias [B', L] optional log-weights in [-inf, 0] on this image's tokens as attention keys
+    (self-attention / cross-attention and matching).
+    """
+
+    desc: torch.Tensor
+    encoding: torch.Tensor
+    index: torch.Tensor
+    self_bias: Optional[torch.Tensor] = None
+    cross_bias: Optional[torch.Tensor] = None
+
+    @property
+    def valid(self) -> torch.Tensor:
+        return self.index >= 0
+
+    @property
+    def matchable(self) -> torch.Tensor:
+        """Tokens that may be matched: valid and not excluded by the cross bias."""
+        if self.cross_bias is None:
+            return self.valid
+        return self.valid & torch.isfinite(self.cross_bias)
+
+    def _key_mask(self, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        valid = self.valid
+        if bias is None:
+            return None if bool(valid.all()) else valid[:, None, None, :]
+        return bias.masked_fill(~valid, -torch.inf)[:, None, None, :].to(self.desc.dtype)
+
+    def self_mask(self) -> Optional[torch.Tensor]:
+        """Key mask [B', 1, 1, L] for self-attention, None when every token takes part."""
+        return self._key_mask(self.self_bias)
+
+    def cross_mask(self) -> Optional[torch.Tensor]:
+        """Key mask [B', 1, 1, L] for the other image's queries."""
+        return self._key_mask(self.cross_bias)
+
+    def match_log_weight(self) -> Optional[torch.Tensor]:
+        """Log-weight [B', L] on matchability (-inf: cannot match), None when all are plain."""
+        if self.cross_bias is None and bool(self.valid.all()):
+            return None
+        bias = self.cross_bias if self.cross_bias is not None else self.desc.new_zeros(self.index.shape)
+        return bias.masked_fill(~self.valid, -torch.inf)
+
+    def select(self, rows: torch.Tensor) -> "_Tokens":
+        """Keep the pairs ``rows`` ([B'] bool or indices)."""
+        pick = (lambda t: None if t is None else t[rows])
+        return _Tokens(self.desc[rows], self.encoding[:, rows], self.index[rows],
+                       pick(self.self_bias), pick(self.cross_bias))
+
+    def compact(self, keep: torch.Tensor) -> "_Tokens":
+        """Drop the tokens where ``keep`` [B', L] is False; rows are padded to the longest."""
+        counts = keep.sum(1)
+        length = int(counts.max()) if counts.numel() else 0
+        # stable sort moves kept tokens first, in their original order
+        order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :length]
+        filled = torch.arange(length, device=keep.device)[None] < counts[:, None]
+        gather = (lambda t: None if t is None else t.gather(1, order))
+        index = torch.where(filled, self.index.gather(1, order), -1)
+        desc = self.desc.gather(1, order[..., None].expand(-1, -1, self.desc.shape[-1]))
+        enc_index = order[None, :, None, :, None].expand(2, -1, 1, -1, self.encoding.shape[-1])
+        encoding = self.encoding.gather(3, enc_index)
+        return _Tokens(desc, encoding, index, gather(self.self_bias), gather(self.cross_bias))
+
+
+@dataclass
+class _Image:
+    """One side of the input after validation (see :meth:`LightGlue._parse_image`)."""
+
+    keypoints: torch.Tensor  # [B, N, 2] pixels
+    descriptors: torch.Tensor  # [B, N, Din]
+    size: torch.Tensor  # [B, 2] (W, H)
+    valid: torch.Tensor  # [B, N] bool: not padding
+    specularity: Optional[torch.Tensor]  # [B, N] float in [0, 1]
+    scale_ori: Optional[torch.Tensor]  # [B, N, 2] scales, orientations
+
+    def subset(self, keep: torch.Tensor) -> Tuple["_Image", torch.Tensor]:
+        """Drop keypoints where ``keep`` [B, N] is False; returns the smaller image and the
+        original index of each kept keypoint [B, N'] (-1 on padding)."""
+        counts = keep.sum(1)
+        length = int(counts.max()) if counts.numel() else 0
+        order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :length]
+        filled = torch.arange(length, device=keep.device)[None] < counts[:, None]
+
+        def gather(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            if t is None:
+                return None
+            idx = order if t.ndim == 2 else order[..., None].expand(-1, -1, t.shape[-1])
+            return t.gather(1, idx)
+
+        sub = _Image(gather(self.keypoints), gather(self.descriptors), self.size, filled,
+                     None, gather(self.scale_ori))
+        return sub, torch.where(filled, order, -1)
+
+
+class LightGlue(nn.Module):
+    """The LightGlue matcher with specular-highlight masks (drop-in for the official model).
+
+    ``LightGlue(features="aliked")`` builds the configuration of that feature type and loads its
+    official weights; ``LightGlue(features=None, weights=PATH_OR_STATE_DICT, **conf)`` builds a
+    custom model. Configuration order: :attr:`default_conf`, then the ``features`` preset, then
+    the caller's keywords; unknown keys raise ``ValueError``.
+    """
+
+    default_conf: Dict[str, Any] = {
+        "input_dim": 256,  # descriptor width Din of the features (set by the features preset)
+        "descriptor_dim": 256,  # internal width D
+        "add_scale_ori": False,  # also encode keypoint scale and orientation (SIFT, DoGHardNet)
+        "n_layers": 9,  # transformer layers
+        "num_heads": 4,  # attention heads
+        "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
+        "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
+        "depth_confidence": 0.95,  # early stopping, disable with -1
+        "width_confidence": 0.99,  # point pruning, disable with -1
+        "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
+        "weights": None,  # checkpoint path / registry name / state dict (None: preset's)
+        "specular_mode": "hard",  # hard | cross | soft | filter | off (see README)
+        "mask_margin": 0,  # px: a keypoint this close to a specular pixel counts as specular
+    }
+
+    # Pruning costs a gather, so it only runs on images with more tokens than this.
+    pruning_keypoint_thresholds = {"cpu": -1, "mps": -1, "cuda": 1024}
+
+    features: Dict[str, Dict[str, Any]] = {
+        "superpoint": {"weights": "superpoint_lightglue", "input_dim": 256},
+        "disk": {"weights": "disk_lightglue", "input_dim": 128},
+        "aliked": {"weights": "aliked_lightglue", "input_dim": 128},
+        "sift": {"weights": "sift_lightglue", "input_dim": 128, "add_scale_ori": True},
+        "doghardnet": {"weights": "doghardnet_lightglue", "input_dim": 128, "add_scale_ori": True},
+    }
+
+    required_data_keys = ("image0", "image1")
+
+    def __init__(self, features: Optional[str] = "superpoint", **conf: Any) -> None:
+        super().__init__()
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(
+                f"Unknown LightGlue option(s) {sorted(unknown)}; known: {sorted(self.default_conf)}"
+            )
+        if features is not None and features not in self.features:
+            raise ValueError(f"Unknown features {features!r}; expected one of {sorted(self.features)}")
+        merged = {**self.default_conf, **(self.features[features] if features else {}), **conf}
+        if merged["specular_mode"] not in SPECULAR_MODES:
+            raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {merged['specular_mode']!r}")
+        self.conf = conf = _FrozenConf(merged)
+
+        d, h, n = conf.descriptor_dim, conf.num_heads, conf.n_layers
+        if conf.input_dim != d:
+            self.input_proj: nn.Module = nn.Linear(conf.input_dim, d, bias=True)
+        else:
+            self.input_proj = nn.Identity()
+        head_dim = d // h
+        self.posenc = LearnableFourierPositionalEncoding(2 + 2 * conf.add_scale_ori, head_dim, head_dim)
+        self.transformers = nn.ModuleList([TransformerLayer(d, h) for _ in range(n)])
+        self.log_assignment = nn.ModuleList([MatchAssignment(d) for _ in range(n)])
+        self.token_confidence = nn.ModuleList([TokenConfidence(d) for _ in range(n - 1)])
+        thresholds = [self.confidence_threshold(i) for i in range(n)]
+        self.register_buffer("confidence_thresholds", torch.tensor(thresholds, dtype=torch.float32))
+        # Python copy of the same values: comparing against a float avoids a device sync.
+        self._thresholds = thresholds
+
+        source = conf.weights
+        if isinstance(source, str) and source in weights_registry.CHECKPOINTS:
+            source = weights_registry.resolve(source)
+        if source is not None:
+            self.load_weights(source)
+        else:
+            logger.info("LightGlue built with random weights (features=None, weights=None)")
+
+    # ------------------------------------------------------------------ weights
+    def load_weights(self, source: Union[str, Path, StateDict]) -> None:
+        """Load an official (or specglue) checkpoint, renaming the pre-release key names
+        ``self_attn.N`` / ``cross_attn.N`` to ``transformers.N.*``. Raises ``ValueError`` naming
+        the file when it is corrupt or does not fit this configuration."""
+        name = "<state dict>" if isinstance(source, dict) else str(source)
+        state = dict(weights_registry.load_state_dict(source))
+        renamed = {}
+        for key, value in state.items():
+            for old in ("self_attn", "cross_attn"):
+                if key.startswith(old + "."):
+                    layer, rest = key[len(old) + 1:].split(".", 1)
+                    key = f"transformers.{layer}.{old}.{rest}"
+            renamed[key] = value
+        renamed.pop("confidence_thresholds", None)  # derived from the config
+        expected = self.state_dict()
+        expected.pop("confidence_thresholds")
+        missing = sorted(set(expected) - set(renamed))
+        if missing:
+            raise ValueError(
+                f"Checkpoint {name} does not fit this LightGlue (n_layers={self.conf.n_layers}, "
+                f"input_dim={self.conf.input_dim}, add_scale_ori={self.conf.add_scale_ori}): "
+                f"{len(missing)} missing keys, e.g. {missing[:3]}"
+            )
+        unexpected = sorted(set(renamed) - set(expected))
+        if unexpected:  # e.g. the unused `log_assignment.N.r` of the DISK release
+            logger.debug("Checkpoint %s: ignoring unused keys %s", name, unexpected)
+            renamed = {k: v for k, v in renamed.items() if k in expected}
+        for key, value in renamed.items():
+            if value.shape != expected[key].shape:
+                raise ValueError(
+                    f"Checkpoint {name}: {key} has shape {tuple(value.shape)} but this LightGlue "
+                    f"expects {tuple(expected[key].shape)} (input_dim={self.conf.input_dim}, "
+                    f"descriptor_dim={self.conf.descriptor_dim})"
+                )
+        self.load_state_dict(renamed, strict=False)
+
+    # ------------------------------------------------------------------ config
+    def confidence_threshold(self, layer_index: int) -> float:
+        """Early-stopping confidence threshold of a layer: clip(0.8 + 0.1 exp(-4 i / L), 0, 1)."""
+        threshold = 0.8 + 0.1 * np.exp(-4.0 * layer_index / self.conf.n_layers)
+        return float(np.clip(threshold, 0, 1))
+
+    def pruning_min_kpts(self, device: torch.device) -> int:
+        return self.pruning_keypoint_thresholds.get(device.type, -1)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, data: Mapping[str, Any], specular_mode: Optional[str] = None) -> Dict[str, Any]:
+        """Match keypoints and descriptors between two images.
+
+        Input (dict), per image ``image0`` (M keypoints) and ``image1`` (N keypoints):
+            keypoints: [B, M, 2] pixel (x, y)
+            descriptors: [B, M, Din]
+            image_size: [B, 2] (W, H), or image: [B, C, H, W]
+            keypoint_mask: [B, M] bool, False on padding (or lengths: [B] int), optional
+            scales, oris: [B, M] for features with scale and orientation (SIFT)
+            specular_mask: [B, H, W] bool or float in [0, 1], True / 1 = specular, optional
+            keypoint_specular: [B, M] bool or float in [0, 1], optional
+        ``specular_mode`` overrides the configured mode for this call.
+
+        Output (dict):
+            matches0: [B, M] index into image 1 or -1; matches1: [B, N]
+            matching_scores0: [B, M]; matching_scores1: [B, N]
+            matches: list of B [S, 2] index pairs; scores: list of B [S]
+            stop: int, layers run (the largest over the batch); stops: [B] per pair
+            prune0: [B, M], prune1: [B, N] number of layers each keypoint took part in
+            specularity0: [B, M], specularity1: [B, N] when masks were given
+        """
+        mode = self.conf.specular_mode if specular_mode is None else specular_mode
+        if mode not in SPECULAR_MODES:
+            raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {mode!r}")
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a dict with keys 'image0' and 'image1', got {type(data).__name__}")
+        sizes: Dict[str, int] = {}
+        image0 = self._parse_image(data, "image0", "M", sizes)
+        image1 = self._parse_image(data, "image1", "N", sizes)
+        device = image0.keypoints.device
+        amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel:
+            if mode == "filter":
+                return self._match_filtered(image0, image1)
+            return self._match(image0, image1, mode)
+
+    def _parse_image(self, data: Mapping[str, Any], key: str, n: str, sizes: Dict[str, int]) -> _Image:
+        if key not in data:
+            raise ValueError(f"data is missing {key!r}: a dict with 'keypoints' [B, {n}, 2], "
+                             f"'descriptors' [B, {n}, {self.conf.input_dim}] and 'image_size' [B, 2]")
+        view = data[key]
+        if not isinstance(view, Mapping):
+            raise TypeError(f"data[{key!r}] must be a dict, got {type(view).__name__}")
+        for required in ("keypoints", "descriptors"):
+            if required not in view:
+                raise ValueError(f"data[{key!r}] is missing {required!r}")
+        kpts = check_tensor(f"data[{key!r}]['keypoints']", view["keypoints"], ("B", n, 2), sizes, finite=True)
+        desc = view["descriptors"]
+        check_tensor(f"data[{key!r}]['descriptors']", desc, ("B", n, "Din"), dict(sizes), finite=True)
+        if desc.shape[-1] != self.conf.input_dim:
+            raise ValueError(
+                f"data[{key!r}]['descriptors'] has width {desc.shape[-1]} but this LightGlue expects "
+                f"[B, {n}, {self.conf.input_dim}] (input_dim of its weights)"
+            )
+        b, num = kpts.shape[:2]
+        device = kpts.device
+
+        if "image_size" in view and view["image_size"] is not None:
+            size = view["image_size"]
+            size = size if isinstance(size, torch.Tensor) else torch.as_tensor(size)
+            size = size.to(device)
+            if size.ndim == 1:
+                size = size[None].expand(b, -1)
+            check_tensor(f"data[{key!r}]['image_size']", size, ("B", 2), sizes, kind="any", finite=True)
+            size = size.float()
+            if bool((size <= 0).any()):
+                raise ValueError(f"data[{key!r}]['image_size'] must be positive (W, H), got {size.tolist()}")
+        elif "image" in view and view["image"] is not None:
+            image = check_tensor(f"data[{key!r}]['image']", view["image"], ("B", "C", "H", "W"),
+                                 {"B": b}, kind="any")
+            h, w = image.shape[-2:]
+            size = torch.tensor([w, h], dtype=torch.float32, device=device)[None].expand(b, -1)
+        else:
+            raise ValueError(f"data[{key!r}] needs 'image_size' [B, 2] (W, H) or 'image' [B, C, H, W] "
+                             "to normalize the keypoints")
+
+        if view.get("keypoint_mask") is not None:
+            valid = check_tensor(f"data[{key!r}]['keypoint_mask']", view["keypoint_mask"], ("B", n), sizes,
+                                 kind="bool").to(device)
+        elif view.get("lengths") is not None:
+            lengths = torch.as_tensor(view["lengths"], device=device)
+            check_tensor(f"data[{key!r}]['lengths']", lengths, ("B",), sizes, kind="int")
+            if bool((lengths < 0).any() or (lengths > num).any()):
+                raise ValueError(f"data[{key!r}]['lengths'] must lie in [0, {num}], got {lengths.tolist()}")
+            valid = torch.arange(num, device=device)[None] < lengths[:, None]
+        else:
+            valid = torch.ones((b, num), dtype=torch.bool, device=device)
+
+        scale_ori = None
+        if self.conf.add_scale_ori:
+            parts = []
+            for k in ("scales", "oris"):
+                if view.get(k) is None:
+                    raise ValueError(f"data[{key!r}] is missing {k!r} [B, {n}]: these weights encode "
+                                     "keypoint scale and orientation (add_scale_ori)")
+                parts.append(check_tensor(f"data[{key!r}][{k!r}]", view[k], ("B", n), sizes, finite=True))
+            scale_ori = torch.stack(parts, -1).float()
+
+        specularity = self._parse_specularity(view, key, n, kpts, size, sizes)
+        return _Image(kpts, desc, size, valid, specularity, scale_ori)
+
+    def _parse_specularity(self, view: Mapping[str, Any], key: str, n: str, kpts: torch.Tensor,
+                           size: torch.Tensor, sizes: Dict[str, int]) -> Optional[torch.Tensor]:
+        found = []
+        if view.get("keypoint_specular") is not None:
+            name = f"data[{key!r}]['keypoint_specular']"
+            spec = check_tensor(name, view["keypoint_specular"], ("B", n), sizes, kind="bool_or_float",
+                                finite=True).float()
+            if bool(((spec < 0) | (spec > 1)).any()):
+                raise ValueError(f"{name} must lie in [0, 1] (1 = specular)")
+            found.append(spec)
+        if view.get("specular_mask") is not None:
+            name = f"data[{key!r}]['specular_mask']"
+            mask = check_tensor(name, view["specular_mask"], ("B", "H", "W"), {"B": kpts.shape[0]},
+                                kind="bool_or_float", finite=True)
+            if mask.is_floating_point() and bool(((mask < 0) | (mask > 1)).any()):
+                raise ValueError(f"{name} must lie in [0, 1] (1 = specular)")
+            want = size.round().long().amax(0)  # (W, H) of the largest image in the batch
+            if mask.shape[-1] != int(want[0]) or mask.shape[-2] != int(want[1]):
+                raise ValueError(
+                    f"{name} has shape {tuple(mask.shape)} but image_size is (W, H) = "
+                    f"({int(want[0])}, {int(want[1])}): expected [B, {int(want[1])}, {int(want[0])}]"
+                )
+            found.append(sample_mask(mask.to(kpts.device), kpts, int(self.conf.mask_margin)))
+        if not found:
+            return None
+        return torch.stack(found).amax(0)
+
+    # ------------------------------------------------------------------ matching
+    def _match_filtered(self, image0: _Image, image1: _Image) -> Dict[str, Any]:
+        """The "filter" baseline: drop specular keypoints, match the rest, map indices back."""
+        keep0, keep1 = image0.valid, image1.valid
+        if image0.specularity is not None:
+            keep0 = keep0 & (image0.specularity < SPECULAR_THRESHOLD)
+        if image1.specularity is not None:
+            keep1 = keep1 & (image1.specularity < SPECULAR_THRESHOLD)
+        sub0, orig0 = image0.subset(keep0)
+        sub1, orig1 = image1.subset(keep1)
+        out = self._match(sub0, sub1, "off")
+        b, m, n = image0.valid.shape[0], image0.valid.shape[1], image1.valid.shape[1]
+        result = _Outputs.empty(b, m, n, image0.keypoints.device, out["matching_scores0"].dtype)
+        result.stops = out["stops"]
+        result.scatter(torch.arange(b, device=orig0.device), orig0, orig1,
+                       out["matches0"], out["matches1"], out["matching_scores0"],
+                       out["matching_scores1"], out["prune0"], out["prune1"])
+        return result.as_dict(image0.specularity, image1.specularity)
+
+    def _tokens(self, image: _Image, mode: str) -> _Tokens:
+        kpts = normalize_keypoints(image.keypoints, image.size)
+        if image.scale_ori is not None:
+            kpts = torch.cat([kpts, image.scale_ori], -1)
+        desc = self.input_proj(image.descriptors.contiguous())
+        encoding = self.posenc(kpts)
+        valid = image.valid
+        self_bias = cross_bias = None
+        spec = image.specularity if mode != "off" else None
+        if spec is not None:
+            if mode == "hard":
+                valid = valid & (spec < SPECULAR_THRESHOLD)
+            elif mode == "cross":
+                cross_bias = torch.where(spec < SPECULAR_THRESHOLD, 0.0, -torch.inf).to(desc.dtype)
+            elif mode == "soft":
+                valid = valid & (spec < 1)
+                self_bias = cross_bias = torch.log1p(-spec.clamp(max=1)).to(desc.dtype)
+        index = torch.where(valid, torch.arange(valid.shape[1], device=valid.device)[None], -1)
+        return _Tokens(desc, encoding, index, self_bias, cross_bias)
+
+    def _match(self, image0: _Image, image1: _Image, mode: str) -> Dict[str, Any]:
+        b, m, n = image0.valid.shape[0], image0.valid.shape[1], image1.valid.shape[1]
+        device = image0.keypoints.device
+        tokens0, tokens1 = self._tokens(image0, mode), self._tokens(image1, mode)
+        out = _Outputs.empty(b, m, n, device, torch.float32)
+        out.prune0[tokens0.valid], out.prune1[tokens1.valid] = 1, 1
+
+        pairs = torch.arange(b, device=device)
+        counts0, counts1 = tokens0.matchable.sum(1), tokens1.matchable.sum(1)
+        active = (counts0 > 0) & (counts1 > 0)  # pairs with nothing to match stop at once (0 layers)
+        num_points = (counts0 + counts1).float()
+        if not bool(active.all()):
+            pairs, num_points = pairs[active], num_points[active]
+            tokens0, tokens1 = tokens0.select(active), tokens1.select(active)
+
+        do_early_stop = self.conf.depth_confidence > 0
+        do_pruning = self.conf.width_confidence > 0
+        pruning_min = self.pruning_min_kpts(device)
+        n_layers = self.conf.n_layers
+        for i in range(n_layers):
+            if pairs.numel() == 0:
+                break
+            tokens0.desc, tokens1.desc = self.transformers[i](
+                tokens0.desc, tokens1.desc, tokens0.encoding, tokens1.encoding,
+                tokens0.self_mask(), tokens1.self_mask(), tokens1.cross_mask(), tokens0.cross_mask(),
+            )
+            if i == n_layers - 1:
+                break
+            conf0 = conf1 = None
+            if do_early_stop:
+                conf0, conf1 = self.token_confidence[i](tokens0.desc, tokens1.desc)
+                threshold = self._thresholds[i]
+                unsure = ((conf0 < threshold) & tokens0.matchable).sum(1) + (
+                    (conf1 < threshold) & tokens1.matchable).sum(1)
+                stop = (1.0 - unsure / num_points) > self.conf.depth_confidence
+                if bool(stop.any()):
+                    self._finish(out, pairs[stop], tokens0.select(stop), tokens1.select(stop), i)
+                    go = ~stop
+                    pairs, num_points = pairs[go], num_points[go]
+                    tokens0, tokens1 = tokens0.select(go), tokens1.select(go)
+                    conf0, conf1 = conf0[go], conf1[go]
+                    if pairs.numel() == 0:
+                        break
+            if do_pruning:
+                tokens0 = self._prune(tokens0, conf0, i, pruning_min, pairs, out.prune0)
+                tokens1 = self._prune(tokens1, conf1, i, pruning_min, pairs, out.prune1)
+        if pairs.numel():
+            self._finish(out, pairs, tokens0, tokens1, n_layers - 1)
+        if not do_pruning:
+            out.prune0[out.prune0 > 0], out.prune1[out.prune1 > 0] = n_layers, n_layers
+        return out.as_dict(image0.specularity, image1.specularity)
+
+    def _prune(self, tokens: _Tokens, confidence: Optional[torch.Tensor], layer: int, min_kpts: int,
+               pairs: torch.Tensor, prune_count: torch.Tensor) -> _Tokens:
+        """Drop tokens that are confidently unmatchable; images with few points are left alone."""
+        matchable = tokens.matchable
+        prunable = matchable.sum(1) > min_kpts  # [B']
+        if not bool(prunable.any()):
+            return tokens
+        keep = self.log_assignment[layer].get_matchability(tokens.desc) > 1 - self.conf.width_confidence
+        if confidence is not None:  # low-confidence points are never pruned
+            keep |= confidence <= self._thresholds[layer]
+        keep = tokens.valid & (keep | ~matchable | ~prunable[:, None])
+        rows = pairs[:, None].expand_as(keep)
+        counted = keep & prunable[:, None]
+        prune_count[rows[counted], tokens.index[counted]] += 1
+        if bool((keep == tokens.valid).all()):
+            return tokens
+        return tokens.compact(keep)
+
+    def _finish(self, out: "_Outputs", pairs: torch.Tensor, tokens0: _Tokens, tokens1: _Tokens,
+                layer: int) -> None:
+        """Assignment and matches for ``pairs`` that stop after ``layer``."""
+        out.stops[pairs] = layer + 1
+        if tokens0.desc.shape[1] == 0 or tokens1.desc.shape[1] == 0:
+            return
+        scores, _ = self.log_assignment[layer](
+            tokens0.desc, tokens1.desc, tokens0.match_log_weight(), tokens1.match_log_weight()
+        )
+        m0, m1, s0, s1 = filter_matches(scores.float(), self.conf.filter_threshold)
+        out.scatter(pairs, tokens0.index, tokens1.index, m0, m1, s0, s1)
+
+
+class _Outputs:
+    """Accumulates per-pair results in the original keypoint indexing."""
+
+    def __init__(self, matches0: torch.Tensor, matches1: torch.Tensor, scores0: torch.Tensor,
+                 scores1: torch.Tensor, prune0: torch.Tensor, prune1: torch.Tensor,
+                 stops: torch.Tensor) -> None:
+        self.matches0, self.matches1 = matches0, matches1
+        self.scores0, self.scores1 = scores0, scores1
+        self.prune0, self.prune1 = prune0, prune1
+        self.stops = stops
+
+    @classmethod
+    def empty(cls, b: int, m: int, n: int, device: torch.device, dtype: torch.dtype) -> "_Outputs":
+        long = dict(dtype=torch.long, device=device)
+        return cls(torch.full((b, m), -1, **long), torch.full((b, n), -1, **long),
+                   torch.zeros((b, m), dtype=dtype, device=device),
+                   torch.zeros((b, n), dtype=dtype, device=device),
+                   torch.zeros((b, m), **long), torch.zeros((b, n), **long), torch.zeros(b, **long))
+
+    def scatter(self, pairs: torch.Tensor, index0: torch.Tensor, index1: torch.Tensor,
+                m0: torch.Tensor, m1: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor,
+                prune0: Optional[torch.Tensor] = None, prune1: Optional[torch.Tensor] = None) -> None:
+        """Write results given on local token indices (index0 [P, L0] / index1 [P, L1] map a
+        token to its original keypoint, -1 for none) into the rows ``pairs`` [P]."""
+        for index, other, local, scores, prune, dst_m, dst_s, dst_p in (
+            (index0, index1, m0, s0, prune0, self.matches0, self.scores0, self.prune0),
+            (index1, index0, m1, s1, prune1, self.matches1, self.scores1, self.prune1),
+        ):
+            valid = index >= 0
+            rows = pairs[:, None].expand_as(index)[valid]
+            cols = index[valid]
+            if prune is not None:
+                dst_p[rows, cols] = prune[valid]
+            if local.shape[1] == 0 or other.shape[1] == 0:
+                continue
+            target = torch.where(local >= 0, other.gather(1, local.clamp(min=0)), -1)
+            dst_m[rows, cols] = target[valid]
+            dst_s[rows, cols] = scores[valid].to(dst_s.dtype)
+
+    def as_dict(self, specularity0: Optional[torch.Tensor], specularity1: Optional[torch.Tensor]) -> Dict[str, Any]:
+        matches: List[torch.Tensor] = []
+        scores: List[torch.Tensor] = []
+        for k in range(self.matches0.shape[0]):
+            valid = self.matches0[k] > -1
+            idx0 = torch.where(valid)[0]
+            matches.append(torch.stack([idx0, self.matches0[k][valid]], -1))
+            scores.append(self.scores0[k][valid])
+        result = {
+            "matches0": self.matches0,
+            "matches1": self.matches1,
+            "matching_scores0": self.scores0,
+            "matching_scores1": self.scores1,
+            "matches": matches,
+            "scores": scores,
+            "stop": int(self.stops.max()) if self.stops.numel() else 0,
+            "stops": self.stops,
+            "prune0": self.prune0,
+            "prune1": self.prune1,
+        }
+        if specularity0 is not None or specularity1 is not None:
+            result["specularity0"] = specularity0 if specularity0 is not None else torch.zeros_like(self.scores0)
+            result["specularity1"] = specularity1 if specularity1 is not None else torch.zeros_like(self.scores1)
+        return result
+
+
+class _FrozenConf:
+    """Read-only attribute view of the merged configuration."""
+
+    def __init__(self, values: Dict[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__") or key == "_values":
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("LightGlue.conf is read-only; pass options to the constructor")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"LightGlueConf({self._values})"

@@ -1,0 +1,303 @@
+"""Classical specular-highlight detectors, batched and in pure torch.
+
+Shape letters: ``B`` batch, ``C`` channels (3 = RGB, 1 = grey), ``H x W`` image size.
+A mask is a bool tensor ``[B, H, W]`` that is True on highlight pixels.
+
+Three rules are available (see ``/work/shared/ANCHORS.md`` section 7):
+
+- ``"bright"``: grey level above a threshold (the EndoMapper NR-SLAM bright mask).
+- ``"arnold"``: Arnold et al. 2010, absolute colour thresholds plus a relative test
+  against a smoothed image in which the candidate highlights were filled in.
+- ``"tchoulack"``: Tchoulack et al. 2008, high intensity and low saturation relative
+  to the image maxima, grown by a 3x3 window.
+
+Every threshold is given in 0..255 units, as in the papers, and divided by 255 inside.
+All the work runs on the device of the input tensor.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import MappingProxyType
+from typing import Any, Mapping, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+ImageLike = Union[torch.Tensor, np.ndarray]
+
+#: The method used when ``detect`` is called without ``method`` (chosen with
+#: ``benchmarks/detector.py``: best F1 on synthetic highlights and hits every
+#: annotated EAD2019 specularity box).
+DEFAULT_METHOD = "bright"
+
+#: Settings shared by every method.
+COMMON_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "dilate": 0,  # grow the final mask by this many pixels (square window); 0 disables
+    }
+)
+
+#: Per-method settings. Thresholds are in 0..255 units; sizes are in pixels.
+METHOD_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "bright": MappingProxyType(
+            {
+                "threshold": 225.0,  # grey (0.299R + 0.587G + 0.114B) strictly above this is a highlight
+                "erode": 0,  # erode the raw mask by this many pixels before `dilate`; 0 disables
+            }
+        ),
+        "arnold": MappingProxyType(
+            {
+                "t1": 240.0,  # module 1 absolute threshold on E, G / r_GE and B / r_BE
+                "t2_abs": 190.0,  # lower absolute threshold that marks candidates for module 2
+                "t2_rel": 1.2,  # module 2: flag if max_c tau_c * I_c / I_filtered_c exceeds this
+                "percentile": 95.0,  # percentile used for the colour-balance ratios r_GE, r_BE
+                "fill_size": 21,  # window (px) whose non-candidate mean fills the candidates
+                "median_size": 31,  # median filter support (px, approximate, see docstring)
+                "relative_in_candidates": True,  # module 2 only flags t2_abs candidates; False: anywhere
+            }
+        ),
+        "tchoulack": MappingProxyType(
+            {
+                "intensity_ratio": 0.5,  # intensity m = (R+G+B)/3 must be >= this * max(m)
+                "saturation_ratio": 0.33,  # saturation must be <= this * max(saturation)
+                "grow": 1,  # grow by this many pixels (1 = the paper's 3x3 window); 0 disables
+            }
+        ),
+    }
+)
+
+_LUMA = (0.2989, 0.5870, 0.1140)
+_EPS = 1e-6
+
+
+def detect(image: ImageLike, method: str = DEFAULT_METHOD, **params: Any) -> ImageLike:
+    """Detect specular highlights.
+
+    Args:
+        image: ``[B, C, H, W]`` or ``[C, H, W]`` float tensor in [0, 1] with C = 3 (RGB)
+            or C = 1 (grey), or a numpy ``uint8`` array ``[H, W, 3]`` (RGB) or ``[H, W]``.
+        method: ``"bright"`` (default), ``"arnold"`` or ``"tchoulack"``.
+        **params: settings of ``method`` (unknown keys raise ``ValueError``):
+
+            Common to all methods:
+              - ``dilate`` (0): grow the final mask by this many pixels (square window).
+
+            ``"bright"`` (EndoMapper NR-SLAM bright mask):
+              - ``threshold`` (225): grey = 0.299R + 0.587G + 0.114B above this (0..255).
+              - ``erode`` (0): erode the raw mask by this many pixels before dilating,
+                which removes specks; ``erode=r, dilate=r`` is a morphological opening.
+
+            ``"arnold"`` (Arnold et al. 2010, simplified):
+              - ``t1`` (240): module 1 flags a pixel if E > t1, G > r_GE * t1 or
+                B > r_BE * t1, with E = 0.2989R + 0.587G + 0.114B and r_GE, r_BE the
+                ratios of the ``percentile``-th percentiles of G and B to that of E.
+              - ``t2_abs`` (190): the same rule with this threshold marks candidates.
+              - ``t2_rel`` (1.2): module 2 flags a pixel if
+                max_c tau_c * I_c / I_filtered_c > t2_rel, where
+                tau_c = mean_c / (mean_c + std_c) over the image.
+              - ``percentile`` (95): the percentile of the colour-balance ratios.
+              - ``fill_size`` (21): the candidates (grown by 2 px) are filled with the
+                mean colour of the non-candidate pixels in a ``fill_size`` square
+                window, instead of the paper's ring centroid.
+              - ``median_size`` (31): the filled image is median filtered over about
+                this many pixels; to stay cheap the median runs on an image
+                downsampled by ``median_size // 5`` and is upsampled bilinearly.
+              - ``relative_in_candidates`` (True): module 2 only flags ``t2_abs``
+                candidates; without this, bright texture on a dark background passes
+                the relative test. The paper's contour-gradient (T3) and minimum-size
+                (N_min) post-processing is left out.
+
+            ``"tchoulack"`` (Tchoulack et al. 2008):
+              - ``intensity_ratio`` (0.5): m = (R+G+B)/3 must be >= ratio * max(m).
+              - ``saturation_ratio`` (0.33): the paper's fast saturation
+                s = 1.5 (R - m) if R + B >= 2G else 1.5 (m - B) (clipped at 0)
+                must be <= ratio * max(s).
+              - ``grow`` (1): grow the mask by this many pixels (1 = the 3x3 window).
+
+    Returns:
+        Bool mask ``[B, H, W]``, ``[H, W]`` for an unbatched tensor, or a numpy bool
+        ``[H, W]`` array for numpy input; on the device of the input tensor. Grey
+        input is treated as R = G = B. Maxima and percentiles are per image.
+
+    Raises:
+        TypeError: ``image`` is neither a tensor nor an array, or has a wrong dtype.
+        ValueError: wrong shape, values outside [0, 1], unknown ``method`` or setting.
+    """
+    conf = _merge_conf(method, params)
+    rgb, unbatched, from_numpy = _to_rgb_batch(image)
+    if rgb.numel() == 0:
+        mask = torch.zeros(rgb.shape[0], *rgb.shape[-2:], dtype=torch.bool, device=rgb.device)
+    else:
+        mask = _RULES[method](rgb, conf)
+        if conf["dilate"] > 0:
+            mask = _dilate(mask, int(conf["dilate"]))
+    if unbatched:
+        mask = mask[0]
+    if from_numpy:
+        return mask.cpu().numpy()
+    return mask
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _bright(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
+    grey = _luma(rgb)
+    mask = grey > conf["threshold"] / 255.0
+    if conf["erode"] > 0:
+        mask = _erode(mask, int(conf["erode"]))
+    return mask
+
+
+def _arnold(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
+    e = _luma(rgb)  # [B, H, W]
+    g, b = rgb[:, 1], rgb[:, 2]
+    q = conf["percentile"] / 100.0
+    p_e = _percentile(e, q).clamp_min(_EPS)
+    r_ge = (_percentile(g, q) / p_e)[:, None, None]
+    r_be = (_percentile(b, q) / p_e)[:, None, None]
+
+    def absolute(threshold: float) -> torch.Tensor:
+        t = threshold / 255.0
+        return (e > t) | (g > r_ge * t) | (b > r_be * t)
+
+    module1 = absolute(conf["t1"])
+    candidates = absolute(conf["t2_abs"])
+
+    # Fill the (slightly grown) candidates with the local mean of the other pixels.
+    keep = (~_dilate(candidates, 2)).to(rgb.dtype)[:, None]  # [B, 1, H, W]
+    size = int(conf["fill_size"]) | 1
+    num = _box_filter(rgb * keep, size)
+    den = _box_filter(keep, size)
+    global_mean = (rgb * keep).sum((2, 3), keepdim=True) / keep.sum((2, 3), keepdim=True).clamp_min(1)
+    local_mean = torch.where(den > _EPS, num / den.clamp_min(_EPS), global_mean)
+    filled = torch.where(keep > 0, rgb, local_mean)
+    smooth = _approx_median(filled, int(conf["median_size"]))
+
+    mean = rgb.mean((2, 3), keepdim=True)
+    std = rgb.std((2, 3), keepdim=True) if rgb.shape[-1] * rgb.shape[-2] > 1 else torch.zeros_like(mean)
+    tau = mean / (mean + std).clamp_min(_EPS)
+    ratio = (tau * rgb / smooth.clamp_min(_EPS)).amax(1)  # [B, H, W]
+    module2 = ratio > conf["t2_rel"]
+    if conf["relative_in_candidates"]:
+        module2 &= candidates
+    return module1 | module2
+
+
+def _tchoulack(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
+    r, g, b = rgb.unbind(1)
+    m = rgb.mean(1)
+    s = torch.where(r + b >= 2 * g, 1.5 * (r - m), 1.5 * (m - b)).clamp_min(0)
+    m_max = m.flatten(1).amax(1)[:, None, None]
+    s_max = s.flatten(1).amax(1)[:, None, None]
+    mask = (m >= conf["intensity_ratio"] * m_max) & (s <= conf["saturation_ratio"] * s_max)
+    if conf["grow"] > 0:
+        mask = _dilate(mask, int(conf["grow"]))
+    return mask
+
+
+_RULES = {"bright": _bright, "arnold": _arnold, "tchoulack": _tchoulack}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _merge_conf(method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Defaults, then the caller's settings; unknown keys raise."""
+    if method not in METHOD_DEFAULTS:
+        raise ValueError(f"method must be one of {sorted(METHOD_DEFAULTS)}, got {method!r}")
+    defaults = {**COMMON_DEFAULTS, **METHOD_DEFAULTS[method]}
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {unknown} for method {method!r}; expected some of {sorted(defaults)}"
+        )
+    conf = {**defaults, **params}
+    for key in ("dilate", "erode", "grow", "fill_size", "median_size"):
+        if key in conf and (not isinstance(conf[key], (int, np.integer)) or conf[key] < 0):
+            raise ValueError(f"setting {key!r} must be a non-negative int (pixels), got {conf[key]!r}")
+    return MappingProxyType(conf)
+
+
+def _to_rgb_batch(image: ImageLike) -> tuple[torch.Tensor, bool, bool]:
+    """Validate ``image`` and return (rgb ``[B, 3, H, W]`` float, unbatched, from_numpy)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError(f"image: numpy input must be uint8 [H, W, 3] or [H, W], got dtype {image.dtype}")
+        if image.ndim == 3 and image.shape[-1] in (1, 3):
+            chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+        elif image.ndim == 2:
+            chw = image[None]
+        else:
+            raise ValueError(f"image: numpy input must have shape [H, W, 3] or [H, W], got {list(image.shape)}")
+        x = torch.from_numpy(chw).float().div_(255.0)[None]
+        return x.expand(-1, 3, -1, -1), True, True
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image must be a torch.Tensor or numpy.ndarray, got {type(image).__name__}")
+    if not image.is_floating_point():
+        raise TypeError(f"image: tensor must be float in [0, 1] with shape [B, C, H, W] or [C, H, W], got dtype {image.dtype}")
+    if image.ndim not in (3, 4) or image.shape[-3] not in (1, 3):
+        raise ValueError(
+            f"image: tensor must have shape [B, C, H, W] or [C, H, W] with C in (1, 3), got {list(image.shape)}"
+        )
+    unbatched = image.ndim == 3
+    x = image[None] if unbatched else image
+    if x.numel() > 0:
+        lo, hi = torch.aminmax(x)
+        if not (bool(lo >= 0) and bool(hi <= 1)):  # also rejects NaN
+            raise ValueError(f"image: float values must lie in [0, 1], got range [{lo.item():.4g}, {hi.item():.4g}]")
+    return x.expand(-1, 3, -1, -1), unbatched, False
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, H, W]`` -> grey ``[B, H, W]``."""
+    return _LUMA[0] * rgb[:, 0] + _LUMA[1] * rgb[:, 1] + _LUMA[2] * rgb[:, 2]
+
+
+def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-image nearest-rank quantile ``q`` in [0, 1] of ``[B, H, W]`` -> ``[B]``."""
+    flat = x.flatten(1)
+    k = min(flat.shape[1], max(1, round(q * (flat.shape[1] - 1)) + 1))
+    return flat.kthvalue(k, dim=1).values
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Grow a bool mask ``[B, H, W]`` with a ``(2r+1)^2`` square."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    grown = F.max_pool2d(mask[:, None].to(torch.float32), k, stride=1, padding=radius)
+    return grown[:, 0] > 0
+
+
+def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Shrink a bool mask ``[B, H, W]``; pixels outside the image count as inside the mask."""
+    return ~_dilate(~mask, radius)
+
+
+def _box_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Separable zero-padded box mean of ``[B, C, H, W]`` over a ``size x size`` window."""
+    pad = size // 2
+    x = F.avg_pool2d(x, (1, size), stride=1, padding=(0, pad), count_include_pad=True)
+    return F.avg_pool2d(x, (size, 1), stride=1, padding=(pad, 0), count_include_pad=True)
+
+
+def _approx_median(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Median filter of ``[B, C, H, W]`` over about ``size`` pixels, run at reduced resolution."""
+    if size <= 1:
+        return x
+    h, w = x.shape[-2:]
+    factor = max(1, size // 5)
+    small = F.avg_pool2d(x, factor, ceil_mode=True) if factor > 1 else x
+    k = max(1, size // factor) | 1
+    pad = k // 2
+    padded = F.pad(small, (pad, pad, pad, pad), mode="replicate")
+    med = padded.unfold(2, k, 1).unfold(3, k, 1).flatten(-2).median(-1).values
+    if factor > 1:
+        med = F.interpolate(med, size=(h, w), mode="bilinear", align_corners=False)
+    return med

