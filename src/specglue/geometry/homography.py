@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -260,10 +260,9 @@ def homography_overlap(H: ArrayLike, width: int, height: int) -> Tuple[float, fl
         return 0.0, 0.0
     quad = homog[:, :2] / homog[:, 2:]
     area = _polygon_area(quad)
-    cross = [
-        np.cross(quad[(i + 1) % 4] - quad[i], quad[(i + 2) % 4] - quad[(i + 1) % 4])
-        for i in range(4)
-    ]
+    edges = np.roll(quad, -1, axis=0) - quad  # [4, 2]
+    nxt = np.roll(edges, -1, axis=0)
+    cross = edges[:, 0] * nxt[:, 1] - edges[:, 1] * nxt[:, 0]  # z of consecutive edge pairs
     if area <= 0 or not all(c > 0 for c in cross):  # mirrored or folded
         return 0.0, 0.0
     inter, _ = cv2.intersectConvexConvex(frame.astype(np.float32), quad.astype(np.float32))
