@@ -94,12 +94,12 @@ class TestALIKEDParity:
         kornia_net = KorniaALIKED("aliked-n16")
         kornia_net.load_state_dict(ours.net.state_dict())
         kornia_net.eval()
-        image = to_tensor(read_rgb(data_dir / PARITY_PHOTOS[0], 640))
+        image = to_tensor(read_rgb(data_dir / PARITY_PHOTOS[0], 480))
         with torch.no_grad():
             ref = kornia_net(image[None])[0]
         got = ALIKED(resize=None).extract(image)
         dist, idx = nearest(ref.keypoints, got["keypoints"][0])
-        assert len(ref.keypoints) > 500
+        assert len(ref.keypoints) > 300
         assert float((dist < 0.5).float().mean()) == 1.0
         assert len(got["keypoints"][0]) >= len(ref.keypoints)
         desc_diff = (got["descriptors"][0][idx] - ref.descriptors).abs().max()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -30,6 +31,8 @@ SPECULAR_MODES = ("hard", "cross", "soft", "filter", "off")
 SPECULAR_THRESHOLD = 0.5  # specularity >= this makes a keypoint specular in hard/cross/filter
 
 StateDict = Dict[str, torch.Tensor]
+# Keys of the official releases that the model never used (the DISK release has them).
+_LEGACY_UNUSED_KEY = re.compile(r"log_assignment\.\d+\.r")
 
 
 def normalize_keypoints(kpts: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
@@ -242,9 +245,14 @@ class LightGlue(nn.Module):
                 f"{len(missing)} missing keys, e.g. {missing[:3]}"
             )
         unexpected = sorted(set(renamed) - set(expected))
-        if unexpected:  # e.g. the unused `log_assignment.N.r` of the DISK release
-            logger.debug("Checkpoint %s: ignoring unused keys %s", name, unexpected)
-            renamed = {k: v for k, v in renamed.items() if k in expected}
+        legacy = [k for k in unexpected if _LEGACY_UNUSED_KEY.fullmatch(k)]
+        if len(legacy) < len(unexpected):
+            extra = [k for k in unexpected if k not in legacy]
+            hint = ""
+            if "input_proj.weight" in extra:
+                hint = f" (its descriptors have width {renamed['input_proj.weight'].shape[1]}: set input_dim)"
+            raise ValueError(f"Checkpoint {name} has keys this LightGlue does not: {extra[:3]}{hint}")
+        renamed = {k: v for k, v in renamed.items() if k in expected}
         for key, value in renamed.items():
             if value.shape != expected[key].shape:
                 raise ValueError(

@@ -1,0 +1,147 @@
+"""Tests for specglue.specular.detect on real photos and synthetic highlights."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from specglue.specular import DEFAULT_METHOD, detect, synthesize
+
+METHODS = ("bright", "arnold", "tchoulack")
+
+
+def load_rgb(path, long_side: int = 384) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` resized so the long side is ``long_side``."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        pytest.fail(f"cannot read test photo {path}")
+    scale = long_side / max(bgr.shape[:2])
+    bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a & b).sum().item() / max(1, (a | b).sum().item())
+
+
+@pytest.fixture(scope="module")
+def photo(data_dir) -> torch.Tensor:
+    """A real outdoor photo with almost no natural glare, ``[3, 256, 384]``."""
+    return to_tensor(load_rgb(data_dir / "01_lightglue_assets" / "DSC_0410.JPG"))
+
+
+class TestAccuracy:
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_default_finds_synthetic_highlights(self, photo, seed):
+        image, truth = synthesize(photo, num_blobs=(6, 12), seed=seed)
+        pred = detect(image)
+        assert truth.sum() > 100
+        assert iou(pred, truth) > 0.6
+        assert not detect(photo).any() or iou(detect(photo), truth) < 0.1  # the photo itself is not glare
+
+    def test_dilate_grows_mask(self, photo):
+        image, _ = synthesize(photo, seed=0)
+        base, grown = detect(image), detect(image, dilate=2)
+        assert bool((grown | base).eq(grown).all()) and grown.sum() > base.sum()
+
+    def test_arnold_hits_annotated_ead_specularities(self, data_dir):
+        """EAD2019 frame 00017: both class-0 (specularity) boxes contain detections."""
+        folder = data_dir / "09_ead2019_endoscopy_artefacts_specularity" / "frames_bbox"
+        rgb = cv2.cvtColor(cv2.imread(str(folder / "00017.jpg")), cv2.COLOR_BGR2RGB)
+        mask = detect(rgb, "arnold")
+        h, w = mask.shape
+        boxes = [line.split() for line in (folder / "00017.txt").read_text().splitlines()]
+        spec = [tuple(map(float, b[1:])) for b in boxes if b[0] == "0"]
+        assert len(spec) == 2
+        for xc, yc, bw, bh in spec:
+            y0, y1 = int((yc - bh / 2) * h), int((yc + bh / 2) * h) + 1
+            x0, x1 = int((xc - bw / 2) * w), int((xc + bw / 2) * w) + 1
+            assert mask[y0:y1, x0:x1].any()
+        assert mask.mean() < 0.05  # and flags only a small part of the frame
+
+    @pytest.mark.parametrize("method", METHODS)
+    def test_endoscopy_frames_mostly_unflagged(self, data_dir, method):
+        frames = sorted((data_dir / "10_laparoscopic_cholecystectomy_sequence_rvim" / "frames").glob("*.png"))[:4]
+        batch = torch.stack([to_tensor(load_rgb(f, 320)) for f in frames])
+        share = detect(batch, method).float().mean().item()
+        assert 0.001 < share < 0.2  # glints exist, but most tissue is not glare
+
+
+class TestEmptyAndShapes:
+    @pytest.mark.parametrize("method", METHODS)
+    @pytest.mark.parametrize("level", [0.0, 0.1, 0.5])
+    def test_plain_image_is_empty(self, method, level):
+        for channels in (1, 3):
+            mask = detect(torch.full((2, channels, 48, 64), level), method)
+            assert mask.shape == (2, 48, 64) and mask.dtype == torch.bool
+            assert not mask.any()
+
+    @pytest.mark.parametrize("method", METHODS)
+    def test_batched_equals_single(self, photo, method):
+        a, _ = synthesize(photo, seed=3)
+        b = photo.flip(-1) * 0.8
+        batch = detect(torch.stack([a, b]), method)
+        assert torch.equal(batch[0], detect(a, method))
+        assert torch.equal(batch[1], detect(b, method))
+
+    @pytest.mark.parametrize("method", METHODS)
+    def test_numpy_and_torch_agree(self, photo, method):
+        image, _ = synthesize(photo, seed=4)
+        rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        from_numpy = detect(rgb, method)
+        assert isinstance(from_numpy, np.ndarray) and from_numpy.dtype == bool
+        assert from_numpy.shape == rgb.shape[:2] and from_numpy.any()
+        np.testing.assert_array_equal(from_numpy, detect(to_tensor(rgb), method).numpy())
+        grey = rgb[..., 1]
+        np.testing.assert_array_equal(detect(grey, method), detect(torch.from_numpy(grey)[None] / 255.0, method).numpy())
+
+    def test_unbatched_grey_and_empty(self):
+        assert detect(torch.rand(1, 20, 30)).shape == (20, 30)
+        assert detect(torch.rand(3, 0, 30)).shape == (0, 30)
+        assert detect(torch.rand(0, 3, 8, 8)).shape == (0, 8, 8)
+
+    def test_default_method(self):
+        assert DEFAULT_METHOD in METHODS
+
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+    @pytest.mark.parametrize("method", METHODS)
+    def test_cuda_matches_cpu(self, photo, method):
+        image, _ = synthesize(photo, seed=5)
+        gpu = detect(image.cuda(), method)
+        assert gpu.device.type == "cuda"
+        assert (gpu.cpu() != detect(image, method)).float().mean() < 1e-3
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        "image, error, words",
+        [
+            (torch.rand(2, 2, 3, 8, 8), ValueError, "[B, C, H, W]"),
+            (torch.rand(8, 8), ValueError, "[B, C, H, W]"),
+            (torch.rand(2, 4, 8, 8), ValueError, "C in (1, 3)"),
+            (torch.randint(0, 255, (3, 8, 8), dtype=torch.uint8), TypeError, "float"),
+            (torch.rand(3, 8, 8) * 255, ValueError, "[0, 1]"),
+            (torch.full((3, 8, 8), float("nan")), ValueError, "[0, 1]"),
+            (np.zeros((8, 8, 3), np.float32), TypeError, "uint8"),
+            (np.zeros((8, 8, 4), np.uint8), ValueError, "[H, W, 3]"),
+            ([[0.0]], TypeError, "torch.Tensor"),
+        ],
+    )
+    def test_rejects_with_argument_named(self, image, error, words):
+        with pytest.raises(error) as info:
+            detect(image)
+        assert "image" in str(info.value) and words in str(info.value)
+
+    def test_rejects_unknown_method_and_setting(self):
+        with pytest.raises(ValueError, match="method"):
+            detect(torch.rand(3, 8, 8), "glossy")
+        with pytest.raises(ValueError, match="threshhold"):
+            detect(torch.rand(3, 8, 8), "bright", threshhold=200)
+        with pytest.raises(ValueError, match="dilate"):
+            detect(torch.rand(3, 8, 8), dilate=-1)
