@@ -41,7 +41,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def nearest(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """For each of the ``[N, 2]`` points ``a``: distance to and index of its nearest in ``[M, 2]`` ``b``."""
+    """Distance to, and index of, the nearest ``[M, 2]`` ``b`` of each ``[N, 2]`` ``a``."""
     if len(a) == 0 or len(b) == 0:
         return torch.full((len(a),), float("inf")), torch.zeros(len(a), dtype=torch.long)
     dist = torch.cdist(a.double(), b.double())

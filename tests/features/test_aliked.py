@@ -132,7 +132,8 @@ class TestALIKEDBehaviour:
             assert n == single["keypoints"].shape[1]
             assert torch.allclose(both["keypoints"][i, :n], single["keypoints"][0], atol=1e-3)
             assert torch.allclose(both["descriptors"][i, :n], single["descriptors"][0], atol=1e-3)
-            assert torch.all(both["keypoints"][i, n:] == 0) and torch.all(both["descriptors"][i, n:] == 0)
+            assert torch.all(both["keypoints"][i, n:] == 0)
+            assert torch.all(both["descriptors"][i, n:] == 0)
             assert torch.all(both["keypoint_scores"][i, n:] == 0)
 
     def test_specular_mask_drops_only_masked(self, data_dir):

@@ -15,7 +15,7 @@ import specglue.features as features
 from specglue.features import EXTRACTORS, SIFT, build_extractor, max_pool_nms
 from specglue.features.base import Extractor
 
-from . import read_rgb, to_tensor
+from . import GLINT_FRAME, read_rgb, to_tensor
 
 
 class Centroid(Extractor):
@@ -92,7 +92,7 @@ class TestResizeMapping:
         half = SIFT(resize=400, max_num_keypoints=1000).extract(image)["keypoints"][0]
         dist = torch.cdist(half.double(), full.double()).min(1).values
         assert len(half) > 500
-        assert float((dist < 2.0).float().mean()) > 0.6
+        assert float((dist < 2.0).float().mean()) > 0.7
         # a mapping that forgets the scale puts them nowhere near
         wrong = torch.cdist(half.double() / 2, full.double()).min(1).values
         assert float((wrong < 2.0).float().mean()) < 0.3
@@ -121,7 +121,8 @@ class TestSpecularMask:
     @pytest.mark.parametrize("shape", [(31, 48), (48, 32), (2, 32, 48), (1, 1, 31, 48)])
     def test_wrong_mask_shape(self, shape):
         with pytest.raises(ValueError, match=r"specular_mask.*\[32, 48\].*got"):
-            Fixed().extract(torch.rand(3, 32, 48), specular_mask=torch.zeros(shape, dtype=torch.bool))
+            mask = torch.zeros(shape, dtype=torch.bool)
+            Fixed().extract(torch.rand(3, 32, 48), specular_mask=mask)
 
     def test_wrong_mask_dtype(self):
         with pytest.raises(ValueError, match="specular_mask must be bool"):
@@ -130,7 +131,7 @@ class TestSpecularMask:
 
 class TestInputs:
     def test_numpy_and_torch_agree(self, data_dir):
-        image = read_rgb(data_dir / "10_laparoscopic_cholecystectomy_sequence_rvim/frames/frame_03.png")
+        image = read_rgb(data_dir / GLINT_FRAME.replace("00", "03"))
         sift = SIFT(resize=None)
         a, b = sift.extract(image), sift.extract(to_tensor(image))
         c = sift({"image": to_tensor(image)[None]})

@@ -65,6 +65,19 @@ class TestSynthesize:
         _, none = synthesize(photo, num_blobs=0, streaks=0, seed=0)
         assert not none.any()
 
+    def test_center_placement(self, photo):
+        """'center' draws centres around the image middle, 'uniform' anywhere."""
+        blank = torch.zeros(3, 400, 400)
+        centre = torch.zeros(400, 400, dtype=torch.bool)
+        centre[100:300, 100:300] = True
+
+        def share_in_centre(placement: str) -> float:
+            _, mask = synthesize(blank, num_blobs=200, streaks=0, size_range=(0.005, 0.005), placement=placement, seed=0)
+            return (mask & centre).sum().item() / mask.sum().item()
+
+        # expected shares: about 0.47 (two 1-sigma bands) and 0.25 (a quarter of the area)
+        assert share_in_centre("center") > 0.38 and 0.15 < share_in_centre("uniform") < 0.33
+
     def test_bad_input(self, photo):
         with pytest.raises(TypeError, match="image"):
             synthesize((photo * 255).to(torch.uint8), seed=0)

@@ -59,7 +59,9 @@ class ALIKED(Extractor):
         super().__init__(**conf)
         name = self.conf["model_name"]
         if name not in ALIKED_VARIANTS:
-            raise ValueError(f"Unknown ALIKED model_name {name!r}; known: {sorted(ALIKED_VARIANTS)}")
+            raise ValueError(
+                f"Unknown ALIKED model_name {name!r}; known: {sorted(ALIKED_VARIANTS)}"
+            )
         if int(self.conf["nms_radius"]) < 1:
             raise ValueError(f"nms_radius must be >= 1, got {self.conf['nms_radius']!r}")
         self.net = KorniaALIKED(model_name=name, nms_radius=int(self.conf["nms_radius"]))
@@ -103,7 +105,10 @@ class ALIKED(Extractor):
                 order = flat[candidates].argsort(descending=True, stable=True)[:budget]
                 selected.append(candidates[order])
                 continue
-            keep = flat > threshold if threshold > 0 else flat.new_zeros(flat.shape, dtype=torch.bool)
+            if threshold > 0:
+                keep = flat > threshold
+            else:
+                keep = torch.zeros_like(flat, dtype=torch.bool)
             if not bool(keep.any()):  # no maximum above the threshold: above the mean
                 keep = flat > flat_scores.mean()
             indices = keep.nonzero()[:, 0]

@@ -132,7 +132,8 @@ class SuperPoint(Extractor):
                 f"not fit SuperPoint (expected keys conv1a.weight ... convDb.bias): {err}"
             ) from err
         self.net.eval()
-        logger.info("Loaded SuperPoint weights from %s", "<state dict>" if isinstance(source, dict) else source)
+        name = "<state dict>" if isinstance(source, dict) else source
+        logger.info("Loaded SuperPoint weights from %s", name)
 
     @property
     def descriptor_dim(self) -> int:

@@ -1,0 +1,111 @@
+"""Unit tests of the building blocks on hand-built inputs."""
+
+import math
+
+import torch
+
+from specglue.model import (CrossBlock, LearnableFourierPositionalEncoding, MatchAssignment, SelfBlock,
+                            TokenConfidence, TransformerLayer, filter_matches)
+from specglue.model.heads import sigmoid_log_double_softmax
+
+D, H = 64, 4
+
+
+def _encoding(b, n, seed=0):
+    torch.manual_seed(seed)
+    return LearnableFourierPositionalEncoding(2, D // H)(torch.rand(b, n, 2) * 2 - 1)
+
+
+def test_positional_encoding_shape_and_unit_rotation():
+    enc = _encoding(2, 7)
+    assert enc.shape == (2, 2, 1, 7, D // H)
+    torch.testing.assert_close(enc[0] ** 2 + enc[1] ** 2, torch.ones_like(enc[0]))
+
+
+def test_scale_ori_encoding_takes_four_inputs():
+    posenc = LearnableFourierPositionalEncoding(4, 32)
+    assert posenc(torch.rand(1, 5, 4)).shape == (2, 1, 1, 5, 32)
+
+
+def test_masked_keys_equal_removed_keys():
+    torch.manual_seed(0)
+    block = SelfBlock(D, H).eval()
+    x, enc = torch.randn(1, 10, D), _encoding(1, 10)
+    keep = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1, 0, 1], dtype=torch.bool)
+    masked = block(x, enc, keep[None, None, None, :])
+    removed = block(x[:, keep], enc[:, :, :, keep])
+    torch.testing.assert_close(masked[:, keep], removed, atol=1e-5, rtol=1e-5)
+
+
+def test_fully_masked_queries_get_no_nan():
+    torch.manual_seed(0)
+    layer = TransformerLayer(D, H).eval()
+    x0, x1 = torch.randn(1, 5, D), torch.randn(1, 6, D)
+    none0 = torch.zeros(1, 1, 1, 5, dtype=torch.bool)
+    none1 = torch.zeros(1, 1, 1, 6, dtype=torch.bool)
+    y0, y1 = layer(x0, x1, _encoding(1, 5), _encoding(1, 6), none0, none1, none1, none0)
+    assert torch.isfinite(y0).all() and torch.isfinite(y1).all()
+
+
+def test_cross_block_is_symmetric():
+    torch.manual_seed(0)
+    block = CrossBlock(D, H).eval()
+    x0, x1 = torch.randn(2, 5, D), torch.randn(2, 8, D)
+    a0, a1 = block(x0, x1)
+    b1, b0 = block(x1, x0)
+    torch.testing.assert_close(a0, b0)
+    torch.testing.assert_close(a1, b1)
+
+
+def test_log_assignment_probabilities():
+    torch.manual_seed(0)
+    head = MatchAssignment(D)
+    scores, sim = head(torch.randn(1, 4, D), torch.randn(1, 5, D))
+    assert scores.shape == (1, 5, 6) and sim.shape == (1, 4, 5)
+    # each row's matched mass times its matchability plus the dustbin is at most 1
+    assert (scores[0, :-1].exp().sum(-1) <= 2 + 1e-5).all()
+
+
+def test_log_weights_zero_equal_plain_and_minus_inf_excludes():
+    torch.manual_seed(0)
+    sim, z0, z1 = torch.randn(2, 4, 5), torch.randn(2, 4, 1), torch.randn(2, 5, 1)
+    plain = sigmoid_log_double_softmax(sim, z0, z1)
+    zeros = sigmoid_log_double_softmax(sim, z0, z1, torch.zeros(2, 4), torch.zeros(2, 5))
+    torch.testing.assert_close(plain, zeros)
+    w0 = torch.zeros(2, 4)
+    w0[:, 1] = -math.inf
+    weighted = sigmoid_log_double_softmax(sim, z0, z1, w0, None)
+    assert torch.isinf(weighted[:, 1, :-1]).all() and (weighted[:, 1, -1] == 0).all()
+    # the other rows no longer compete with row 1 in the column softmax
+    assert (weighted[:, 0, :-1] >= plain[:, 0, :-1] - 1e-6).all()
+
+
+def test_fully_excluded_image_has_finite_gradients():
+    sim = torch.randn(1, 3, 4, requires_grad=True)
+    z0, z1 = torch.randn(1, 3, 1, requires_grad=True), torch.randn(1, 4, 1)
+    w0 = torch.full((1, 3), -math.inf)
+    scores = sigmoid_log_double_softmax(sim, z0, z1, w0, None)
+    scores[:, :, -1].sum().backward()
+    assert torch.isfinite(sim.grad).all() and torch.isfinite(z0.grad).all()
+
+
+def test_filter_matches_hand_case():
+    p = torch.tensor([[0.8, 0.1, 0.05], [0.1, 0.05, 0.7], [0.6, 0.05, 0.05]])
+    scores = torch.full((1, 4, 4), -10.0)
+    scores[0, :3, :3] = p.log()
+    m0, m1, s0, s1 = filter_matches(scores, threshold=0.1)
+    assert m0.tolist() == [[0, 2, -1]]  # row 2 prefers column 0, which prefers row 0
+    assert m1.tolist() == [[0, -1, 1]]
+    torch.testing.assert_close(s0, torch.tensor([[0.8, 0.7, 0.0]]))
+    m0_strict, *_ = filter_matches(scores, threshold=0.75)
+    assert m0_strict.tolist() == [[0, -1, -1]]
+
+
+def test_token_confidence_in_unit_interval_and_detached():
+    head = TokenConfidence(D)
+    x = torch.randn(1, 6, D, requires_grad=True)
+    c0, c1 = head(x, x)
+    assert c0.shape == (1, 6) and ((c0 > 0) & (c0 < 1)).all()
+    assert not c0.requires_grad or c0.grad_fn is not None
+    c0.sum().backward()
+    assert x.grad is None  # confidence is trained without moving the descriptors
