@@ -53,8 +53,10 @@ class SelfBlock(nn.Module):
         self, x: torch.Tensor, encoding: torch.Tensor, mask: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         """x: [B, N, D], encoding: [2, B, 1, N, Dh], mask: broadcastable to [B, H, N, N]."""
-        qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3)).transpose(1, 2)
-        q, k, v = qkv.unbind(-1)  # each [B, H, N, Dh]
+        # The official layout interleaves q, k, v per channel: [..., H, Dh, 3].
+        qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3))  # [B, N, H, Dh, 3]
+        qkv = qkv.permute(4, 0, 2, 1, 3).contiguous()  # [3, B, H, N, Dh] in one copy
+        q, k, v = qkv.unbind(0)
         q = apply_rotary(encoding, q)
         k = apply_rotary(encoding, k)
         context = attention(q, k, v, mask)

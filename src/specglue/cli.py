@@ -1,0 +1,187 @@
+"""The ``specglue`` command line: argument parsing and output only; the work is in the library.
+
+Subcommands: ``match``, ``detect-specular``, ``demo``, ``eval``, ``export-onnx``
+(``specglue <command> --help`` for each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+MODES = ("auto", "off", "hard", "cross", "soft", "filter")
+
+
+class CliError(Exception):
+    """A user error reported as one line on stderr with exit code 1."""
+
+
+def _check_output(path: Optional[str], suffixes: tuple, flag: str) -> Optional[Path]:
+    if path is None:
+        return None
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise CliError(f"{flag} must end in {' or '.join(suffixes)}, got {out.name}")
+    return out
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from .pipeline import match_pair
+
+    out_path = _check_output(args.out, (".npz", ".json"), "--out")
+    viz_path = _check_output(args.viz, (".png",), "--viz")
+    given = args.mask0 is not None or args.mask1 is not None
+    if args.specular == "off":
+        if given:
+            raise CliError("--specular off contradicts --mask0/--mask1")
+        specular, mode = None, "off"
+    else:
+        specular = (args.mask0, args.mask1) if given else "auto"
+        mode = "hard" if args.specular == "auto" else args.specular
+    result = match_pair(args.image0, args.image1, features=args.features, specular=specular,
+                        specular_mode=mode, geometry=args.geometry,
+                        max_num_keypoints=args.max_keypoints, resize=args.resize or None,
+                        detector=args.detector)
+    summary = result.summary()
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if out_path.suffix.lower() == ".npz":
+            np.savez_compressed(out_path, **result.to_arrays())
+        else:
+            out_path.write_text(json.dumps(result.to_json()))
+        print(f"wrote {out_path}")
+    if viz_path is not None:
+        _plot(result, args.image0, args.image1, viz_path, caption=f"{args.features}, specular {mode}")
+        print(f"wrote {viz_path}")
+    return 0
+
+
+def _plot(result, image0, image1, path: Path, caption: str) -> None:
+    from .pipeline import load_image
+    from .viz import plot_matches
+
+    inliers = result.geometry.inliers if result.geometry is not None else None
+    plot_matches(load_image(image0), load_image(image1), result.keypoints0, result.keypoints1,
+                 result.matches, scores=result.scores, inliers=inliers, mask0=result.mask0,
+                 mask1=result.mask1, caption=caption, path=path, stop_layer=result.stop)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from .pipeline import load_image
+    from .specular import detect, write_mask
+
+    out = _check_output(args.out, (".png",), "--out")
+    params = {"dilate": args.dilate} if args.dilate else {}
+    mask = detect(load_image(args.image, "IMG"), method=args.method, **params)
+    write_mask(out, mask)
+    print(f"specular pixels: {int(mask.sum())} of {mask.size} ({mask.mean():.2%}); wrote {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    table = run_demo(Path(args.out), features=args.features, seed=args.seed)
+    print(table)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .features import EXTRACTORS
+    from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
+
+    parser = argparse.ArgumentParser(
+        prog="specglue",
+        description="LightGlue keypoint matching that ignores specular highlights (glare). "
+                    "Matches two images, detects highlight masks, evaluates and exports.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    match = sub.add_parser(
+        "match", help="match two images",
+        description="Extract features in IMG0 and IMG1, match them with LightGlue (official weights), "
+                    "keep keypoints on specular highlights out of the matching, and optionally verify "
+                    "the matches with a robust homography or fundamental matrix. Prints the counts.",
+        epilog="example: specglue match a.png b.png --geometry homography --viz matches.png",
+    )
+    match.add_argument("image0", metavar="IMG0", help="first image (any format OpenCV reads)")
+    match.add_argument("image1", metavar="IMG1", help="second image")
+    match.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
+                       help="keypoint detector/descriptor (default: aliked)")
+    match.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
+    match.add_argument("--resize", type=int, default=1024,
+                       help="resize the long side to this many px before extraction; 0 = no resize "
+                            "(default: 1024; keypoints are reported in original pixels)")
+    match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")
+    match.add_argument("--mask1", metavar="PNG", help="specular mask of IMG1")
+    match.add_argument("--specular", default="auto", choices=MODES,
+                       help="auto: detect masks where none are given and mask them hard (default); "
+                            "off: ignore highlights; hard/cross/soft/filter: how the matcher uses the masks")
+    match.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
+                       help=f"highlight detector for missing masks (default: {DEFAULT_METHOD})")
+    match.add_argument("--geometry", choices=("homography", "fundamental"),
+                       help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")
+    match.add_argument("--out", metavar="FILE", help="save the results (.npz arrays or .json)")
+    match.add_argument("--viz", metavar="FILE.png", help="draw the matches and masks")
+    match.set_defaults(func=cmd_match)
+
+    detect = sub.add_parser(
+        "detect-specular", help="write a specular-highlight mask of an image",
+        description="Detect specular highlights (glare) in IMG and write a black/white PNG mask.")
+    detect.add_argument("image", metavar="IMG")
+    detect.add_argument("--out", required=True, metavar="MASK.png", help="output mask (0 / 255)")
+    detect.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
+                        help=f"detection rule (default: {DEFAULT_METHOD})")
+    detect.add_argument("--dilate", type=int, default=0, help="grow the mask by this many px")
+    detect.set_defaults(func=cmd_detect)
+
+    demo = sub.add_parser(
+        "demo", help="run the demo on a scikit-image sample photo",
+        description="Warp a scikit-image sample photo by a random homography, add camera-fixed "
+                    "synthetic highlights to both views, match with and without specular masks, "
+                    "print a table and draw the picture.")
+    demo.add_argument("--out", default="outputs/demo.png", metavar="FILE.png")
+    demo.add_argument("--features", default="aliked", choices=("aliked", "disk"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands whose modules carry their own arguments."""
+    commands: Dict[str, tuple] = {}
+    import importlib
+
+    for name, (module_name, help_text) in commands.items():
+        module = importlib.import_module(module_name)
+        parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(parser)
+        parser.set_defaults(func=module.main)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(func(args) or 0)
+    except (CliError, FileNotFoundError, ValueError, TypeError) as err:
+        print(f"specglue {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The README demo: a package-shipped photo, a known homography, camera-fixed synthetic glare.
+
+Everything it needs comes from scikit-image (the ``coffee`` sample photo: a glossy cup) and
+from specglue itself, so it runs on a fresh install without any data download.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from .geometry import corner_error, sample_homography, warp_image, warp_points
+from .pipeline import MatchResult, match_pair
+from .specular import dilate_mask, synthesize_pair
+from .viz import plot_matches
+
+logger = logging.getLogger(__name__)
+
+
+def demo_pair(seed: int = 3) -> Dict[str, np.ndarray]:
+    """The demo images: ``image0``, ``image1`` uint8 [H, W, 3] with camera-fixed highlights,
+    their highlight masks ``mask0``, ``mask1`` [H, W] and ``H`` [3, 3] mapping 0 to 1."""
+    from skimage import data
+
+    photo = data.coffee()  # [400, 600, 3] uint8
+    h, w = photo.shape[:2]
+    H = sample_homography(h, w, rng=seed)
+    warped = warp_image(photo, H, (w, h))
+    to_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1).float() / 255  # noqa: E731
+    pair = synthesize_pair(to_tensor(photo), to_tensor(warped), placement="camera_fixed", seed=seed,
+                           num_blobs=(15, 25), size_range=(0.01, 0.08))
+    to_uint8 = lambda t: (t.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()  # noqa: E731
+    return {"image0": to_uint8(pair.image0), "image1": to_uint8(pair.image1),
+            "mask0": pair.mask0.numpy(), "mask1": pair.mask1.numpy(), "H": H}
+
+
+def score(result: MatchResult, H: np.ndarray, mask0: np.ndarray, mask1: np.ndarray,
+          size: tuple, glare_margin: int = 3) -> Dict[str, float]:
+    """Matches, matches within ``glare_margin`` px of a highlight, precision at 3 px and corner
+    error of the estimated homography."""
+    mask0, mask1 = (dilate_mask(torch.from_numpy(m)[None], glare_margin)[0].numpy() for m in (mask0, mask1))
+    p0, p1 = result.points0, result.points1
+    err = np.linalg.norm(warp_points(p0, H) - p1, axis=1) if len(p0) else np.zeros(0)
+    xy0, xy1 = np.round(p0).astype(int), np.round(p1).astype(int)
+    on_glare = (mask0[xy0[:, 1], xy0[:, 0]] | mask1[xy1[:, 1], xy1[:, 0]]) if len(p0) else np.zeros(0, bool)
+    model = result.geometry.model if result.geometry is not None else None
+    return {
+        "matches": len(p0),
+        "on_glare": int(on_glare.sum()),
+        "precision@3px": float((err < 3).mean()) if len(err) else 0.0,
+        "corner_error_px": float(corner_error(model, H, *size)),
+    }
+
+
+def run_demo(out: Path, features: str = "aliked", seed: int = 0) -> str:
+    """Match the demo pair without masks, with detected masks and with the true masks; draw the
+    run with detected masks.
+
+    Returns a Markdown table of the two runs.
+    """
+    pair = demo_pair(seed)
+    h, w = pair["image0"].shape[:2]
+    rows: List[str] = ["| masks | matches | on glare | precision@3px | corner error (px) |",
+                       "|---|---|---|---|---|"]
+    results = {}
+    runs = (("none", None), ("detected, hard", "auto"), ("true masks, hard", (pair["mask0"], pair["mask1"])))
+    for label, spec in runs:
+        result = match_pair(pair["image0"], pair["image1"], features=features, specular=spec,
+                            geometry="homography", max_num_keypoints=1024, resize=None)
+        s = score(result, pair["H"], pair["mask0"], pair["mask1"], (w, h))
+        results[label] = (result, s)
+        rows.append(f"| {label} | {s['matches']} | {s['on_glare']} | {s['precision@3px']:.3f} | "
+                    f"{s['corner_error_px']:.2f} |")
+    result, s = results["detected, hard"]
+    baseline = results["none"][1]
+    caption = (f"specglue demo ({features}): camera-fixed synthetic glare; "
+               f"{s['on_glare']} matches on glare with masks vs {baseline['on_glare']} without")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_matches(pair["image0"], pair["image1"], result.keypoints0, result.keypoints1, result.matches,
+                 inliers=result.geometry.inliers, mask0=result.mask0, mask1=result.mask1,
+                 caption=caption, path=out, stop_layer=result.stop)
+    return "\n".join(rows)

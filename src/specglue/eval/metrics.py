@@ -1,0 +1,296 @@
+"""Per-pair metrics of the evaluation benchmarks and their aggregation.
+
+Shape letters as in the rest of specglue: ``kpts0 [M, 2]``, ``kpts1 [N, 2]`` pixel ``(x, y)``
+(centre of the top-left pixel at ``(0, 0)``), ``matches [S, 2]`` int index pairs ``(i, j)``
+into ``kpts0`` / ``kpts1``, ``H_0to1 [3, 3]`` maps image 0 to image 1.
+
+Definitions (the HPatches protocol of the LightGlue paper, glue-factory's ``eval.hpatches``):
+
+- **precision@t**: share of the predicted matches whose symmetric reprojection error
+  ``max(|H x0 - x1|, |H^-1 x1 - x0|)`` is below ``t`` px. ``nan`` when there is no match.
+- **recall@t**: ground truth is the mutual-nearest-neighbour assignment of the *detected*
+  keypoints under the homography with ``th_positive = th_negative = t``
+  (:func:`specglue.geometry.gt_matches_from_homography`); recall is the share of these
+  ground-truth pairs ``(i, j)`` that were predicted exactly. ``nan`` when there is none.
+- **homography error**: mean distance of the 4 warped image corners
+  (:func:`specglue.geometry.corner_error`), ``inf`` on failure, for MAGSAC++ (``ransac``) and
+  for a plain DLT on all matches (``dlt``); summarised as AUC at 1/3/5 px.
+- **pose error**: ``max(rotation error, translation-direction error)`` in degrees after
+  essential-matrix MAGSAC++ and ``recoverPose``; summarised as AUC at 5/10/20 degrees.
+
+Every function is pure (numpy in, numbers out) so that the scoring loop can be rerun from the
+prediction cache without matching again.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..geometry import (
+    corner_error,
+    dlt_homography,
+    error_auc,
+    estimate_essential,
+    estimate_homography,
+    gt_matches_from_homography,
+    relative_pose_error,
+    reprojection_error,
+)
+
+#: thresholds (px) of the match precision / recall columns
+MATCH_THRESHOLDS = (1.0, 3.0, 5.0)
+#: thresholds (px) of the homography corner-error AUC
+HOMOGRAPHY_AUC_THRESHOLDS = (1.0, 3.0, 5.0)
+#: thresholds (degrees) of the relative-pose AUC
+POSE_AUC_THRESHOLDS = (5.0, 10.0, 20.0)
+#: finer thresholds (px) for the precision / recall curves of the plots
+CURVE_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.5, 10.01, 0.5), 2))
+
+
+def _as_matches(matches: object) -> np.ndarray:
+    arr = np.asarray(matches, dtype=np.int64)
+    if arr.size == 0:
+        return arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"matches must have shape [S, 2], got {arr.shape}")
+    return arr
+
+
+def _as_points(points: object, name: str) -> np.ndarray:
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name} must have shape [N, 2], got {arr.shape}")
+    return arr
+
+
+def match_errors(kpts0: object, kpts1: object, matches: object, H_0to1: object) -> np.ndarray:
+    """``[S]`` symmetric reprojection errors (px) of the matched keypoints under ``H_0to1``."""
+    k0, k1, m = _as_points(kpts0, "kpts0"), _as_points(kpts1, "kpts1"), _as_matches(matches)
+    if len(m) == 0:
+        return np.zeros(0)
+    _check_indices(m, len(k0), len(k1))
+    return np.asarray(reprojection_error(k0[m[:, 0]], k1[m[:, 1]], H_0to1), dtype=np.float64)
+
+
+def _check_indices(m: np.ndarray, n0: int, n1: int) -> None:
+    if len(m) and (m.min() < 0 or m[:, 0].max() >= n0 or m[:, 1].max() >= n1):
+        raise ValueError(
+            f"matches index outside the keypoints: need 0 <= i < {n0} and 0 <= j < {n1}, "
+            f"got i in [{m[:, 0].min()}, {m[:, 0].max()}] and j in [{m[:, 1].min()}, {m[:, 1].max()}]"
+        )
+
+
+def match_precision(errors: object, thresholds: Sequence[float] = MATCH_THRESHOLDS) -> List[float]:
+    """Share of matches with error below each threshold; ``nan`` for an empty match set."""
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    if len(e) == 0:
+        return [math.nan for _ in thresholds]
+    return [float(np.mean(e < t)) for t in thresholds]
+
+
+def gt_correspondences(kpts0: object, kpts1: object, H_0to1: object) -> np.ndarray:
+    """Candidate ground truth ``[M]``: mutual nearest neighbour ``j`` of each keypoint ``i``
+    under the symmetric reprojection distance (``-1`` if not mutual), and its distance.
+
+    ``gt_matches_from_homography(..., th_positive=t, th_negative=t)`` equals
+    ``where(dist < t, gt, -1)`` (up to its ``-2`` ignore label, irrelevant for recall), so the
+    assignment is computed once per pair and thresholded for every ``t``.
+
+    Returns:
+        ``[M, 2]`` float array: column 0 the index ``j`` (``-1``), column 1 the distance
+        (``inf`` where unmatched).
+    """
+    k0, k1 = _as_points(kpts0, "kpts0"), _as_points(kpts1, "kpts1")
+    gt = np.asarray(
+        gt_matches_from_homography(k0, k1, H_0to1, th_positive=math.inf, th_negative=math.inf),
+        dtype=np.int64,
+    )
+    dist = np.full(len(k0), math.inf)
+    pos = gt >= 0
+    if pos.any():
+        dist[pos] = np.asarray(reprojection_error(k0[pos], k1[gt[pos]], H_0to1), dtype=np.float64)
+    return np.stack([gt.astype(np.float64), dist], axis=1).reshape(-1, 2)
+
+
+def match_recall(
+    kpts0: object,
+    kpts1: object,
+    matches: object,
+    H_0to1: object,
+    thresholds: Sequence[float] = MATCH_THRESHOLDS,
+    gt: Optional[np.ndarray] = None,
+) -> List[float]:
+    """Share of the ground-truth correspondences among the detected keypoints that were found.
+
+    For each threshold ``t`` the ground truth is
+    ``gt_matches_from_homography(kpts0, kpts1, H_0to1, th_positive=t, th_negative=t)``; a
+    ground-truth pair ``(i, j)`` counts as recalled when ``(i, j)`` is among ``matches``.
+
+    Args:
+        gt: optional precomputed :func:`gt_correspondences` of the pair (shared by methods).
+
+    Returns:
+        One recall per threshold; ``nan`` where the ground truth is empty.
+    """
+    k0, k1, m = _as_points(kpts0, "kpts0"), _as_points(kpts1, "kpts1"), _as_matches(matches)
+    _check_indices(m, len(k0), len(k1))
+    if gt is None:
+        gt = gt_correspondences(k0, k1, H_0to1)
+    gt_j, gt_d = gt[:, 0].astype(np.int64), gt[:, 1]
+    pred0 = -np.ones(len(k0), dtype=np.int64)
+    pred0[m[:, 0]] = m[:, 1]
+    out = []
+    for t in thresholds:
+        positive = (gt_j >= 0) & (gt_d < t)
+        if not positive.any():
+            out.append(math.nan)
+            continue
+        out.append(float(np.mean(pred0[positive] == gt_j[positive])))
+    return out
+
+
+def homography_errors(
+    kpts0: object,
+    kpts1: object,
+    matches: object,
+    H_0to1: object,
+    image_size0: Sequence[float],
+    ransac_threshold: float = 3.0,
+) -> Dict[str, float]:
+    """Corner errors (px) of the homography estimated by MAGSAC++ and by a DLT on all matches.
+
+    Args:
+        image_size0: ``(W, H)`` of image 0, whose corners are warped.
+        ransac_threshold: MAGSAC++ inlier threshold in px (fixed, never tuned on the test set).
+
+    Returns:
+        ``{"ransac": err, "dlt": err, "ransac_inliers": n}``, ``inf`` errors on failure.
+    """
+    k0, k1, m = _as_points(kpts0, "kpts0"), _as_points(kpts1, "kpts1"), _as_matches(matches)
+    _check_indices(m, len(k0), len(k1))
+    w, h = float(image_size0[0]), float(image_size0[1])
+    p0, p1 = k0[m[:, 0]], k1[m[:, 1]]
+    result = estimate_homography(p0, p1, threshold_px=ransac_threshold)
+    H_dlt = dlt_homography(p0, p1)
+    return {
+        "ransac": corner_error(result.model, H_0to1, w, h),
+        "dlt": corner_error(H_dlt, H_0to1, w, h),
+        "ransac_inliers": result.num_inliers,
+    }
+
+
+def pose_error(
+    kpts0: object,
+    kpts1: object,
+    matches: object,
+    K0: object,
+    K1: object,
+    T_0to1: object,
+    ransac_threshold: float = 1.0,
+) -> Dict[str, float]:
+    """Relative-pose error (degrees) after essential-matrix MAGSAC++ on the matches.
+
+    Args:
+        K0, K1: ``[3, 3]`` intrinsics of the keypoint pixel frames.
+        T_0to1: ``[4, 4]`` ground-truth pose, ``X1 = R X0 + t``.
+        ransac_threshold: inlier threshold in px (divided by the mean focal length).
+
+    Returns:
+        ``{"R": deg, "t": deg, "pose": max(R, t), "inliers": n}``; ``inf`` on failure.
+    """
+    k0, k1, m = _as_points(kpts0, "kpts0"), _as_points(kpts1, "kpts1"), _as_matches(matches)
+    _check_indices(m, len(k0), len(k1))
+    T = np.asarray(T_0to1, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise ValueError(f"T_0to1 must have shape [4, 4], got {T.shape}")
+    result = estimate_essential(k0[m[:, 0]], k1[m[:, 1]], K0, K1, threshold_px=ransac_threshold)
+    err_R, err_t = relative_pose_error(T[:3, :3], T[:3, 3], result.R, result.t)
+    return {"R": err_R, "t": err_t, "pose": max(err_R, err_t), "inliers": result.num_inliers}
+
+
+def stop_histogram(stops: Iterable[int], n_layers: int = 9) -> Optional[List[int]]:
+    """Counts of pairs that stopped after 1..``n_layers`` layers; None if no pair has one
+    (methods without layers report ``stop = -1``)."""
+    values = [int(s) for s in stops if s is not None and int(s) > 0]
+    if not values:
+        return None
+    hist = [0] * n_layers
+    for s in values:
+        hist[min(s, n_layers) - 1] += 1
+    return hist
+
+
+def nanmean(values: Iterable[float]) -> float:
+    """Mean of the finite (non-nan) values; nan if there are none."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if len(arr) else math.nan
+
+
+def summarize_homography(records: Sequence[Mapping[str, object]], n_layers: int = 9) -> Dict[str, object]:
+    """Aggregate per-pair homography records (see :func:`specglue.eval.homography.score`).
+
+    Returns:
+        means of precision / recall at each threshold (``prec@3px`` ...), corner-error AUCs
+        (``auc_ransac@1px`` ..., ``auc_dlt@1px`` ...), ``num_matches``, ``time_ms``,
+        ``stop_hist`` and the precision / recall curves over :data:`CURVE_THRESHOLDS`.
+    """
+    out: Dict[str, object] = {"num_pairs": len(records)}
+    for i, t in enumerate(MATCH_THRESHOLDS):
+        out[f"prec@{t:g}px"] = nanmean(r["precision"][i] for r in records)
+        out[f"recall@{t:g}px"] = nanmean(r["recall"][i] for r in records)
+    for est in ("ransac", "dlt"):
+        aucs = error_auc([r[f"H_error_{est}"] for r in records], HOMOGRAPHY_AUC_THRESHOLDS)
+        for t, a in zip(HOMOGRAPHY_AUC_THRESHOLDS, aucs):
+            out[f"auc_{est}@{t:g}px"] = a
+    out["num_matches"] = nanmean(r["num_matches"] for r in records)
+    out["num_keypoints"] = nanmean(0.5 * (r["num_keypoints0"] + r["num_keypoints1"]) for r in records)
+    out["time_ms"] = nanmean(1000.0 * r["time_s"] for r in records)
+    out["specular_match_share"] = nanmean(r.get("specular_match_share", math.nan) for r in records)
+    out["stop_hist"] = stop_histogram((r["stop"] for r in records), n_layers)
+    out["mean_stop"] = nanmean(r["stop"] for r in records if r["stop"] > 0) if out["stop_hist"] else math.nan
+    out["precision_curve"] = [nanmean(r["precision_curve"][i] for r in records)
+                              for i in range(len(CURVE_THRESHOLDS))]
+    out["recall_curve"] = [nanmean(r["recall_curve"][i] for r in records)
+                           for i in range(len(CURVE_THRESHOLDS))]
+    return out
+
+
+def summarize_pose(records: Sequence[Mapping[str, object]], n_layers: int = 9) -> Dict[str, object]:
+    """Aggregate per-pair pose records: AUC at 5/10/20 degrees, matches, time, stop layers."""
+    out: Dict[str, object] = {"num_pairs": len(records)}
+    aucs = error_auc([r["pose_error"] for r in records], POSE_AUC_THRESHOLDS)
+    for t, a in zip(POSE_AUC_THRESHOLDS, aucs):
+        out[f"auc@{t:g}deg"] = a
+    out["num_matches"] = nanmean(r["num_matches"] for r in records)
+    out["num_keypoints"] = nanmean(0.5 * (r["num_keypoints0"] + r["num_keypoints1"]) for r in records)
+    out["inlier_ratio"] = nanmean(
+        r["inliers"] / r["num_matches"] if r["num_matches"] else math.nan for r in records
+    )
+    out["time_ms"] = nanmean(1000.0 * r["time_s"] for r in records)
+    out["stop_hist"] = stop_histogram((r["stop"] for r in records), n_layers)
+    out["mean_stop"] = nanmean(r["stop"] for r in records if r["stop"] > 0) if out["stop_hist"] else math.nan
+    return out
+
+
+__all__ = [
+    "CURVE_THRESHOLDS",
+    "HOMOGRAPHY_AUC_THRESHOLDS",
+    "MATCH_THRESHOLDS",
+    "POSE_AUC_THRESHOLDS",
+    "gt_correspondences",
+    "homography_errors",
+    "match_errors",
+    "match_precision",
+    "match_recall",
+    "nanmean",
+    "pose_error",
+    "stop_histogram",
+    "summarize_homography",
+    "summarize_pose",
+]

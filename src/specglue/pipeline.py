@@ -1,0 +1,266 @@
+"""From two images to verified matches in one call: :func:`match_pair`."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+
+from . import specular
+from .features import EXTRACTORS, build_extractor
+from .geometry import GeometryResult, estimate_fundamental, estimate_homography
+from .model.lightglue import SPECULAR_MODES, LightGlue
+
+logger = logging.getLogger(__name__)
+
+ImageInput = Union[str, Path, np.ndarray, torch.Tensor]
+MaskInput = Union[str, Path, np.ndarray, torch.Tensor]
+GEOMETRIES = ("homography", "fundamental")
+
+
+@dataclass
+class MatchResult:
+    """Matches between two images, in pixels of the images as given.
+
+    keypoints0 [N0, 2], keypoints1 [N1, 2]; matches [S, 2] index pairs; scores [S];
+    mask0 / mask1 [H, W] bool specular masks used (None when none); specularity0 [N0] /
+    specularity1 [N1] per-keypoint specularity; geometry: the robust model and inlier mask
+    over the S matches when requested; stop: layers the matcher ran.
+    """
+
+    keypoints0: np.ndarray
+    keypoints1: np.ndarray
+    matches: np.ndarray
+    scores: np.ndarray
+    stop: int
+    image_size0: Tuple[int, int]
+    image_size1: Tuple[int, int]
+    mask0: Optional[np.ndarray] = None
+    mask1: Optional[np.ndarray] = None
+    specularity0: Optional[np.ndarray] = None
+    specularity1: Optional[np.ndarray] = None
+    geometry: Optional[GeometryResult] = None
+    config: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points0(self) -> np.ndarray:
+        """[S, 2] matched keypoints in image 0."""
+        return self.keypoints0[self.matches[:, 0]]
+
+    @property
+    def points1(self) -> np.ndarray:
+        """[S, 2] matched keypoints in image 1."""
+        return self.keypoints1[self.matches[:, 1]]
+
+    def summary(self) -> Dict[str, Any]:
+        """Counts for captions, logs and the CLI."""
+        info: Dict[str, Any] = {
+            "keypoints0": int(len(self.keypoints0)),
+            "keypoints1": int(len(self.keypoints1)),
+            "matches": int(len(self.matches)),
+            "stop_layer": int(self.stop),
+        }
+        if self.specularity0 is not None and self.specularity1 is not None:
+            info["specular_keypoints0"] = int((self.specularity0 >= 0.5).sum())
+            info["specular_keypoints1"] = int((self.specularity1 >= 0.5).sum())
+        if self.geometry is not None:
+            info["geometry"] = self.geometry.kind
+            info["inliers"] = int(self.geometry.num_inliers)
+        return info
+
+    def to_arrays(self) -> Dict[str, np.ndarray]:
+        """Everything as named numpy arrays (for ``np.savez``)."""
+        arrays = {
+            "keypoints0": self.keypoints0, "keypoints1": self.keypoints1,
+            "matches": self.matches, "scores": self.scores, "stop": np.array(self.stop),
+            "image_size0": np.array(self.image_size0), "image_size1": np.array(self.image_size1),
+        }
+        for name in ("mask0", "mask1", "specularity0", "specularity1"):
+            value = getattr(self, name)
+            if value is not None:
+                arrays[name] = value
+        if self.geometry is not None:
+            arrays["inliers"] = self.geometry.inliers
+            if self.geometry.model is not None:
+                arrays["model"] = self.geometry.model
+        return arrays
+
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-friendly dict (masks are left out; their pixel counts are kept)."""
+        out: Dict[str, Any] = {"summary": self.summary(), "config": self.config}
+        for name in ("keypoints0", "keypoints1", "matches", "scores", "specularity0", "specularity1"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.tolist()
+        for name in ("mask0", "mask1"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name + "_pixels"] = int(value.sum())
+        if self.geometry is not None:
+            out["inliers"] = self.geometry.inliers.tolist()
+            out["model"] = None if self.geometry.model is None else self.geometry.model.tolist()
+        return out
+
+
+def load_image(image: ImageInput, name: str = "image") -> np.ndarray:
+    """An image as RGB uint8 [H, W, 3] from a path, a numpy array or a tensor [C, H, W] in [0, 1].
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or not a
+    readable image.
+    """
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: no such file {path}")
+        data = np.fromfile(str(path), dtype=np.uint8)
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if decoded is None:
+            raise ValueError(f"{name}: {path} is not a readable image (corrupt or unknown format)")
+        return np.ascontiguousarray(decoded[:, :, ::-1])
+    if isinstance(image, torch.Tensor):
+        if image.ndim == 4 and image.shape[0] == 1:
+            image = image[0]
+        if image.ndim != 3 or image.shape[0] not in (1, 3) or not image.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor [C, H, W] in [0, 1] with C = 1 or 3, "
+                             f"got {tuple(image.shape)} {image.dtype}")
+        array = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"{name} must be an RGB array [H, W, 3] or grey [H, W], got {image.shape}")
+        if image.dtype != np.uint8:
+            if not np.issubdtype(image.dtype, np.floating):
+                raise ValueError(f"{name} must be uint8 or float in [0, 1], got {image.dtype}")
+            image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        return np.ascontiguousarray(image)
+    raise TypeError(f"{name} must be a path, a numpy array or a torch tensor, got {type(image).__name__}")
+
+
+def load_mask(mask: MaskInput, shape: Tuple[int, int], name: str = "mask") -> np.ndarray:
+    """A specular mask as bool [H, W], checked against the image ``shape`` (H, W)."""
+    if isinstance(mask, (str, Path)):
+        array = specular.read_mask(mask)
+    elif isinstance(mask, torch.Tensor):
+        array = mask.detach().cpu().numpy()
+    elif isinstance(mask, np.ndarray):
+        array = mask
+    else:
+        raise TypeError(f"{name} must be a PNG path, a numpy array or a tensor, got {type(mask).__name__}")
+    array = np.squeeze(array)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} has size {array.shape} (H, W) but its image is {tuple(shape)}")
+    return array > 0.5 if np.issubdtype(array.dtype, np.floating) else array.astype(bool)
+
+
+@functools.lru_cache(maxsize=4)
+def _extractor(features: str, max_num_keypoints: int, resize: Optional[int], device: str):
+    return build_extractor(features, max_num_keypoints=max_num_keypoints, resize=resize).eval().to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _matcher(features: str, mask_margin: int, device: str) -> LightGlue:
+    return LightGlue(features=features, mask_margin=mask_margin).eval().to(device)
+
+
+def match_pair(
+    image0: ImageInput,
+    image1: ImageInput,
+    features: str = "aliked",
+    specular: Union[str, None, Tuple[Optional[MaskInput], Optional[MaskInput]]] = "auto",
+    specular_mode: str = "hard",
+    mask_margin: int = 2,
+    geometry: Optional[str] = None,
+    max_num_keypoints: int = 2048,
+    resize: Optional[int] = 1024,
+    ransac_threshold: float = 3.0,
+    detector: str = specular.DEFAULT_METHOD,
+    device: Optional[Union[str, torch.device]] = None,
+) -> MatchResult:
+    """Extract features in two images, match them and optionally verify them geometrically.
+
+    Args:
+        image0, image1: paths, RGB uint8 arrays [H, W, 3] or float tensors [C, H, W] in [0, 1].
+        features: ``"aliked"``, ``"disk"``, ``"sift"`` or ``"superpoint"`` (the matcher loads the
+            official weights of that feature type).
+        specular: ``"auto"`` detects highlight masks with :func:`specglue.specular.detect`;
+            ``None`` uses no masks; a pair ``(mask0, mask1)`` gives them (PNG paths, arrays or
+            tensors [H, W]; either may be None).
+        specular_mode: how the matcher uses the masks: hard | cross | soft | filter | off.
+        mask_margin: keypoints within this many px of a specular pixel count as specular
+            (detectors and blob edges rarely agree to the pixel).
+        geometry: None, ``"homography"`` or ``"fundamental"`` (OpenCV USAC MAGSAC++).
+        max_num_keypoints, resize: extractor settings (resize: long side in px, None = none).
+        ransac_threshold: inlier threshold in pixels for the geometry.
+        detector: specular detector method for ``specular="auto"``.
+    """
+    if features not in EXTRACTORS:
+        raise ValueError(f"Unknown features {features!r}; expected one of {sorted(EXTRACTORS)}")
+    if specular_mode not in SPECULAR_MODES:
+        raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {specular_mode!r}")
+    if geometry is not None and geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be None or one of {GEOMETRIES}, got {geometry!r}")
+    device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rgb0, rgb1 = load_image(image0, "image0"), load_image(image1, "image1")
+    masks = _resolve_masks(specular, rgb0, rgb1, detector)
+
+    extractor = _extractor(features, max_num_keypoints, resize, device)
+    matcher = _matcher(features, int(mask_margin), device)
+    views = []
+    for rgb, mask in zip((rgb0, rgb1), masks):
+        with torch.inference_mode():
+            feats = extractor.extract(rgb)
+        view = {k: v.to(device) for k, v in feats.items() if k != "keypoint_mask"}
+        if mask is not None:
+            view["specular_mask"] = torch.from_numpy(mask)[None].to(device)
+        views.append(view)
+    with torch.inference_mode():
+        out = matcher({"image0": views[0], "image1": views[1]}, specular_mode=specular_mode)
+
+    result = MatchResult(
+        keypoints0=views[0]["keypoints"][0].cpu().numpy(),
+        keypoints1=views[1]["keypoints"][0].cpu().numpy(),
+        matches=out["matches"][0].cpu().numpy(),
+        scores=out["scores"][0].float().cpu().numpy(),
+        stop=int(out["stop"]),
+        image_size0=(rgb0.shape[1], rgb0.shape[0]),
+        image_size1=(rgb1.shape[1], rgb1.shape[0]),
+        mask0=masks[0], mask1=masks[1],
+        specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
+        specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
+        config={"features": features, "specular_mode": specular_mode, "geometry": geometry,
+                "mask_margin": mask_margin,
+                "max_num_keypoints": max_num_keypoints, "resize": resize,
+                "specular": specular if isinstance(specular, str) or specular is None else "given",
+                "detector": detector, "ransac_threshold": ransac_threshold},
+    )
+    if geometry == "homography":
+        result.geometry = estimate_homography(result.points0, result.points1, threshold_px=ransac_threshold)
+    elif geometry == "fundamental":
+        result.geometry = estimate_fundamental(result.points0, result.points1, threshold_px=ransac_threshold)
+    logger.info("match_pair: %s", result.summary())
+    return result
+
+
+def _resolve_masks(
+    spec: Union[str, None, Sequence[Optional[MaskInput]]], rgb0: np.ndarray, rgb1: np.ndarray, detector: str
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    if spec is None:
+        return None, None
+    if isinstance(spec, str):
+        if spec != "auto":
+            raise ValueError(f"specular must be 'auto', None or a pair of masks, got {spec!r}")
+        return specular.detect(rgb0, method=detector), specular.detect(rgb1, method=detector)
+    if not isinstance(spec, (tuple, list)) or len(spec) != 2:
+        raise ValueError("specular must be 'auto', None or a pair (mask0, mask1)")
+    return tuple(  # type: ignore[return-value]
+        None if m is None else load_mask(m, rgb.shape[:2], f"mask{i}")
+        for i, (m, rgb) in enumerate(zip(spec, (rgb0, rgb1)))
+    )
