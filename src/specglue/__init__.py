@@ -3,8 +3,9 @@
 import logging
 
 from .model.lightglue import LightGlue
+from .pipeline import MatchResult, match_pair
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["LightGlue"]
+__all__ = ["LightGlue", "MatchResult", "match_pair"]
 __version__ = "0.1.0"

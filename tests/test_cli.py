@@ -1,0 +1,96 @@
+"""The real `specglue` entry point, run in a subprocess."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+GRAF = "06_oxford_graffiti_homography"
+
+
+def specglue(*args, cwd=None):
+    exe = shutil.which("specglue", path=str(Path(sys.executable).parent))
+    command = [exe] if exe else [sys.executable, "-m", "specglue.cli"]
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def small_pair(tmp_path_factory, data_dir):
+    folder = tmp_path_factory.mktemp("pair")
+    paths = []
+    for name in ("img1.png", "img2.png"):
+        image = cv2.imread(str(data_dir / GRAF / name))
+        image = cv2.resize(image, (400, 320), interpolation=cv2.INTER_AREA)
+        paths.append(folder / name)
+        cv2.imwrite(str(paths[-1]), image)
+    return paths
+
+
+def test_help_explains_every_command():
+    out = specglue("--help")
+    assert out.returncode == 0
+    for command in ("match", "detect-specular", "demo"):
+        assert command in out.stdout
+    match_help = specglue("match", "--help").stdout
+    for flag in ("--features", "--mask0", "--specular", "--geometry", "--out", "--viz"):
+        assert flag in match_help
+
+
+@pytest.mark.slow
+def test_match_writes_what_it_prints(small_pair, tmp_path):
+    out_npz, out_json, viz = tmp_path / "m.npz", tmp_path / "m.json", tmp_path / "m.png"
+    run = specglue("match", *small_pair, "--geometry", "homography", "--out", out_npz, "--viz", viz,
+                   "--max-keypoints", "512", "--resize", "0")
+    assert run.returncode == 0, run.stderr
+    printed = dict(kv.split("=") for kv in run.stdout.splitlines()[0].split())
+    saved = np.load(out_npz)
+    assert int(printed["matches"]) == len(saved["matches"]) > 50
+    assert int(printed["inliers"]) == int(saved["inliers"].sum())
+    assert saved["model"].shape == (3, 3)
+    assert cv2.imread(str(viz)) is not None
+    run = specglue("match", *small_pair, "--specular", "off", "--out", out_json, "--max-keypoints", "512")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(out_json.read_text())
+    assert data["summary"]["matches"] == len(data["matches"])
+    assert data["config"]["specular_mode"] == "off"
+
+
+def test_detect_specular_writes_a_mask(tmp_path):
+    image = np.full((60, 80, 3), 90, np.uint8)
+    image[20:30, 30:45] = 255
+    path = tmp_path / "glare.png"
+    cv2.imwrite(str(path), image)
+    run = specglue("detect-specular", path, "--out", tmp_path / "mask.png")
+    assert run.returncode == 0, run.stderr
+    mask = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert mask[22:28, 32:43].all() and not mask[:15].any()
+    assert "specular pixels" in run.stdout
+
+
+def _one_line_error(run, pattern):
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.strip().splitlines() if line]
+    assert lines and pattern in lines[-1], run.stderr
+
+
+def test_bad_inputs_fail_with_one_line(small_pair, tmp_path):
+    img0, img1 = small_pair
+    _one_line_error(specglue("match", tmp_path / "nope.png", img1), "no such file")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not an image at all")
+    _one_line_error(specglue("match", img0, corrupt), "is not a readable image")
+    unreadable = tmp_path / "dir.png"
+    unreadable.mkdir()
+    _one_line_error(specglue("match", img0, unreadable), "no such file")
+    small_mask = tmp_path / "small_mask.png"
+    cv2.imwrite(str(small_mask), np.zeros((10, 10), np.uint8))
+    _one_line_error(specglue("match", img0, img1, "--mask0", small_mask), "mask0 has size (10, 10)")
+    _one_line_error(specglue("match", img0, img1, "--mask1", tmp_path / "none.png"), "none.png")
+    _one_line_error(specglue("match", img0, img1, "--features", "orb"), "invalid choice: 'orb'")
+    _one_line_error(specglue("detect-specular", corrupt, "--out", tmp_path / "m.png"), "not a readable image")

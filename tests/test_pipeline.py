@@ -1,0 +1,93 @@
+"""match_pair: the one-call API on real photos with known homographies."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from specglue.geometry import corner_error, sample_homography, warp_image, warp_points
+from specglue.pipeline import load_image, load_mask, match_pair
+
+GRAF = "06_oxford_graffiti_homography"
+
+
+@pytest.fixture(scope="module")
+def warped_pair(data_dir):
+    image = load_image(data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg")
+    image = cv2.resize(image, (640, round(640 * image.shape[0] / image.shape[1])), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    H = sample_homography(h, w, rng=0)
+    return image, warp_image(image, H, (w, h)), H
+
+
+@pytest.mark.slow
+def test_real_photo_under_known_homography(warped_pair):
+    image0, image1, H = warped_pair
+    result = match_pair(image0, image1, specular=None, geometry="homography", max_num_keypoints=1024, resize=None)
+    err = np.linalg.norm(warp_points(result.points0, H) - result.points1, axis=1)
+    assert len(err) > 300
+    assert (err < 3).mean() >= 0.90
+    h, w = image0.shape[:2]
+    assert corner_error(result.geometry.model, H, w, h) < 2.0
+    assert result.geometry.inlier_ratio > 0.9
+
+
+@pytest.mark.slow
+def test_graffiti_viewpoint_change(data_dir):
+    H = np.loadtxt(data_dir / GRAF / "H1to2p")
+    result = match_pair(data_dir / GRAF / "img1.png", data_dir / GRAF / "img2.png", specular=None,
+                        geometry="homography", max_num_keypoints=1024, resize=None)
+    err = np.linalg.norm(warp_points(result.points0, H) - result.points1, axis=1)
+    assert (err < 3).mean() > 0.85 and len(err) > 300
+    assert corner_error(result.geometry.model, H, *result.image_size0) < 3.0
+
+
+def test_inputs_as_tensor_array_and_path_agree(data_dir, warped_pair):
+    path = data_dir / GRAF / "img1.png"
+    array = load_image(path)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    from_path = match_pair(path, path, specular=None, max_num_keypoints=256, resize=320)
+    from_array = match_pair(array, tensor, specular=None, max_num_keypoints=256, resize=320)
+    np.testing.assert_array_equal(from_path.matches, from_array.matches)
+    # an image matched with itself matches (nearly) every keypoint to itself
+    same = from_path.matches[:, 0] == from_path.matches[:, 1]
+    assert same.mean() > 0.95 and len(same) > 0.8 * len(from_path.keypoints0)
+
+
+def test_given_masks_are_respected(warped_pair):
+    image0, image1, _ = warped_pair
+    h, w = image0.shape[:2]
+    mask0 = np.zeros((h, w), bool)
+    mask0[:, : w // 2] = True
+    result = match_pair(image0, image1, specular=(mask0, None), max_num_keypoints=512, resize=None, mask_margin=0)
+    x = result.points0[:, 0]
+    assert len(x) > 50 and (np.round(x) >= w // 2).all()
+    assert result.mask0 is mask0 or np.array_equal(result.mask0, mask0)
+    assert result.mask1 is None
+    assert result.specularity0.shape == (len(result.keypoints0),)
+
+
+def test_auto_masks_come_from_the_detector(warped_pair):
+    from specglue.specular import detect
+
+    image0, image1, _ = warped_pair
+    result = match_pair(image0, image1, specular="auto", max_num_keypoints=256, resize=None)
+    np.testing.assert_array_equal(result.mask0, detect(image0))
+
+
+def test_bad_inputs(tmp_path, warped_pair):
+    image0, image1, _ = warped_pair
+    with pytest.raises(FileNotFoundError, match="image0: no such file"):
+        match_pair(tmp_path / "missing.png", image1)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ValueError, match="corrupt.png is not a readable image"):
+        match_pair(image0, corrupt)
+    with pytest.raises(ValueError, match=r"mask0 has size \(10, 10\)"):
+        match_pair(image0, image1, specular=(np.zeros((10, 10), bool), None))
+    with pytest.raises(ValueError, match="Unknown features 'orb'"):
+        match_pair(image0, image1, features="orb")
+    with pytest.raises(ValueError, match="geometry must be"):
+        match_pair(image0, image1, geometry="affine")
+    with pytest.raises(ValueError, match=r"mask1 has size"):
+        load_mask(np.zeros((3, 4)), (4, 3), "mask1")
