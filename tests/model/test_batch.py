@@ -4,22 +4,9 @@ import pytest
 import torch
 
 from specglue import LightGlue
+from specglue.batching import pad_features
 
 from ..conftest import pair_paths
-
-
-def pad_batch(views):
-    """Stack per-image feature dicts [1, Ni, ...] into a padded batch with keypoint_mask."""
-    n = max(v["keypoints"].shape[1] for v in views)
-    out = {"keypoints": [], "descriptors": [], "keypoint_mask": [], "image_size": []}
-    for v in views:
-        k = v["keypoints"].shape[1]
-        pad = n - k
-        out["keypoints"].append(torch.nn.functional.pad(v["keypoints"][0], (0, 0, 0, pad)))
-        out["descriptors"].append(torch.nn.functional.pad(v["descriptors"][0], (0, 0, 0, pad)))
-        out["keypoint_mask"].append(torch.arange(n) < k)
-        out["image_size"].append(v["image_size"][0])
-    return {key: torch.stack(value) for key, value in out.items()}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +26,8 @@ def three_pairs(reference_features, data_dir):
 def test_batch_equals_single_runs(three_pairs, adaptive):
     kw = {} if adaptive else {"depth_confidence": -1, "width_confidence": -1}
     model = LightGlue(features="aliked", **kw).eval()
-    data = {"image0": pad_batch([p[0] for p in three_pairs]),
-            "image1": pad_batch([p[1] for p in three_pairs])}
+    data = {"image0": pad_features([p[0] for p in three_pairs]),
+            "image1": pad_features([p[1] for p in three_pairs])}
     counts = [p[0]["keypoints"].shape[1] for p in three_pairs]
     assert len(set(counts)) == 3  # really different sizes
     with torch.inference_mode():
@@ -67,8 +54,8 @@ def test_batch_equals_single_runs(three_pairs, adaptive):
 @pytest.mark.slow
 def test_lengths_equal_keypoint_mask(three_pairs):
     model = LightGlue(features="aliked").eval()
-    image0 = pad_batch([p[0] for p in three_pairs])
-    image1 = pad_batch([p[1] for p in three_pairs])
+    image0 = pad_features([p[0] for p in three_pairs])
+    image1 = pad_features([p[1] for p in three_pairs])
     with torch.inference_mode():
         by_mask = model({"image0": image0, "image1": image1})
         for view in (image0, image1):

@@ -6,7 +6,7 @@ import torch
 from specglue import LightGlue
 
 from ..conftest import pair_paths
-from .test_batch import pad_batch
+from specglue.batching import pad_features
 
 OFF = {"depth_confidence": -1, "width_confidence": -1}
 
@@ -172,8 +172,8 @@ def test_batched_masks_equal_single_runs(model, pair, reference_features, data_d
     batch_mask = torch.zeros(2, h, w, dtype=torch.bool)
     for k, m in enumerate(masks0):
         batch_mask[k, : m.shape[1], : m.shape[2]] = m[0]
-    image0 = {**pad_batch([p[0] for p in pairs]), "specular_mask": batch_mask}
-    out = run(model, image0, pad_batch([p[1] for p in pairs]))
+    image0 = {**pad_features([p[0] for p in pairs]), "specular_mask": batch_mask}
+    out = run(model, image0, pad_features([p[1] for p in pairs]))
     for k, single in enumerate(singles):
         m = single["matches0"].shape[1]
         assert torch.equal(out["matches0"][k, :m], single["matches0"][0])

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import re
 import zlib
@@ -51,6 +50,7 @@ from .methods import (
     PredictionCache,
     build_methods,
     config_fingerprint_check,
+    expand_method_names,
     export_predictions,
     extract_features,
     load_image,
@@ -320,6 +320,7 @@ def evaluate(builders: Sequence[Tuple[str, Callable[[], PairFeatures]]], config:
     """Both loops for a list of ``(pair name, builder)``: export features and predictions of
     every method into ``out_dir``, then score and report. Shared by every benchmark."""
     logger.info("%s evaluation, config: %s", kind, config)
+    expand_method_names(config["methods"], config["specular"] is not None)  # fail before extracting
     config_fingerprint_check(out_dir, config, _CACHE_KEYS, overwrite)
     cache = FeatureCache(out_dir / "features.h5")
     export_pairs(builders, cache)

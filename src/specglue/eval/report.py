@@ -10,7 +10,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,6 +29,7 @@ HOMOGRAPHY_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
     ("RANSAC AUC@1/3/5px", ("auc_ransac@1px", "auc_ransac@3px", "auc_ransac@5px"), "pct3"),
     ("DLT AUC@1/3/5px", ("auc_dlt@1px", "auc_dlt@3px", "auc_dlt@5px"), "pct3"),
     ("#matches", "num_matches", "int"),
+    ("% on glare", "specular_match_share", "pct"),
     ("ms/pair", "time_ms", "ms"),
     ("mean stop", "mean_stop", "float1"),
 )
@@ -43,6 +44,10 @@ POSE_COLUMNS: Tuple[Tuple[str, Any, str], ...] = (
     ("ms/pair", "time_ms", "ms"),
     ("mean stop", "mean_stop", "float1"),
 )
+
+
+#: line styles cycled per method, so overlapping curves stay visible
+_LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -64,8 +69,16 @@ def markdown_table(summaries: Mapping[str, Mapping[str, Any]],
     """A GitHub Markdown table, one row per method (insertion order), percentages for rates.
 
     ``columns`` entries are ``(header, key or tuple of keys, format)``; a tuple of keys is
-    written ``a / b / c`` in one cell. Missing or nan values show as ``–``.
+    written ``a / b / c`` in one cell. Missing or nan values show as ``–``; a column missing
+    for every method is left out (e.g. ``% on glare`` without highlights).
     """
+
+    def missing(summary: Mapping[str, Any], key: Any) -> bool:
+        keys = key if isinstance(key, tuple) else (key,)
+        values = [summary.get(k) for k in keys]
+        return all(v is None or (isinstance(v, float) and math.isnan(v)) for v in values)
+
+    columns = [c for c in columns if not all(missing(s, c[1]) for s in summaries.values())]
     headers = ["method"] + [c[0] for c in columns]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
     for method, summary in summaries.items():
@@ -140,12 +153,13 @@ def plot_homography(summaries: Mapping[str, Mapping[str, Any]],
         errors: per method ``{"ransac": [P], "dlt": [P]}`` corner errors in px.
     """
     fig, axes = _new_figure(4)
-    for method, s in summaries.items():
-        axes[0].plot(curve_thresholds, s["precision_curve"], marker=".", label=method)
-        axes[1].plot(curve_thresholds, s["recall_curve"], marker=".", label=method)
+    for k, (method, s) in enumerate(summaries.items()):
+        style = {"ls": _LINESTYLES[k % len(_LINESTYLES)], "label": method}
+        axes[0].plot(curve_thresholds, s["precision_curve"], marker=".", **style)
+        axes[1].plot(curve_thresholds, s["recall_curve"], marker=".", **style)
         for ax, est in ((axes[2], "ransac"), (axes[3], "dlt")):
             x, y = _cumulative(errors[method][est], 10.0)
-            ax.plot(x, y, label=method)
+            ax.plot(x, y, **style)
     for ax, name, xlabel in ((axes[0], "match precision", "threshold [px]"),
                              (axes[1], "match recall", "threshold [px]"),
                              (axes[2], "homography (MAGSAC++)", "corner error [px]"),
@@ -168,9 +182,9 @@ def plot_pose(errors: Mapping[str, Sequence[float]], path: PathLike, title: str 
     """Cumulative pose-error curves per method (the AUC integrands), up to 20 degrees."""
     fig, axes = _new_figure(1, width=6.0)
     ax = axes[0]
-    for method, errs in errors.items():
+    for k, (method, errs) in enumerate(errors.items()):
         x, y = _cumulative(errs, 20.0)
-        ax.plot(x, y, label=method)
+        ax.plot(x, y, ls=_LINESTYLES[k % len(_LINESTYLES)], label=method)
     for t in (5, 10, 20):
         ax.axvline(t, color="grey", lw=0.5, ls=":")
     ax.set_xlabel("max(rotation, translation) error [deg]")

@@ -38,7 +38,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -235,15 +238,16 @@ def export_onnx(
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            buffer = io.BytesIO()
             torch.onnx.export(
-                wrapper, _dummy_inputs(model, names), str(path), dynamo=False,
+                wrapper, _dummy_inputs(model, names), buffer, dynamo=False,
                 input_names=list(names), output_names=list(OUTPUT_NAMES),
                 opset_version=int(opset), dynamic_axes=dynamic_axes, do_constant_folding=True,
             )
     finally:
         model.train(was_training)
 
-    graph = onnx.load(str(path))
+    graph = onnx.load_from_string(buffer.getvalue())
     meta = {
         "n_layers": model.conf.n_layers,
         "input_dim": model.conf.input_dim,
@@ -259,9 +263,17 @@ def export_onnx(
         entry.key, entry.value = _META_PREFIX + key, str(value)
     graph.doc_string = ("specglue LightGlue, fixed depth (all layers, no early stopping or pruning); "
                         "equals PyTorch with depth_confidence=-1, width_confidence=-1")
-    onnx.save(graph, str(path))
     if check:
-        onnx.checker.check_model(str(path), full_check=True)
+        onnx.checker.check_model(graph, full_check=True)
+    # write through a temporary file so that an interrupted export never leaves a partial model
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
+    os.close(fd)
+    try:
+        onnx.save(graph, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     logger.info("Exported LightGlue (%d layers, specular inputs: %s, opset %d) to %s",
                 model.conf.n_layers, with_specular, opset, path)
     return path
@@ -285,7 +297,8 @@ class OnnxMatcher:
     ``specular_mask`` [B, H, W] (graphs exported with ``with_specular`` only). It returns
     ``matches0`` [B, M], ``matches1`` [B, N], ``matching_scores0`` [B, M],
     ``matching_scores1`` [B, N], ``matches`` (B tensors [S, 2]), ``scores`` (B tensors [S]),
-    ``stop`` (= n_layers; 0 when every pair had an empty side), ``stops`` [B] and, when masks
+    ``stop`` (= n_layers; 0 when no pair has a matchable keypoint on both sides, as in
+    PyTorch), ``stops`` [B] and, when masks
     were given, ``specularity0`` / ``specularity1``: torch tensors on the keypoints' device.
     """
 
@@ -429,6 +442,14 @@ class OnnxMatcher:
                 feeds[k + suffix] = np.ascontiguousarray(v.detach().to("cpu", torch.float32).numpy())
         return {k: feeds[k] for k in self.input_names}
 
+    @staticmethod
+    def _matchable(image: Dict[str, Any]) -> torch.Tensor:
+        """[B] bool: the pair has at least one real, non-specular keypoint on this side."""
+        keep = image["valid"]
+        if image["specularity"] is not None:
+            keep = keep & (image["specularity"] < SPECULAR_THRESHOLD)
+        return keep.any(1).cpu()
+
     def _run(self, feeds: Dict[str, np.ndarray]) -> List[torch.Tensor]:
         return [torch.from_numpy(np.asarray(o)) for o in self.session.run(list(OUTPUT_NAMES), feeds)]
 
@@ -442,11 +463,11 @@ class OnnxMatcher:
         (b, m), n = image0["valid"].shape, image1["valid"].shape[1]
         matches0, matches1 = torch.full((b, m), -1, dtype=torch.long), torch.full((b, n), -1, dtype=torch.long)
         scores0, scores1 = torch.zeros((b, m)), torch.zeros((b, n))
-        stops = torch.zeros(b, dtype=torch.long)
+        # as in PyTorch, a pair with nothing matchable on one side "stops" after 0 layers
+        stops = torch.where(self._matchable(image0) & self._matchable(image1), self.n_layers, 0)
         padded = not (bool(image0["valid"].all()) and bool(image1["valid"].all()))
         if not padded and m > 0 and n > 0:
             matches0, matches1, scores0, scores1 = self._run(self._feeds(image0, image1))
-            stops[:] = self.n_layers
         elif padded:  # one pair at a time, on its real keypoints only
             for k in range(b):
                 idx0 = torch.where(image0["valid"][k])[0]
@@ -458,7 +479,6 @@ class OnnxMatcher:
                 matches0[k, i0] = torch.where(m0[0] >= 0, i1[m0[0].clamp(min=0)], -1)
                 matches1[k, i1] = torch.where(m1[0] >= 0, i0[m1[0].clamp(min=0)], -1)
                 scores0[k, i0], scores1[k, i1] = s0[0], s1[0]
-                stops[k] = self.n_layers
 
         matches0, matches1 = matches0.to(device), matches1.to(device)
         scores0, scores1 = scores0.to(device), scores1.to(device)
