@@ -94,3 +94,21 @@ def test_bad_inputs_fail_with_one_line(small_pair, tmp_path):
     _one_line_error(specglue("match", img0, img1, "--mask1", tmp_path / "none.png"), "none.png")
     _one_line_error(specglue("match", img0, img1, "--features", "orb"), "invalid choice: 'orb'")
     _one_line_error(specglue("detect-specular", corrupt, "--out", tmp_path / "m.png"), "not a readable image")
+
+
+@pytest.mark.slow
+def test_eval_homography_prints_and_writes(tmp_path, data_dir):
+    images = tmp_path / "images"
+    images.mkdir()
+    image = cv2.imread(str(data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg"))
+    cv2.imwrite(str(images / "a.jpg"), cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA))
+    out_dir = tmp_path / "run"
+    run = specglue("--num-threads", "1", "eval", "homography", "--images", images, "-k", "1",
+                   "--max-num-keypoints", "256", "--resize", "320", "--methods", "specglue-off", "mnn",
+                   "--out-dir", out_dir)
+    assert run.returncode == 0, run.stderr
+    assert "| specglue-off |" in run.stdout and "| mnn |" in run.stdout
+    results = json.loads((out_dir / "results.json").read_text())
+    assert set(results["summary"]) >= {"specglue-off", "mnn"}
+    rescored = specglue("eval", "rescore", out_dir)
+    assert rescored.returncode == 0 and rescored.stdout.strip() == run.stdout.strip()

@@ -1,6 +1,6 @@
 """The ``specglue`` command line: argument parsing and output only; the work is in the library.
 
-Subcommands: ``match``, ``detect-specular``, ``demo``, ``eval``, ``export-onnx``
+Subcommands: ``match``, ``detect-specular``, ``demo``, ``eval``
 (``specglue <command> --help`` for each).
 """
 
@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Matches two images, detects highlight masks, evaluates and exports.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--num-threads", type=int, metavar="N",
+                        help="torch CPU threads (default: torch's choice)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     match = sub.add_parser(
@@ -154,20 +156,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
 
-    _add_optional_commands(sub)
+    _add_eval_commands(sub)
     return parser
 
 
-def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands whose modules carry their own arguments."""
-    commands: Dict[str, tuple] = {}
-    import importlib
+def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    from .eval import homography, hpatches, pose
 
-    for name, (module_name, help_text) in commands.items():
-        module = importlib.import_module(module_name)
-        parser = sub.add_parser(name, help=help_text, description=help_text)
+    evaluate = sub.add_parser(
+        "eval", help="evaluate matchers (homography, HPatches folder, pose pairs)",
+        description="Compare specglue (each specular mode), the official LightGlue, kornia's LightGlue "
+                    "and mutual nearest neighbour on the same features. Prints a Markdown table and "
+                    "writes results.json and plots to --out-dir.")
+    benchmarks = evaluate.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    helps = {
+        "homography": "random homographies of your photos (default: the photos in ../shared/data)",
+        "hpatches": "an HPatches-style folder (1.ppm..6.ppm, H_1_k) or the Oxford layout (img1, H1to2p)",
+        "pose": "a SuperGlue pairs_with_gt file: relative-pose AUC at 5/10/20 degrees",
+    }
+    for name, module in (("homography", homography), ("hpatches", hpatches), ("pose", pose)):
+        parser = benchmarks.add_parser(name, help=helps[name], description=helps[name])
         module.add_arguments(parser)
-        parser.set_defaults(func=module.main)
+        parser.set_defaults(func=lambda args, module=module: _print_table(module.main(args)))
+    rescore = benchmarks.add_parser("rescore", help="score the caches of a finished run again, without matching")
+    rescore.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    rescore.set_defaults(func=cmd_rescore)
+
+
+def _print_table(table: str) -> int:
+    print(table)
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from .eval import rescore
+
+    return _print_table(rescore(args.out_dir)["table"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -175,6 +199,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.num_threads:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
