@@ -6,6 +6,7 @@ import argparse
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 
 from specglue import LightGlue
 from specglue.export import OnnxMatcher, export_onnx
@@ -20,7 +21,7 @@ MARGIN = 4  # px; stored in the graph's metadata and used by OnnxMatcher for spe
 
 def _features(reference_features, data_dir, pair, max_kpts, long_side=640):
     p0, p1 = pair_paths(data_dir, pair)
-    return reference_features("aliked", p0, max_kpts, long_side), reference_features("aliked", p1, max_kpts, long_side)
+    return tuple(reference_features("aliked", p, max_kpts, long_side) for p in (p0, p1))
 
 
 def _run(matcher, v0, v1):
@@ -48,9 +49,19 @@ def _assert_same(onnx_out, torch_out, min_matches):
     assert int((torch_out["matches0"] > -1).sum()) >= min_matches  # a meaningful comparison
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """PyTorch's two OpenMP threads run this file about 2x slower than one on the shared 2-core
+    machine (ONNX Runtime keeps its own pool); results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model():
-    return LightGlue(features="aliked", mask_margin=MARGIN, **FIXED).eval()
+    return LightGlue(features="aliked", specular_mode="hard", mask_margin=MARGIN, **FIXED).eval()
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +98,16 @@ def specular(specular_path):
 
 @pytest.fixture(scope="module")
 def laparoscopic(reference_features, data_dir):
-    """A real surgical pair (320 x 240, 512 ALIKED keypoints) with its detected highlights
+    """A real surgical pair (320 x 240, 400 ALIKED keypoints) with its detected highlights
     [1, H, W] bool."""
-    views = _features(reference_features, data_dir, "laparoscopic", 512)
+    views = _features(reference_features, data_dir, "laparoscopic", 400, 320)
     masks = [detect(load_rgb(p, 640)) for p in pair_paths(data_dir, "laparoscopic")]
     return views, masks
 
 
 @pytest.mark.slow
 class TestExport:
-    def test_graph(self, specular_path, model):
+    def test_graph(self, specular_path):
         graph = onnx.load(str(specular_path))
         onnx.checker.check_model(graph, full_check=True)
         opset = max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
@@ -117,11 +128,8 @@ class TestExport:
         meta = {p.key: p.value for p in graph.metadata_props}
         assert meta["specglue.n_layers"] == "9" and meta["specglue.mask_margin"] == str(MARGIN)
 
-    def test_export_leaves_model_and_exporter_unchanged(self, plain_path, model):
+    def test_export_leaves_model_in_eval_mode(self, plain_path, model):
         assert not model.training
-        registry = torch.onnx._internal.torchscript_exporter.registration.registry
-        group = registry.get_function_group("aten::repeat_interleave")
-        assert group.get(17) is not onnx_export._repeat_interleave_symbolic
 
     def test_cli(self, plain_path, plain):
         graph = onnx.load(str(plain_path))
@@ -164,16 +172,15 @@ class TestParity:
     def test_padded_batch(self, model, plain, sacre, laparoscopic):
         """Two pairs of different sizes and keypoint counts, padded: runs pair by pair."""
         a0, a1 = _take(sacre[0], 300), _take(sacre[1], 400)
-        b0, b1 = _take(laparoscopic[0][0], 350), _take(laparoscopic[0][1], 200)
+        b0, b1 = _take(laparoscopic[0][0], 350), _take(laparoscopic[0][1], 250)
 
         def pad(views):
-            n = max(v["keypoints"].shape[1] for v in views)
+            lengths = [v["keypoints"].shape[1] for v in views]
+            n = max(lengths)
             return {
-                "keypoints": torch.cat([torch.nn.functional.pad(v["keypoints"], (0, 0, 0, n - v["keypoints"].shape[1]))
-                                        for v in views]),
-                "descriptors": torch.cat([torch.nn.functional.pad(v["descriptors"], (0, 0, 0, n - v["descriptors"].shape[1]))
-                                          for v in views]),
-                "lengths": torch.tensor([v["keypoints"].shape[1] for v in views]),
+                "keypoints": torch.cat([F.pad(v["keypoints"], (0, 0, 0, n - k)) for v, k in zip(views, lengths)]),
+                "descriptors": torch.cat([F.pad(v["descriptors"], (0, 0, 0, n - k)) for v, k in zip(views, lengths)]),
+                "lengths": torch.tensor(lengths),
                 "image_size": torch.cat([v["image_size"] for v in views]),
             }
 
@@ -235,7 +242,8 @@ class TestScaleOri:
         g = torch.Generator().manual_seed(0)
         for v in (v0, v1):
             n = v["keypoints"].shape[1]
-            v["scales"], v["oris"] = torch.rand(1, n, generator=g) * 4, (torch.rand(1, n, generator=g) - 0.5) * 6
+            v["scales"] = torch.rand(1, n, generator=g) * 4
+            v["oris"] = (torch.rand(1, n, generator=g) - 0.5) * 6
         _assert_same(_run(matcher, v0, v1), _run(small, v0, v1), min_matches=0)
         with pytest.raises(ValueError, match="missing 'oris'"):
             _run(matcher, v0, {k: v for k, v in v1.items() if k != "oris"})
@@ -252,7 +260,8 @@ class TestInputs:
          r"\['keypoint_specular'\] was given but .* exported without specular inputs"),
         ({"specular_mask": torch.zeros(1, 480, 640, dtype=torch.bool)}, ValueError,
          r"\['specular_mask'\] was given"),
-        ({"descriptors": torch.zeros(1, 128, 256)}, ValueError, r"descriptors'\] has width 256 .* \[B, M, 128\]"),
+        ({"descriptors": torch.zeros(1, 128, 256)}, ValueError,
+         r"descriptors'\] has width 256 .* \[B, M, 128\]"),
         ({"keypoints": torch.zeros(1, 128, 3)}, ValueError, r"keypoints'\] must have shape \[B, M, 2\]"),
         ({"image_size": None}, ValueError, "needs 'image_size'"),
         ({"image_size": torch.tensor([[0.0, 480.0]])}, ValueError, "image_size'\\] must be positive"),
@@ -275,6 +284,7 @@ class TestInputs:
         with pytest.raises(ValueError, match="data is missing 'image1'"):
             plain({"image0": views[0]})
 
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter's notice
     def test_not_a_specglue_graph(self, tmp_path):
         path = tmp_path / "linear.onnx"
         torch.onnx.export(torch.nn.Linear(2, 2), (torch.zeros(1, 2),), str(path), dynamo=False)

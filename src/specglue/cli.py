@@ -1,6 +1,6 @@
 """The ``specglue`` command line: argument parsing and output only; the work is in the library.
 
-Subcommands: ``match``, ``detect-specular``, ``demo``, ``eval``
+Subcommands: ``match``, ``detect-specular``, ``demo``, ``eval``, ``export-onnx``
 (``specglue <command> --help`` for each).
 """
 
@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     _add_eval_commands(sub)
+    from .export import onnx as onnx_export
+
+    export = sub.add_parser("export-onnx", help="export the matcher to a fixed-depth ONNX graph",
+                            description=onnx_export.__doc__.split("\n\n")[0])
+    onnx_export.add_arguments(export)
+    export.set_defaults(func=onnx_export.main)
     return parser
 
 

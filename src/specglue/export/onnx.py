@@ -37,14 +37,13 @@ The match threshold (``filter_threshold``) is a constant of the graph.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -124,32 +123,6 @@ class _ExportableLightGlue(nn.Module):
         return filter_matches(scores, self.filter_threshold)
 
 
-def _repeat_interleave_symbolic(g: Any, self: Any, repeats: Any, dim: Any = None, output_size: Any = None) -> Any:
-    """``aten::repeat_interleave`` for the TorchScript-based exporter, given a fresh ``dim``.
-
-    The built-in symbolic (torch 2.13) normalizes a negative ``dim`` by adding the rank *in
-    place* to the pooled constant tensor, which silently changes every other op of the graph
-    that uses the same constant (here ``-1`` becomes ``4`` after the rotary encoding
-    ``repeat_interleave(2, dim=-1)`` and a later ``transpose(-1, -2)`` fails). Passing a private
-    copy of the constant avoids that.
-    """
-    from torch.onnx import symbolic_helper, symbolic_opset13
-
-    if not symbolic_helper._is_none(dim):
-        dim = g.op("Constant", value_t=torch.tensor(int(symbolic_helper._maybe_get_const(dim, "i"))))
-    return symbolic_opset13.repeat_interleave(g, self, repeats, dim, output_size)
-
-
-@contextlib.contextmanager
-def _fixed_symbolics(opset: int) -> Iterator[None]:
-    """Register :func:`_repeat_interleave_symbolic` for the duration of one export."""
-    torch.onnx.register_custom_op_symbolic("aten::repeat_interleave", _repeat_interleave_symbolic, opset)
-    try:
-        yield
-    finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::repeat_interleave", opset)
-
-
 def _dummy_inputs(model: LightGlue, names: Sequence[str], batch: int = 1, m: int = 48,
                   n: int = 64) -> Tuple[torch.Tensor, ...]:
     """Tracing inputs; M != N so that the two keypoint axes stay distinct in the graph."""
@@ -162,7 +135,8 @@ def _dummy_inputs(model: LightGlue, names: Sequence[str], batch: int = 1, m: int
         if name.startswith("keypoints"):
             out.append(torch.rand(batch, length, 2, generator=g) * size[:, None])
         elif name.startswith("descriptors"):
-            out.append(torch.nn.functional.normalize(torch.randn(batch, length, model.conf.input_dim, generator=g), dim=-1))
+            desc = torch.randn(batch, length, model.conf.input_dim, generator=g)
+            out.append(torch.nn.functional.normalize(desc, dim=-1))
         elif name.startswith("image_size"):
             out.append(size.clone())
         else:  # scales, oris, specularity: [B, L] in [0, 1)
@@ -198,8 +172,9 @@ def export_onnx(
         The path written. Models with ``add_scale_ori`` (SIFT, DoGHardNet) get the extra inputs
         ``scales0, oris0, scales1, oris1``.
 
-    Uses the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``); SDPA is
-    decomposed into MatMul / Softmax, so the graph runs on any ONNX Runtime provider.
+    Uses the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``; the dynamo
+    exporter needs ``onnxscript``). SDPA is decomposed into MatMul / Softmax, so the graph runs
+    on any ONNX Runtime provider. The graph is float32 whatever ``model.conf.mp``.
     """
     if not isinstance(model, LightGlue):
         raise TypeError(f"model must be a specglue.LightGlue, got {type(model).__name__}")
@@ -213,7 +188,8 @@ def export_onnx(
         )
     dtypes = {p.dtype for p in model.parameters()}
     if dtypes != {torch.float32}:
-        raise ValueError(f"export a float32 model (model.float()); its parameters are {sorted(map(str, dtypes))}")
+        raise ValueError(f"export a float32 model (model.float()); its parameters are "
+                         f"{sorted(map(str, dtypes))}")
     import onnx  # optional dependency, needed only here
 
     path = Path(path)
@@ -233,7 +209,7 @@ def export_onnx(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _fixed_symbolics(int(opset)):
+        with torch.no_grad(), warnings.catch_warnings():
             # the Python-level shape checks in the model become constants: expected when tracing
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -298,8 +274,12 @@ class OnnxMatcher:
     ``matches0`` [B, M], ``matches1`` [B, N], ``matching_scores0`` [B, M],
     ``matching_scores1`` [B, N], ``matches`` (B tensors [S, 2]), ``scores`` (B tensors [S]),
     ``stop`` (= n_layers; 0 when no pair has a matchable keypoint on both sides, as in
-    PyTorch), ``stops`` [B] and, when masks
-    were given, ``specularity0`` / ``specularity1``: torch tensors on the keypoints' device.
+    PyTorch), ``stops`` [B] and, when masks were given, ``specularity0`` / ``specularity1``:
+    torch tensors on the keypoints' device (``prune0`` / ``prune1`` are not returned).
+
+    Padded batches (``keypoint_mask`` / ``lengths`` with False entries) run pair by pair on the
+    real keypoints; unpadded batches run in one graph call. An empty side gives no matches
+    without running the graph.
     """
 
     def __init__(self, path: PathLike, providers: Sequence[str] = ("CPUExecutionProvider",), *,
@@ -322,7 +302,9 @@ class OnnxMatcher:
         self.add_scale_ori = bool(int(meta[_META_PREFIX + "add_scale_ori"]))
         self.with_specular = bool(int(meta[_META_PREFIX + "with_specular"]))
         self.filter_threshold = float(meta.get(_META_PREFIX + "filter_threshold", "nan"))
-        self.mask_margin = int(meta[_META_PREFIX + "mask_margin"]) if mask_margin is None else int(mask_margin)
+        if mask_margin is None:
+            mask_margin = int(meta[_META_PREFIX + "mask_margin"])
+        self.mask_margin = int(mask_margin)
         self.input_names = [i.name for i in self.session.get_inputs()]
         expected = input_names(self.with_specular, self.add_scale_ori)
         if self.input_names != expected:
@@ -363,7 +345,8 @@ class OnnxMatcher:
             if bool((size <= 0).any()):
                 raise ValueError(f"{name}['image_size'] must be positive (W, H), got {size.tolist()}")
         elif view.get("image") is not None:
-            image = check_tensor(f"{name}['image']", view["image"], ("B", "C", "H", "W"), {"B": b}, kind="any")
+            image = check_tensor(f"{name}['image']", view["image"], ("B", "C", "H", "W"), {"B": b},
+                                 kind="any")
             h, w = image.shape[-2:]
             size = torch.tensor([[w, h]], dtype=torch.float32, device=device).expand(b, -1)
         else:
@@ -461,12 +444,13 @@ class OnnxMatcher:
         image1 = self._parse(data, "image1", "N", sizes)
         device = image0["keypoints"].device
         (b, m), n = image0["valid"].shape, image1["valid"].shape[1]
-        matches0, matches1 = torch.full((b, m), -1, dtype=torch.long), torch.full((b, n), -1, dtype=torch.long)
+        matches0 = torch.full((b, m), -1, dtype=torch.long)
+        matches1 = torch.full((b, n), -1, dtype=torch.long)
         scores0, scores1 = torch.zeros((b, m)), torch.zeros((b, n))
         # as in PyTorch, a pair with nothing matchable on one side "stops" after 0 layers
         stops = torch.where(self._matchable(image0) & self._matchable(image1), self.n_layers, 0)
         padded = not (bool(image0["valid"].all()) and bool(image1["valid"].all()))
-        if not padded and m > 0 and n > 0:
+        if not padded and b > 0 and m > 0 and n > 0:
             matches0, matches1, scores0, scores1 = self._run(self._feeds(image0, image1))
         elif padded:  # one pair at a time, on its real keypoints only
             for k in range(b):

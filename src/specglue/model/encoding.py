@@ -39,7 +39,8 @@ class LearnableFourierPositionalEncoding(nn.Module):
         """
         projected = self.Wr(x)  # [B, N, Dh/2]
         emb = torch.stack([projected.cos(), projected.sin()], 0).unsqueeze(-3)
-        return emb.repeat_interleave(2, dim=-1)
+        # A non-negative dim: the legacy ONNX exporter rewrites a shared "-1" constant in place.
+        return emb.repeat_interleave(2, dim=emb.ndim - 1)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
