@@ -64,7 +64,7 @@ from specglue import LightGlue
 from specglue.features import Extractor, build_extractor
 from specglue.geometry import estimate_homography
 from specglue.specular import detect, dilate_mask
-from specglue.viz import plot_matches
+from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
 
 logger = logging.getLogger("benchmarks.real_glare")
 
@@ -221,6 +221,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         for seq, frames in sequences.items():
             feats = [extractor.extract(f["rgb"]) for f in tqdm(frames, desc=f"{feature} {seq} extract", unit="frame")]
             pairs = [(i, i + gap) for gap in args.gaps for i in range(len(frames) - gap)]
+            if args.figure_only:
+                pairs = [(args.figure_pair, args.figure_pair + 1)]
             records: Dict[str, List[Dict[str, Any]]] = {}
             for i, j in tqdm(pairs, desc=f"{feature} {seq} match", unit="pair"):
                 fa, fb = frames[i], frames[j]
@@ -289,13 +291,23 @@ def write_figure(report: Dict[str, Any], args: argparse.Namespace) -> Optional[P
         f = args.figure_scale
         a, ma, ka2 = _upscale(frames[i]["rgb"], frames[i]["masks"]["default"].numpy(), ka, f)
         b, mb, kb2 = _upscale(frames[j]["rgb"], frames[j]["masks"]["default"].numpy(), kb, f)
-        label = "off (masks ignored)" if mode == "off" else "hard (detector mask, margin %d px)" % args.mask_margin
-        caption = (f"{feature.upper()} {frames[i]['name']} -> {frames[j]['name']}, mode {label}: "
-                   f"{rec['on_glare_issue']} matches on glare (grey>225 +5 px), "
-                   f"{rec['glare_outliers']} of them RANSAC outliers")
+        label = "off, no masks" if mode == "off" else "hard, detector masks +%d px" % args.mask_margin
+        caption = (f"{feature.upper()} {frames[i]['name']}->{frames[j]['name']}, mode {label}: "
+                   f"{rec['on_glare_issue']} matches on glare (yellow: grey>225 +5px), "
+                   f"{rec['glare_outliers']} of them outliers")
         path = tmp / f"{mode.replace('/', '_')}.png"
-        plot_matches(a, b, ka2, kb2, m, inliers=inl, mask0=ma, mask1=mb, caption=caption, path=path,
-                     linewidth=0.7, max_width=2000)
+        fig = plot_matches(a, b, ka2, kb2, m, inliers=inl, mask0=ma, mask1=mb, caption=caption,
+                           linewidth=0.6, max_width=2000)
+        # Ring the keypoints of the matches on glare (the issue's definition) in both images.
+        on = lookup(frames[i]["issue"], ka[m[:, 0]]) | lookup(frames[j]["issue"], kb[m[:, 1]]) if len(m) else []
+        if len(m) and on.any():
+            ax = fig.axes[0]
+            shift = a.shape[1] + GAP_PX
+            ax.scatter(ka2[m[on, 0], 0], ka2[m[on, 0], 1], s=28, facecolors="none", edgecolors="yellow",
+                       linewidths=0.9, zorder=6)
+            ax.scatter(kb2[m[on, 1], 0] + shift, kb2[m[on, 1], 1], s=28, facecolors="none",
+                       edgecolors="yellow", linewidths=0.9, zorder=6)
+        fig.savefig(path, dpi=DEFAULT_DPI, format="png", facecolor="white")
         panels.append(cv2.imread(str(path), cv2.IMREAD_COLOR))
     width = max(p.shape[1] for p in panels)
     padded = [cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
@@ -303,7 +315,7 @@ def write_figure(report: Dict[str, Any], args: argparse.Namespace) -> Optional[P
     sep = np.full((12, width, 3), 255, np.uint8)
     out = Path(args.figure)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), np.vstack([padded[0], sep, padded[1]]))
+    cv2.imwrite(str(out), np.vstack([padded[0], sep, padded[1]]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     return out
 
 
@@ -372,7 +384,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--figure-scale", type=int, default=2, help="upscale the 320x240 frames for legibility")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--out", type=Path, default=None, help="JSON output (Markdown next to it as .md)")
+    parser.add_argument("--figure-only", action="store_true",
+                        help="only match the figure pair (first feature, laparoscopic) and write --figure")
     args = parser.parse_args(argv)
+    if args.figure_only:
+        if args.figure is None:
+            parser.error("--figure-only needs --figure")
+        args.features, args.sequences, args.out = args.features[:1], ["laparoscopic"], None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -268,6 +268,17 @@ class LightGlue(nn.Module):
         threshold = 0.8 + 0.1 * np.exp(-4.0 * layer_index / self.conf.n_layers)
         return float(np.clip(threshold, 0, 1))
 
+    def compile(self, mode: Optional[str] = None, dynamic: bool = True) -> "LightGlue":
+        """Compile each transformer layer with :func:`torch.compile` (in place; returns self).
+
+        Keypoint counts change with every input and with pruning, so shapes are dynamic by
+        default. Early stopping, pruning, batching and masks keep working: only the layers are
+        compiled, the orchestration stays in Python.
+        """
+        for layer in self.transformers:
+            layer.compile(mode=mode, dynamic=dynamic)
+        return self
+
     def pruning_min_kpts(self, device: torch.device) -> int:
         return self.pruning_keypoint_thresholds.get(device.type, -1)
 

@@ -1,0 +1,22 @@
+"""The opt-in bf16 autocast path (mp=True) on CPU stays close to fp32 on a real pair."""
+
+import pytest
+import torch
+
+from specglue import LightGlue
+
+from ..conftest import pair_paths
+
+
+@pytest.mark.slow
+def test_bf16_autocast_agrees_with_fp32(reference_features, data_dir):
+    p0, p1 = pair_paths(data_dir, "sacre_coeur")
+    data = {"image0": reference_features("aliked", p0, 512, 512), "image1": reference_features("aliked", p1, 512, 512)}
+    with torch.inference_mode():
+        full = LightGlue(features="aliked").eval()(data)
+        half = LightGlue(features="aliked", mp=True).eval()(data)
+    assert half["matching_scores0"].dtype == torch.float32 and torch.isfinite(half["matching_scores0"]).all()
+    matched = full["matches0"] > -1
+    agree = (half["matches0"][matched] == full["matches0"][matched]).float().mean().item()
+    assert agree > 0.9, f"bf16 keeps only {agree:.1%} of the fp32 matches"
+    assert abs(int((half["matches0"] > -1).sum()) - int(matched.sum())) < 0.1 * int(matched.sum())
