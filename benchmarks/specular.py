@@ -56,9 +56,12 @@ Metrics (pooled over the pairs of a table):
   (``specglue.geometry.error_auc``); the homography is ``estimate_homography`` (MAGSAC++,
   3 px) on all matches, its error ``corner_error`` against ``H_gt``; failures count as inf.
 
-Usage (from the repository root; one feature per run keeps a run under ~12 min on 2 CPU cores):
-    python benchmarks/specular.py --features aliked --out benchmarks/results/specular_aliked.json
-    python benchmarks/specular.py --features disk --out benchmarks/results/specular_disk.json
+Usage (from the repository root; one feature per run: 21 pairs take ~2.5 min with ALIKED and
+~8 min with DISK on 2 idle CPU cores, several times longer on a busy machine):
+    python benchmarks/specular.py --features aliked --pairs 21 --out benchmarks/results/specular_aliked.json
+    python benchmarks/specular.py --features disk --pairs 21 --out benchmarks/results/specular_disk.json
+    python benchmarks/specular.py --features aliked --pairs 21 --mask-margin 0 \
+        --out benchmarks/results/specular_aliked_margin0.json
 """
 
 from __future__ import annotations
@@ -383,7 +386,7 @@ def _jsonable(value: Any) -> Any:
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", nargs="+", default=["aliked", "disk"], choices=["aliked", "disk"])
-    parser.add_argument("--pairs", "--homographies", dest="pairs", type=int, default=7,
+    parser.add_argument("--pairs", "--homographies", dest="pairs", type=int, default=21,
                         help="synthetic pairs (one random homography each; photos are cycled)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-keypoints", type=int, default=1024)

@@ -176,7 +176,7 @@ def match_pair(
     features: str = "aliked",
     specular: Union[str, None, Tuple[Optional[MaskInput], Optional[MaskInput]]] = "auto",
     specular_mode: str = "hard",
-    mask_margin: int = 2,
+    mask_margin: int = 3,
     geometry: Optional[str] = None,
     max_num_keypoints: int = 2048,
     resize: Optional[int] = 1024,

@@ -19,7 +19,7 @@ def pair(reference_features, data_dir):
 
 @pytest.fixture(scope="module")
 def model():
-    return LightGlue(features="aliked").eval()
+    return LightGlue(features="aliked", mask_margin=0).eval()
 
 
 def band_mask(view, x_lo, x_hi):
@@ -47,7 +47,7 @@ def with_mask(view, mask):
 @pytest.mark.slow
 @pytest.mark.parametrize("conf", [{}, OFF], ids=["adaptive", "full"])
 def test_hard_mode_ignores_everything_about_masked_keypoints(pair, conf):
-    model = LightGlue(features="aliked", **conf).eval()
+    model = LightGlue(features="aliked", mask_margin=0, **conf).eval()
     v0, v1 = pair
     m0, m1 = band_mask(v0, 0.3, 0.5), band_mask(v1, 0.5, 0.7)
     in0, in1 = keypoints_in(v0, m0), keypoints_in(v1, m1)
@@ -111,7 +111,7 @@ def test_mask_on_one_image_only(model, pair):
 
 @pytest.mark.slow
 def test_soft_mode_limits(pair):
-    model = LightGlue(features="aliked", **OFF).eval()
+    model = LightGlue(features="aliked", mask_margin=0, **OFF).eval()
     v0, v1 = pair
     m0 = band_mask(v0, 0.3, 0.6)
     spec = keypoints_in(v0, m0).float()[None]
@@ -149,7 +149,7 @@ def test_off_ignores_masks(model, pair):
 def test_mask_margin_grows_the_mask(pair):
     v0, v1 = pair
     m0 = band_mask(v0, 0.4, 0.5)
-    tight = LightGlue(features="aliked").eval()
+    tight = LightGlue(features="aliked", mask_margin=0).eval()
     wide = LightGlue(features="aliked", mask_margin=20).eval()
     s_tight = run(tight, with_mask(v0, m0), v1)["specularity0"]
     s_wide = run(wide, with_mask(v0, m0), v1)["specularity0"]

@@ -167,7 +167,9 @@ class LightGlue(nn.Module):
         "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
         "weights": None,  # checkpoint path / registry name / state dict (None: preset's)
         "specular_mode": "hard",  # hard | cross | soft | filter | off (see README)
-        "mask_margin": 0,  # px: a keypoint this close to a specular pixel counts as specular
+        # px: a keypoint this close to a specular pixel counts as specular (detectors fire on the
+        # rim of a highlight, just outside it: see benchmarks/results/specular_aliked_margin0.md)
+        "mask_margin": 3,
     }
 
     # Pruning costs a gather, so it only runs on images with more tokens than this.
