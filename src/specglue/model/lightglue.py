@@ -62,34 +62,22 @@ class _Tokens:
     self_bias: Optional[torch.Tensor] = None
     cross_bias: Optional[torch.Tensor] = None
 
-    @property
-    def valid(self) -> torch.Tensor:
-        return self.index >= 0
-
-    @property
-    def matchable(self) -> torch.Tensor:
-        """Tokens that may be matched: valid and not excluded by the cross bias."""
-        if self.cross_bias is None:
-            return self.valid
-        return self.valid & torch.isfinite(self.cross_bias)
+    def __post_init__(self) -> None:
+        # The token set only changes by building a new _Tokens, so the masks are made once.
+        self.valid = self.index >= 0
+        self.all_valid = bool(self.valid.all())
+        self.matchable = self.valid if self.cross_bias is None else self.valid & torch.isfinite(self.cross_bias)
+        self.self_mask = self._key_mask(self.self_bias)  # [B', 1, 1, L] or None
+        self.cross_mask = self._key_mask(self.cross_bias)  # for the other image's queries
 
     def _key_mask(self, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        valid = self.valid
         if bias is None:
-            return None if bool(valid.all()) else valid[:, None, None, :]
-        return bias.masked_fill(~valid, -torch.inf)[:, None, None, :].to(self.desc.dtype)
-
-    def self_mask(self) -> Optional[torch.Tensor]:
-        """Key mask [B', 1, 1, L] for self-attention, None when every token takes part."""
-        return self._key_mask(self.self_bias)
-
-    def cross_mask(self) -> Optional[torch.Tensor]:
-        """Key mask [B', 1, 1, L] for the other image's queries."""
-        return self._key_mask(self.cross_bias)
+            return None if self.all_valid else self.valid[:, None, None, :]
+        return bias.masked_fill(~self.valid, -torch.inf)[:, None, None, :].to(self.desc.dtype)
 
     def match_log_weight(self) -> Optional[torch.Tensor]:
         """Log-weight [B', L] on matchability (-inf: cannot match), None when all are plain."""
-        if self.cross_bias is None and bool(self.valid.all()):
+        if self.cross_bias is None and self.all_valid:
             return None
         bias = self.cross_bias if self.cross_bias is not None else self.desc.new_zeros(self.index.shape)
         return bias.masked_fill(~self.valid, -torch.inf)
@@ -102,6 +90,11 @@ class _Tokens:
 
     def compact(self, keep: torch.Tensor) -> "_Tokens":
         """Drop the tokens where ``keep`` [B', L] is False; rows are padded to the longest."""
+        if keep.shape[0] == 1:  # one pair: plain selection, no padding
+            kept = torch.nonzero(keep[0]).squeeze(1)
+            pick = (lambda t: None if t is None else t.index_select(1, kept))
+            return _Tokens(self.desc.index_select(1, kept), self.encoding.index_select(3, kept),
+                           self.index.index_select(1, kept), pick(self.self_bias), pick(self.cross_bias))
         counts = keep.sum(1)
         length = int(counts.max()) if counts.numel() else 0
         # stable sort moves kept tokens first, in their original order
@@ -477,7 +470,7 @@ class LightGlue(nn.Module):
                 break
             tokens0.desc, tokens1.desc = self.transformers[i](
                 tokens0.desc, tokens1.desc, tokens0.encoding, tokens1.encoding,
-                tokens0.self_mask(), tokens1.self_mask(), tokens1.cross_mask(), tokens0.cross_mask(),
+                tokens0.self_mask, tokens1.self_mask, tokens1.cross_mask, tokens0.cross_mask,
             )
             if i == n_layers - 1:
                 break
