@@ -49,10 +49,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checks import check_tensor
 from ..model.heads import filter_matches
+from ..model.inputs import parse_image
 from ..model.lightglue import SPECULAR_THRESHOLD, LightGlue, normalize_keypoints
-from ..specular.sample import sample_mask
 
 logger = logging.getLogger(__name__)
 
@@ -316,93 +315,19 @@ class OnnxMatcher:
 
     # ------------------------------------------------------------------ inputs
     def _parse(self, data: Mapping[str, Any], key: str, n: str, sizes: Dict[str, int]) -> Dict[str, Any]:
-        if key not in data:
-            raise ValueError(f"data is missing {key!r}: a dict with 'keypoints' [B, {n}, 2], "
-                             f"'descriptors' [B, {n}, {self.input_dim}] and 'image_size' [B, 2]")
-        view = data[key]
-        if not isinstance(view, Mapping):
-            raise TypeError(f"data[{key!r}] must be a dict, got {type(view).__name__}")
-        for required in ("keypoints", "descriptors"):
-            if required not in view:
-                raise ValueError(f"data[{key!r}] is missing {required!r}")
-        name = f"data[{key!r}]"
-        kpts = check_tensor(f"{name}['keypoints']", view["keypoints"], ("B", n, 2), sizes, finite=True)
-        desc = check_tensor(f"{name}['descriptors']", view["descriptors"], ("B", n, "Din"), dict(sizes),
-                            finite=True)
-        if desc.shape[-1] != self.input_dim:
-            raise ValueError(f"{name}['descriptors'] has width {desc.shape[-1]} but {self.path.name} "
-                             f"expects [B, {n}, {self.input_dim}]")
-        b, num = kpts.shape[:2]
-        device = kpts.device
-
-        if view.get("image_size") is not None:
-            size = view["image_size"]
-            size = (size if isinstance(size, torch.Tensor) else torch.as_tensor(size)).to(device)
-            if size.ndim == 1:
-                size = size[None].expand(b, -1)
-            check_tensor(f"{name}['image_size']", size, ("B", 2), sizes, kind="any", finite=True)
-            size = size.float()
-            if bool((size <= 0).any()):
-                raise ValueError(f"{name}['image_size'] must be positive (W, H), got {size.tolist()}")
-        elif view.get("image") is not None:
-            image = check_tensor(f"{name}['image']", view["image"], ("B", "C", "H", "W"), {"B": b},
-                                 kind="any")
-            h, w = image.shape[-2:]
-            size = torch.tensor([[w, h]], dtype=torch.float32, device=device).expand(b, -1)
-        else:
-            raise ValueError(f"{name} needs 'image_size' [B, 2] (W, H) or 'image' [B, C, H, W] "
-                             "to normalize the keypoints")
-
-        if view.get("keypoint_mask") is not None:
-            valid = check_tensor(f"{name}['keypoint_mask']", view["keypoint_mask"], ("B", n), sizes,
-                                 kind="bool").to(device)
-        elif view.get("lengths") is not None:
-            lengths = torch.as_tensor(view["lengths"], device=device)
-            check_tensor(f"{name}['lengths']", lengths, ("B",), sizes, kind="int")
-            if bool((lengths < 0).any() or (lengths > num).any()):
-                raise ValueError(f"{name}['lengths'] must lie in [0, {num}], got {lengths.tolist()}")
-            valid = torch.arange(num, device=device)[None] < lengths[:, None]
-        else:
-            valid = torch.ones((b, num), dtype=torch.bool, device=device)
-
-        parsed = {"keypoints": kpts.float(), "descriptors": desc.float(), "image_size": size,
-                  "valid": valid}
+        view = data.get(key) if isinstance(data, Mapping) else None
+        if isinstance(view, Mapping) and not self.with_specular:
+            for k in ("keypoint_specular", "specular_mask"):
+                if view.get(k) is not None:
+                    raise ValueError(f"data[{key!r}][{k!r}] was given but {self.path.name} was exported "
+                                     "without specular inputs: export it with export_onnx(..., with_specular=True)")
+        image = parse_image(data, key, n, sizes, input_dim=self.input_dim, add_scale_ori=self.add_scale_ori,
+                            mask_margin=self.mask_margin, owner=self.path.name)
+        parsed = {"keypoints": image.keypoints.float(), "descriptors": image.descriptors.float(),
+                  "image_size": image.size, "valid": image.valid, "specularity": image.specularity}
         if self.add_scale_ori:
-            for k in ("scales", "oris"):
-                if view.get(k) is None:
-                    raise ValueError(f"{name} is missing {k!r} [B, {n}]: {self.path.name} encodes "
-                                     "keypoint scale and orientation (add_scale_ori)")
-                parsed[k] = check_tensor(f"{name}[{k!r}]", view[k], ("B", n), sizes, finite=True).float()
-        parsed["specularity"] = self._specularity(view, name, n, kpts, size, sizes)
+            parsed["scales"], parsed["oris"] = image.scale_ori.unbind(-1)
         return parsed
-
-    def _specularity(self, view: Mapping[str, Any], name: str, n: str, kpts: torch.Tensor,
-                     size: torch.Tensor, sizes: Dict[str, int]) -> Optional[torch.Tensor]:
-        found = []
-        for k in ("keypoint_specular", "specular_mask"):
-            if view.get(k) is not None and not self.with_specular:
-                raise ValueError(f"{name}[{k!r}] was given but {self.path.name} was exported without "
-                                 "specular inputs: export it with export_onnx(..., with_specular=True)")
-        if view.get("keypoint_specular") is not None:
-            key = f"{name}['keypoint_specular']"
-            spec = check_tensor(key, view["keypoint_specular"], ("B", n), sizes, kind="bool_or_float",
-                                finite=True).float()
-            if bool(((spec < 0) | (spec > 1)).any()):
-                raise ValueError(f"{key} must lie in [0, 1] (1 = specular)")
-            found.append(spec)
-        if view.get("specular_mask") is not None:
-            key = f"{name}['specular_mask']"
-            mask = check_tensor(key, view["specular_mask"], ("B", "H", "W"), {"B": kpts.shape[0]},
-                                kind="bool_or_float", finite=True)
-            if mask.is_floating_point() and bool(((mask < 0) | (mask > 1)).any()):
-                raise ValueError(f"{key} must lie in [0, 1] (1 = specular)")
-            want = size.round().long().amax(0)  # (W, H) of the largest image in the batch
-            if mask.shape[-1] != int(want[0]) or mask.shape[-2] != int(want[1]):
-                raise ValueError(f"{key} has shape {tuple(mask.shape)} but image_size is (W, H) = "
-                                 f"({int(want[0])}, {int(want[1])}): expected [B, {int(want[1])}, "
-                                 f"{int(want[0])}]")
-            found.append(sample_mask(mask.to(kpts.device), kpts, self.mask_margin))
-        return torch.stack(found).amax(0) if found else None
 
     # ------------------------------------------------------------------ running
     def _feeds(self, image0: Dict[str, Any], image1: Dict[str, Any], rows: Any = slice(None),

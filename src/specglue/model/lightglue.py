@@ -19,11 +19,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .. import weights as weights_registry
-from ..checks import check_tensor
-from ..specular.sample import sample_mask
 from .attention import TransformerLayer
 from .encoding import LearnableFourierPositionalEncoding
 from .heads import MatchAssignment, TokenConfidence, filter_matches
+from .inputs import ImageInputs, kept_order, parse_image
 
 logger = logging.getLogger(__name__)
 
@@ -95,47 +94,13 @@ class _Tokens:
             pick = (lambda t: None if t is None else t.index_select(1, kept))
             return _Tokens(self.desc.index_select(1, kept), self.encoding.index_select(3, kept),
                            self.index.index_select(1, kept), pick(self.self_bias), pick(self.cross_bias))
-        counts = keep.sum(1)
-        length = int(counts.max()) if counts.numel() else 0
-        # stable sort moves kept tokens first, in their original order
-        order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :length]
-        filled = torch.arange(length, device=keep.device)[None] < counts[:, None]
+        order, filled = kept_order(keep)
         gather = (lambda t: None if t is None else t.gather(1, order))
         index = torch.where(filled, self.index.gather(1, order), -1)
         desc = self.desc.gather(1, order[..., None].expand(-1, -1, self.desc.shape[-1]))
         enc_index = order[None, :, None, :, None].expand(2, -1, 1, -1, self.encoding.shape[-1])
         encoding = self.encoding.gather(3, enc_index)
         return _Tokens(desc, encoding, index, gather(self.self_bias), gather(self.cross_bias))
-
-
-@dataclass
-class _Image:
-    """One side of the input after validation (see :meth:`LightGlue._parse_image`)."""
-
-    keypoints: torch.Tensor  # [B, N, 2] pixels
-    descriptors: torch.Tensor  # [B, N, Din]
-    size: torch.Tensor  # [B, 2] (W, H)
-    valid: torch.Tensor  # [B, N] bool: not padding
-    specularity: Optional[torch.Tensor]  # [B, N] float in [0, 1]
-    scale_ori: Optional[torch.Tensor]  # [B, N, 2] scales, orientations
-
-    def subset(self, keep: torch.Tensor) -> Tuple["_Image", torch.Tensor]:
-        """Drop keypoints where ``keep`` [B, N] is False; returns the smaller image and the
-        original index of each kept keypoint [B, N'] (-1 on padding)."""
-        counts = keep.sum(1)
-        length = int(counts.max()) if counts.numel() else 0
-        order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :length]
-        filled = torch.arange(length, device=keep.device)[None] < counts[:, None]
-
-        def gather(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-            if t is None:
-                return None
-            idx = order if t.ndim == 2 else order[..., None].expand(-1, -1, t.shape[-1])
-            return t.gather(1, idx)
-
-        sub = _Image(gather(self.keypoints), gather(self.descriptors), self.size, filled,
-                     None, gather(self.scale_ori))
-        return sub, torch.where(filled, order, -1)
 
 
 class LightGlue(nn.Module):
@@ -175,8 +140,6 @@ class LightGlue(nn.Module):
         "sift": {"weights": "sift_lightglue", "input_dim": 128, "add_scale_ori": True},
         "doghardnet": {"weights": "doghardnet_lightglue", "input_dim": 128, "add_scale_ori": True},
     }
-
-    required_data_keys = ("image0", "image1")
 
     def __init__(self, features: Optional[str] = "superpoint", **conf: Any) -> None:
         super().__init__()
@@ -305,8 +268,10 @@ class LightGlue(nn.Module):
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a dict with keys 'image0' and 'image1', got {type(data).__name__}")
         sizes: Dict[str, int] = {}
-        image0 = self._parse_image(data, "image0", "M", sizes)
-        image1 = self._parse_image(data, "image1", "N", sizes)
+        conf = dict(input_dim=self.conf.input_dim, add_scale_ori=self.conf.add_scale_ori,
+                    mask_margin=int(self.conf.mask_margin), owner="this LightGlue")
+        image0 = parse_image(data, "image0", "M", sizes, **conf)
+        image1 = parse_image(data, "image1", "N", sizes, **conf)
         device = image0.keypoints.device
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
@@ -315,100 +280,8 @@ class LightGlue(nn.Module):
                 return self._match_filtered(image0, image1)
             return self._match(image0, image1, mode)
 
-    def _parse_image(self, data: Mapping[str, Any], key: str, n: str, sizes: Dict[str, int]) -> _Image:
-        if key not in data:
-            raise ValueError(f"data is missing {key!r}: a dict with 'keypoints' [B, {n}, 2], "
-                             f"'descriptors' [B, {n}, {self.conf.input_dim}] and 'image_size' [B, 2]")
-        view = data[key]
-        if not isinstance(view, Mapping):
-            raise TypeError(f"data[{key!r}] must be a dict, got {type(view).__name__}")
-        for required in ("keypoints", "descriptors"):
-            if required not in view:
-                raise ValueError(f"data[{key!r}] is missing {required!r}")
-        kpts = check_tensor(f"data[{key!r}]['keypoints']", view["keypoints"], ("B", n, 2), sizes, finite=True)
-        desc = view["descriptors"]
-        check_tensor(f"data[{key!r}]['descriptors']", desc, ("B", n, "Din"), dict(sizes), finite=True)
-        if desc.shape[-1] != self.conf.input_dim:
-            raise ValueError(
-                f"data[{key!r}]['descriptors'] has width {desc.shape[-1]} but this LightGlue expects "
-                f"[B, {n}, {self.conf.input_dim}] (input_dim of its weights)"
-            )
-        b, num = kpts.shape[:2]
-        device = kpts.device
-
-        if "image_size" in view and view["image_size"] is not None:
-            size = view["image_size"]
-            size = size if isinstance(size, torch.Tensor) else torch.as_tensor(size)
-            size = size.to(device)
-            if size.ndim == 1:
-                size = size[None].expand(b, -1)
-            check_tensor(f"data[{key!r}]['image_size']", size, ("B", 2), sizes, kind="any", finite=True)
-            size = size.float()
-            if bool((size <= 0).any()):
-                raise ValueError(f"data[{key!r}]['image_size'] must be positive (W, H), got {size.tolist()}")
-        elif "image" in view and view["image"] is not None:
-            image = check_tensor(f"data[{key!r}]['image']", view["image"], ("B", "C", "H", "W"),
-                                 {"B": b}, kind="any")
-            h, w = image.shape[-2:]
-            size = torch.tensor([w, h], dtype=torch.float32, device=device)[None].expand(b, -1)
-        else:
-            raise ValueError(f"data[{key!r}] needs 'image_size' [B, 2] (W, H) or 'image' [B, C, H, W] "
-                             "to normalize the keypoints")
-
-        if view.get("keypoint_mask") is not None:
-            valid = check_tensor(f"data[{key!r}]['keypoint_mask']", view["keypoint_mask"], ("B", n), sizes,
-                                 kind="bool").to(device)
-        elif view.get("lengths") is not None:
-            lengths = torch.as_tensor(view["lengths"], device=device)
-            check_tensor(f"data[{key!r}]['lengths']", lengths, ("B",), sizes, kind="int")
-            if bool((lengths < 0).any() or (lengths > num).any()):
-                raise ValueError(f"data[{key!r}]['lengths'] must lie in [0, {num}], got {lengths.tolist()}")
-            valid = torch.arange(num, device=device)[None] < lengths[:, None]
-        else:
-            valid = torch.ones((b, num), dtype=torch.bool, device=device)
-
-        scale_ori = None
-        if self.conf.add_scale_ori:
-            parts = []
-            for k in ("scales", "oris"):
-                if view.get(k) is None:
-                    raise ValueError(f"data[{key!r}] is missing {k!r} [B, {n}]: these weights encode "
-                                     "keypoint scale and orientation (add_scale_ori)")
-                parts.append(check_tensor(f"data[{key!r}][{k!r}]", view[k], ("B", n), sizes, finite=True))
-            scale_ori = torch.stack(parts, -1).float()
-
-        specularity = self._parse_specularity(view, key, n, kpts, size, sizes)
-        return _Image(kpts, desc, size, valid, specularity, scale_ori)
-
-    def _parse_specularity(self, view: Mapping[str, Any], key: str, n: str, kpts: torch.Tensor,
-                           size: torch.Tensor, sizes: Dict[str, int]) -> Optional[torch.Tensor]:
-        found = []
-        if view.get("keypoint_specular") is not None:
-            name = f"data[{key!r}]['keypoint_specular']"
-            spec = check_tensor(name, view["keypoint_specular"], ("B", n), sizes, kind="bool_or_float",
-                                finite=True).float()
-            if bool(((spec < 0) | (spec > 1)).any()):
-                raise ValueError(f"{name} must lie in [0, 1] (1 = specular)")
-            found.append(spec)
-        if view.get("specular_mask") is not None:
-            name = f"data[{key!r}]['specular_mask']"
-            mask = check_tensor(name, view["specular_mask"], ("B", "H", "W"), {"B": kpts.shape[0]},
-                                kind="bool_or_float", finite=True)
-            if mask.is_floating_point() and bool(((mask < 0) | (mask > 1)).any()):
-                raise ValueError(f"{name} must lie in [0, 1] (1 = specular)")
-            want = size.round().long().amax(0)  # (W, H) of the largest image in the batch
-            if mask.shape[-1] != int(want[0]) or mask.shape[-2] != int(want[1]):
-                raise ValueError(
-                    f"{name} has shape {tuple(mask.shape)} but image_size is (W, H) = "
-                    f"({int(want[0])}, {int(want[1])}): expected [B, {int(want[1])}, {int(want[0])}]"
-                )
-            found.append(sample_mask(mask.to(kpts.device), kpts, int(self.conf.mask_margin)))
-        if not found:
-            return None
-        return torch.stack(found).amax(0)
-
     # ------------------------------------------------------------------ matching
-    def _match_filtered(self, image0: _Image, image1: _Image) -> Dict[str, Any]:
+    def _match_filtered(self, image0: ImageInputs, image1: ImageInputs) -> Dict[str, Any]:
         """The "filter" baseline: drop specular keypoints, match the rest, map indices back."""
         keep0, keep1 = image0.valid, image1.valid
         if image0.specularity is not None:
@@ -426,7 +299,7 @@ class LightGlue(nn.Module):
                        out["matching_scores1"], out["prune0"], out["prune1"])
         return result.as_dict(image0.specularity, image1.specularity)
 
-    def _tokens(self, image: _Image, mode: str) -> _Tokens:
+    def _tokens(self, image: ImageInputs, mode: str) -> _Tokens:
         kpts = normalize_keypoints(image.keypoints, image.size)
         if image.scale_ori is not None:
             kpts = torch.cat([kpts, image.scale_ori], -1)
@@ -446,7 +319,7 @@ class LightGlue(nn.Module):
         index = torch.where(valid, torch.arange(valid.shape[1], device=valid.device)[None], -1)
         return _Tokens(desc, encoding, index, self_bias, cross_bias)
 
-    def _match(self, image0: _Image, image1: _Image, mode: str) -> Dict[str, Any]:
+    def _match(self, image0: ImageInputs, image1: ImageInputs, mode: str) -> Dict[str, Any]:
         b, m, n = image0.valid.shape[0], image0.valid.shape[1], image1.valid.shape[1]
         device = image0.keypoints.device
         tokens0, tokens1 = self._tokens(image0, mode), self._tokens(image1, mode)
