@@ -112,3 +112,18 @@ def test_eval_homography_prints_and_writes(tmp_path, data_dir):
     assert set(results["summary"]) >= {"specglue-off", "mnn"}
     rescored = specglue("eval", "rescore", out_dir)
     assert rescored.returncode == 0 and rescored.stdout.strip() == run.stdout.strip()
+
+
+@pytest.mark.slow
+def test_demo_writes_the_picture_and_masks_help(tmp_path):
+    out = tmp_path / "demo.png"
+    run = specglue("demo", "--out", out)
+    assert run.returncode == 0, run.stderr
+    assert cv2.imread(str(out)) is not None
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in run.stdout.splitlines() if line.startswith("| ") and "masks" not in line}
+    assert set(rows) == {"none", "detected, hard", "true masks, hard"}
+    on_glare = {k: int(v[1]) for k, v in rows.items()}
+    precision = {k: float(v[2]) for k, v in rows.items()}
+    assert on_glare["true masks, hard"] < on_glare["none"] and on_glare["detected, hard"] < on_glare["none"]
+    assert precision["true masks, hard"] >= precision["none"]
