@@ -121,7 +121,7 @@ def test_demo_writes_the_picture_and_masks_help(tmp_path):
     assert run.returncode == 0, run.stderr
     assert cv2.imread(str(out)) is not None
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in run.stdout.splitlines() if line.startswith("| ") and "masks" not in line}
+            for line in run.stdout.splitlines() if line.startswith("| ") and not line.startswith("| masks")}
     assert set(rows) == {"none", "detected, hard", "true masks, hard"}
     on_glare = {k: int(v[1]) for k, v in rows.items()}
     precision = {k: float(v[2]) for k, v in rows.items()}
