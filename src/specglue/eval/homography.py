@@ -542,6 +542,24 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mnn-ratio", type=float, default=0.8, help="ratio test of the mnn baseline (default: 0.8)")
 
 
+def common_run_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The keyword arguments of every benchmark's ``run`` that :func:`add_common_arguments`
+    (plus ``--seed`` and ``--ransac-threshold``) parsed."""
+    return dict(
+        features=args.features,
+        methods=args.methods,
+        specular=None if args.specular == "none" else args.specular,
+        seed=args.seed,
+        max_num_keypoints=args.max_num_keypoints,
+        resize=args.resize or None,
+        out_dir=args.out_dir,
+        overwrite=args.overwrite,
+        device=args.device,
+        mnn_ratio=args.mnn_ratio,
+        ransac_threshold=args.ransac_threshold,
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``specglue eval homography``."""
     parser.add_argument("--images", type=Path, default=None,
@@ -555,23 +573,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> str:
     """Run from parsed arguments; returns the Markdown table (the CLI prints it)."""
-    results = run(
-        args.images,
-        features=args.features,
-        num_homographies=args.num_homographies,
-        seed=args.seed,
-        methods=args.methods,
-        specular=None if args.specular == "none" else args.specular,
-        max_num_keypoints=args.max_num_keypoints,
-        resize=args.resize or None,
-        out_dir=args.out_dir,
-        overwrite=args.overwrite,
-        device=args.device,
-        max_images=args.max_images,
-        mnn_ratio=args.mnn_ratio,
-        ransac_threshold=args.ransac_threshold,
-    )
-    return results["table"]
+    return run(args.images, num_homographies=args.num_homographies, max_images=args.max_images,
+               **common_run_options(args))["table"]
 
 
 __all__ = [
@@ -581,6 +584,7 @@ __all__ = [
     "SPECULAR_PLACEMENTS",
     "add_arguments",
     "add_common_arguments",
+    "common_run_options",
     "default_images",
     "evaluate",
     "find_data_dir",

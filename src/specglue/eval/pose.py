@@ -32,7 +32,15 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
-from .homography import SPECULAR_PLACEMENTS, add_common_arguments, add_specular, default_out_dir, evaluate, make_extractor
+from .homography import (
+    SPECULAR_PLACEMENTS,
+    add_common_arguments,
+    add_specular,
+    common_run_options,
+    default_out_dir,
+    evaluate,
+    make_extractor,
+)
 from .methods import (
     DEFAULT_METHODS,
     FeatureCache,
@@ -303,22 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> str:
     """Run from parsed arguments; returns the Markdown table (the CLI prints it)."""
-    results = run(
-        args.pairs,
-        args.images,
-        features=args.features,
-        methods=args.methods,
-        specular=None if args.specular == "none" else args.specular,
-        seed=args.seed,
-        max_num_keypoints=args.max_num_keypoints,
-        resize=args.resize or None,
-        out_dir=args.out_dir,
-        overwrite=args.overwrite,
-        device=args.device,
-        mnn_ratio=args.mnn_ratio,
-        ransac_threshold=args.ransac_threshold,
-    )
-    return results["table"]
+    return run(args.pairs, args.images, **common_run_options(args))["table"]
 
 
 __all__ = [
