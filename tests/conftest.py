@@ -9,14 +9,16 @@ import pytest
 import torch
 
 from specglue.eval import reference
+from specglue.eval.homography import find_data_dir
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# $SPECGLUE_DATA, else ../shared/data next to the repository
+DATA_DIR = find_data_dir() or Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA_DIR.is_dir():
-        pytest.fail(f"real test photos not found at {DATA_DIR}")
+        pytest.fail(f"real test photos not found at {DATA_DIR}: set SPECGLUE_DATA to the shared/data folder")
     return DATA_DIR
 
 
