@@ -1,6 +1,5 @@
 """HPatches / Oxford folders and SuperGlue pairs_with_gt files written into temp folders."""
 
-import math
 
 import cv2
 import numpy as np

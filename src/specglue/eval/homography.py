@@ -208,6 +208,48 @@ def make_extractor(features: str, max_num_keypoints: int, extractor_conf: Option
     return build_extractor(features, **conf).eval().to(device)
 
 
+def lazy_extractor(features: str, max_num_keypoints: int, extractor_conf: Optional[Mapping[str, Any]],
+                   device: torch.device) -> Callable[[], Any]:
+    """A getter that builds the extractor on first use (a fully cached run never builds it)."""
+    built: Dict[str, Any] = {}
+
+    def get():
+        if "model" not in built:
+            built["model"] = make_extractor(features, max_num_keypoints, extractor_conf, device)
+        return built["model"]
+
+    return get
+
+
+def run_config(benchmark: str, images: Any, *, features: str, extractor_conf: Optional[Mapping[str, Any]],
+               seed: int, specular: Optional[str], max_num_keypoints: int, resize: Optional[int],
+               lightglue_conf: Optional[Mapping[str, Any]], methods: Optional[Sequence[str]],
+               mnn_ratio: float, ransac_threshold: float, device: torch.device, out_dir: Path,
+               **extra: Any) -> Dict[str, Any]:
+    """The configuration every benchmark records (``results.json``, cache checks); ``extra``
+    adds or overrides benchmark-specific entries."""
+    return {
+        "benchmark": benchmark,
+        "images": images,
+        "features": features,
+        "extractor_conf": dict(extractor_conf or {}),
+        "num_homographies": None,
+        "seed": int(seed),
+        "specular": specular,
+        "max_num_keypoints": int(max_num_keypoints),
+        "resize": resize,
+        "homography": None,
+        "photometric": None,
+        "lightglue_conf": dict(lightglue_conf or {}),
+        "methods": list(methods) if methods is not None else list(DEFAULT_METHODS),
+        "mnn_ratio": float(mnn_ratio),
+        "ransac_threshold": float(ransac_threshold),
+        "device": str(device),
+        "out_dir": str(out_dir),
+        **extra,
+    }
+
+
 def export_pairs(builders: Sequence[Tuple[str, Callable[[], PairFeatures]]], cache: FeatureCache,
                  desc: str = "features") -> None:
     """Build (extract) and store every pair not yet in ``cache``."""
@@ -465,31 +507,13 @@ def run(
                                   f"-k{num_homographies}-s{seed}-{specular or 'nospec'}")
     out_dir = Path(out_dir)
     device = torch.device(device)
-    config = {
-        "benchmark": "homography",
-        "images": [str(p) for p in images],
-        "features": features,
-        "extractor_conf": dict(extractor_conf or {}),
-        "num_homographies": int(num_homographies),
-        "seed": int(seed),
-        "specular": specular,
-        "max_num_keypoints": int(max_num_keypoints),
-        "resize": resize,
-        "homography": hom,
-        "photometric": photo,
-        "lightglue_conf": dict(lightglue_conf or {}),
-        "methods": list(methods) if methods is not None else list(DEFAULT_METHODS),
-        "mnn_ratio": float(mnn_ratio),
-        "ransac_threshold": float(ransac_threshold),
-        "device": str(device),
-        "out_dir": str(out_dir),
-    }
-    extractor: Dict[str, Any] = {}
-
-    def get_extractor():
-        if "model" not in extractor:
-            extractor["model"] = make_extractor(features, max_num_keypoints, extractor_conf, device)
-        return extractor["model"]
+    config = run_config("homography", [str(p) for p in images], features=features,
+                        extractor_conf=extractor_conf, seed=seed, specular=specular,
+                        max_num_keypoints=max_num_keypoints, resize=resize, lightglue_conf=lightglue_conf,
+                        methods=methods, mnn_ratio=mnn_ratio, ransac_threshold=ransac_threshold,
+                        device=device, out_dir=out_dir, num_homographies=int(num_homographies),
+                        homography=hom, photometric=photo)
+    get_extractor = lazy_extractor(features, max_num_keypoints, extractor_conf, device)
 
     builders = synthetic_pair_builders(images, root=root, num_homographies=num_homographies, seed=seed,
                                        resize=resize, specular=specular, homography=hom,

@@ -33,9 +33,10 @@ from .homography import (
     common_run_options,
     default_out_dir,
     evaluate,
-    make_extractor,
+    lazy_extractor,
+    run_config,
 )
-from .methods import DEFAULT_METHODS, IMAGE_SUFFIXES, PairFeatures, extract_features, load_image, to_tensor
+from .methods import IMAGE_SUFFIXES, PairFeatures, extract_features, load_image, to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -170,32 +171,13 @@ def run(
         out_dir = default_out_dir("hpatches", features, max_num_keypoints, resize,
                                   f"-{_safe(Path(root).name)}-{specular or 'nospec'}")
     out_dir = Path(out_dir)
-    config = {
-        "benchmark": "hpatches",
-        "images": str(Path(root).resolve()),
-        "features": features,
-        "extractor_conf": dict(extractor_conf or {}),
-        "num_homographies": None,
-        "seed": int(seed),
-        "specular": specular,
-        "max_num_keypoints": int(max_num_keypoints),
-        "resize": resize,
-        "homography": None,
-        "photometric": None,
-        "lightglue_conf": dict(lightglue_conf or {}),
-        "methods": list(methods) if methods is not None else list(DEFAULT_METHODS),
-        "mnn_ratio": float(mnn_ratio),
-        "ransac_threshold": float(ransac_threshold),
-        "device": str(device),
-        "out_dir": str(out_dir),
-        "pairs": [[p.name, str(p.path0), str(p.path1)] for p in pairs],
-    }
-    state: Dict[str, Any] = {}
-
-    def get_extractor():
-        if "model" not in state:
-            state["model"] = make_extractor(features, max_num_keypoints, extractor_conf, device)
-        return state["model"]
+    config = run_config("hpatches", str(Path(root).resolve()), features=features,
+                        extractor_conf=extractor_conf, seed=seed, specular=specular,
+                        max_num_keypoints=max_num_keypoints, resize=resize, lightglue_conf=lightglue_conf,
+                        methods=methods, mnn_ratio=mnn_ratio, ransac_threshold=ransac_threshold,
+                        device=device, out_dir=out_dir,
+                        pairs=[[p.name, str(p.path0), str(p.path1)] for p in pairs])
+    get_extractor = lazy_extractor(features, max_num_keypoints, extractor_conf, device)
 
     def build(index: int, pair: HomographyPair) -> PairFeatures:
         image0, S0 = load_image(pair.path0, resize)

@@ -39,10 +39,10 @@ from .homography import (
     common_run_options,
     default_out_dir,
     evaluate,
-    make_extractor,
+    lazy_extractor,
+    run_config,
 )
 from .methods import (
-    DEFAULT_METHODS,
     FeatureCache,
     PairFeatures,
     PredictionCache,
@@ -252,32 +252,12 @@ def run(
         out_dir = default_out_dir("pose", features, max_num_keypoints, resize,
                                   f"-{pairs_file.stem}-{specular or 'nospec'}")
     out_dir = Path(out_dir)
-    config = {
-        "benchmark": "pose",
-        "images": str(images_dir.resolve()),
-        "pairs_file": str(pairs_file.resolve()),
-        "features": features,
-        "extractor_conf": dict(extractor_conf or {}),
-        "num_homographies": None,
-        "seed": int(seed),
-        "specular": specular,
-        "max_num_keypoints": int(max_num_keypoints),
-        "resize": resize,
-        "homography": None,
-        "photometric": None,
-        "lightglue_conf": dict(lightglue_conf or {}),
-        "methods": list(methods) if methods is not None else list(DEFAULT_METHODS),
-        "mnn_ratio": float(mnn_ratio),
-        "ransac_threshold": float(ransac_threshold),
-        "device": str(device),
-        "out_dir": str(out_dir),
-    }
-    state: Dict[str, Any] = {}
-
-    def get_extractor():
-        if "model" not in state:
-            state["model"] = make_extractor(features, max_num_keypoints, extractor_conf, device)
-        return state["model"]
+    config = run_config("pose", str(images_dir.resolve()), features=features,
+                        extractor_conf=extractor_conf, seed=seed, specular=specular,
+                        max_num_keypoints=max_num_keypoints, resize=resize, lightglue_conf=lightglue_conf,
+                        methods=methods, mnn_ratio=mnn_ratio, ransac_threshold=ransac_threshold,
+                        device=device, out_dir=out_dir, pairs_file=str(pairs_file.resolve()))
+    get_extractor = lazy_extractor(features, max_num_keypoints, extractor_conf, device)
 
     def build(index: int, pair: PosePair) -> PairFeatures:
         image0, A0 = _load_rotated(images_dir / pair.name0, pair.rot0, resize)
