@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -130,26 +130,7 @@ def estimate_homography(
         :class:`GeometryResult` with ``model = H [3, 3]`` (``H[2, 2] = 1``) or None when
         ``N < 4`` or estimation failed.
     """
-    k0, k1 = _check_pair(kpts0, kpts1)
-    _check_ransac_args(threshold_px, confidence, max_iters)
-    n = len(k0)
-    if n < MIN_POINTS["homography"]:
-        return _failed("homography", n)
-    try:
-        H, mask = cv2.findHomography(
-            k0,
-            k1,
-            method=cv2.USAC_MAGSAC,
-            ransacReprojThreshold=float(threshold_px),
-            maxIters=int(max_iters),
-            confidence=float(confidence),
-        )
-    except cv2.error as err:
-        logger.debug("findHomography failed: %s", err)
-        return _failed("homography", n)
-    if H is None or H.shape != (3, 3) or not np.all(np.isfinite(H)):
-        return _failed("homography", n)
-    return GeometryResult(model=H.astype(np.float64), inliers=_mask(mask, n), kind="homography")
+    return _usac_3x3("homography", cv2.findHomography, kpts0, kpts1, threshold_px, confidence, max_iters)
 
 
 def estimate_fundamental(
@@ -172,13 +153,19 @@ def estimate_fundamental(
         :class:`GeometryResult` with ``model = F [3, 3]`` (``x1^T F x0 = 0``) or None when
         ``N < 8`` or estimation failed.
     """
+    return _usac_3x3("fundamental", cv2.findFundamentalMat, kpts0, kpts1, threshold_px, confidence, max_iters)
+
+
+def _usac_3x3(kind: str, solver: Callable[..., Any], kpts0: ArrayLike, kpts1: ArrayLike,
+              threshold_px: float, confidence: float, max_iters: int) -> GeometryResult:
+    """Run an OpenCV USAC MAGSAC++ solver that returns one 3x3 model and an inlier mask."""
     k0, k1 = _check_pair(kpts0, kpts1)
     _check_ransac_args(threshold_px, confidence, max_iters)
     n = len(k0)
-    if n < MIN_POINTS["fundamental"]:
-        return _failed("fundamental", n)
+    if n < MIN_POINTS[kind]:
+        return _failed(kind, n)
     try:
-        F, mask = cv2.findFundamentalMat(
+        model, mask = solver(
             k0,
             k1,
             method=cv2.USAC_MAGSAC,
@@ -187,11 +174,11 @@ def estimate_fundamental(
             maxIters=int(max_iters),
         )
     except cv2.error as err:
-        logger.debug("findFundamentalMat failed: %s", err)
-        return _failed("fundamental", n)
-    if F is None or F.shape != (3, 3) or not np.all(np.isfinite(F)):
-        return _failed("fundamental", n)
-    return GeometryResult(model=F.astype(np.float64), inliers=_mask(mask, n), kind="fundamental")
+        logger.debug("%s estimation failed: %s", kind, err)
+        return _failed(kind, n)
+    if model is None or model.shape != (3, 3) or not np.all(np.isfinite(model)):
+        return _failed(kind, n)
+    return GeometryResult(model=model.astype(np.float64), inliers=_mask(mask, n), kind=kind)
 
 
 def estimate_essential(
