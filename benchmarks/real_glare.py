@@ -64,10 +64,12 @@ import torch
 from tqdm import tqdm
 
 from specglue import LightGlue
-from specglue.features import Extractor, build_extractor
+from specglue.features import build_extractor
 from specglue.geometry import estimate_homography
-from specglue.specular import detect, dilate_mask
+from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
+
+from glare_common import distance_to_mask, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
 
 logger = logging.getLogger("benchmarks.real_glare")
 
@@ -98,54 +100,6 @@ def load_rgb(path: Path) -> np.ndarray:
     if bgr is None:
         raise FileNotFoundError(f"cannot read image {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def soft_mask(mask: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``[H, W]`` float in [0, 1]: 1 on ``mask``, a Gaussian-blurred halo around it."""
-    binary = mask.cpu().numpy().astype(np.float32)
-    blurred = cv2.GaussianBlur(binary, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
-    return torch.from_numpy(np.clip(np.maximum(binary, blurred), 0.0, 1.0))
-
-
-def distance_to_mask(mask: torch.Tensor) -> np.ndarray:
-    """``[H, W]`` Euclidean distance (px) of each pixel to the nearest pixel of ``mask``."""
-    m = mask.cpu().numpy().astype(bool)
-    if not m.any():
-        return np.full(m.shape, np.inf, dtype=np.float32)
-    return cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5)
-
-
-def lookup(field: np.ndarray, kpts: np.ndarray) -> np.ndarray:
-    """Values of ``field [H, W]`` at the nearest pixel of each keypoint ``[N, 2]``."""
-    h, w = field.shape
-    xy = np.rint(kpts).astype(np.int64)
-    return field[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)]
-
-
-def suppress(feats: Dict[str, torch.Tensor], mask: torch.Tensor, margin: int) -> Dict[str, torch.Tensor]:
-    """Features without the keypoints in ``mask`` (dilated by ``margin``), as
-    ``Extractor.extract(image, specular_mask=mask)`` returns them."""
-    grown = dilate_mask(mask[None], margin)[0] if margin > 0 else mask
-    keep = ~Extractor._in_mask(feats["keypoints"][0], grown)
-    out = {k: v[:, keep] for k, v in feats.items() if k in ("keypoints", "descriptors", "keypoint_scores", "keypoint_mask")}
-    out["image_size"] = feats["image_size"]
-    return out
-
-
-def run_matcher(matcher: LightGlue, f0: Dict[str, torch.Tensor], f1: Dict[str, torch.Tensor], mode: str,
-                mask0: Optional[torch.Tensor] = None, mask1: Optional[torch.Tensor] = None) -> np.ndarray:
-    """``[S, 2]`` matches; masks ``[H, W]`` (bool, or float for soft)."""
-    if f0["keypoints"].shape[1] == 0 or f1["keypoints"].shape[1] == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    data = {}
-    for key, feats, mask in (("image0", f0, mask0), ("image1", f1, mask1)):
-        view = {k: feats[k] for k in ("keypoints", "descriptors", "image_size")}
-        if mask is not None and mode != "off":
-            view["specular_mask"] = mask[None]
-        data[key] = view
-    with torch.inference_mode():
-        out = matcher(data, specular_mode=mode)
-    return out["matches"][0].cpu().numpy()
 
 
 def score(k0: np.ndarray, k1: np.ndarray, matches: np.ndarray, issue: Sequence[np.ndarray],

@@ -25,6 +25,7 @@ from specglue import LightGlue
 from specglue.batching import pad_features
 from specglue.eval.reference import load_kornia_lightglue, load_reference_lightglue
 from specglue.features import build_extractor
+from specglue.pipeline import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -42,16 +43,10 @@ def features_for(n: int, resize: int) -> List[Dict[str, Dict[str, torch.Tensor]]
         views = []
         for path in (p0, p1):
             with torch.inference_mode():
-                f = extractor.extract(_read(DATA / path))
+                f = extractor.extract(load_image(DATA / path))
             views.append({k: f[k] for k in ("keypoints", "descriptors", "image_size")})
         pairs.append({"image0": views[0], "image1": views[1]})
     return pairs
-
-
-def _read(path: Path):
-    from specglue.pipeline import load_image
-
-    return load_image(path)
 
 
 def build_methods(adaptive: bool, bf16: bool) -> Dict[str, Callable]:
