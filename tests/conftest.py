@@ -10,6 +10,7 @@ import torch
 
 from specglue.eval import reference
 from specglue.eval.homography import find_data_dir
+from specglue.pipeline import load_image
 
 # $SPECGLUE_DATA, else ../shared/data next to the repository
 DATA_DIR = find_data_dir() or Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,14 +56,11 @@ def load_rgb(path: Path, long_side: int = 640) -> torch.Tensor:
     """A real photo as [1, 3, H, W] float in [0, 1], resized so that its long side is long_side."""
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        pytest.fail(f"cannot read test photo {path}")
+    image = load_image(path)  # RGB uint8 [H, W, 3]
     h, w = image.shape[:2]
     scale = long_side / max(h, w)
     if scale < 1:
         image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    image = image[:, :, ::-1].copy()
     return torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
 
 

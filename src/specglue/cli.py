@@ -32,7 +32,7 @@ def _check_output(path: Optional[str], suffixes: tuple, flag: str) -> Optional[P
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from .pipeline import match_pair
+    from .pipeline import load_image, match_pair
 
     out_path = _check_output(args.out, (".npz", ".json"), "--out")
     viz_path = _check_output(args.viz, (".png",), "--viz")
@@ -44,7 +44,8 @@ def cmd_match(args: argparse.Namespace) -> int:
     else:
         specular = (args.mask0, args.mask1) if given else "auto"
         mode = "hard" if args.specular == "auto" else args.specular
-    result = match_pair(args.image0, args.image1, features=args.features, specular=specular,
+    image0, image1 = load_image(args.image0, "image0"), load_image(args.image1, "image1")
+    result = match_pair(image0, image1, features=args.features, specular=specular,
                         specular_mode=mode, geometry=args.geometry,
                         max_num_keypoints=args.max_keypoints, resize=args.resize or None,
                         detector=args.detector)
@@ -58,17 +59,16 @@ def cmd_match(args: argparse.Namespace) -> int:
             out_path.write_text(json.dumps(result.to_json()))
         print(f"wrote {out_path}")
     if viz_path is not None:
-        _plot(result, args.image0, args.image1, viz_path, caption=f"{args.features}, specular {mode}")
+        _plot(result, image0, image1, viz_path, caption=f"{args.features}, specular {mode}")
         print(f"wrote {viz_path}")
     return 0
 
 
-def _plot(result, image0, image1, path: Path, caption: str) -> None:
-    from .pipeline import load_image
+def _plot(result, image0: np.ndarray, image1: np.ndarray, path: Path, caption: str) -> None:
     from .viz import plot_matches
 
     inliers = result.geometry.inliers if result.geometry is not None else None
-    plot_matches(load_image(image0), load_image(image1), result.keypoints0, result.keypoints1,
+    plot_matches(image0, image1, result.keypoints0, result.keypoints1,
                  result.matches, scores=result.scores, inliers=inliers, mask0=result.mask0,
                  mask1=result.mask1, caption=caption, path=path, stop_layer=result.stop)
 
