@@ -123,8 +123,8 @@ def _h5_open(path: Path, mode: str) -> h5py.File:
         raise ValueError(f"cannot open the cache {path} ({err}); delete it or pass overwrite=True") from err
 
 
-class FeatureCache:
-    """``features.h5``: one group per pair with ``image0/``, ``image1/``, ``gt/`` and ``info``."""
+class _PairGroupsFile:
+    """An HDF5 file with one group per pair name."""
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
@@ -134,6 +134,10 @@ class FeatureCache:
             return []
         with _h5_open(self.path, "r") as f:
             return sorted(f.keys())
+
+
+class FeatureCache(_PairGroupsFile):
+    """``features.h5``: one group per pair with ``image0/``, ``image1/``, ``gt/`` and ``info``."""
 
     def __contains__(self, name: str) -> bool:
         if not self.path.exists():
@@ -175,18 +179,9 @@ class FeatureCache:
         return PairFeatures(name, sides[0][0], sides[1][0], sides[0][1], sides[1][1], gt, info)
 
 
-class PredictionCache:
+class PredictionCache(_PairGroupsFile):
     """``predictions/<method>.h5``: one group per pair with ``matches``, ``scores``, attrs
     ``time_s`` and ``stop``."""
-
-    def __init__(self, path: PathLike) -> None:
-        self.path = Path(path)
-
-    def names(self) -> List[str]:
-        if not self.path.exists():
-            return []
-        with _h5_open(self.path, "r") as f:
-            return sorted(f.keys())
 
     def write_many(self, items: Sequence[Tuple[str, Prediction]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
