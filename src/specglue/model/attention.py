@@ -11,29 +11,19 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .encoding import apply_rotary
-
-
-def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """Scaled dot-product attention. q: [B, H, Lq, Dh], k, v: [B, H, Lk, Dh] -> [B, H, Lq, Dh]."""
-    if q.shape[-2] == 0 or k.shape[-2] == 0:
-        return q.new_zeros((*q.shape[:-1], v.shape[-1]))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return out if mask is None else out.nan_to_num()
+from .kernels import Linear, attention
 
 
 def _ffn(dim: int) -> nn.Sequential:
     """The update MLP on [x, message]: Linear(2D, 2D) -> LayerNorm -> GELU -> Linear(2D, D)."""
     return nn.Sequential(
-        nn.Linear(2 * dim, 2 * dim),
+        Linear(2 * dim, 2 * dim),
         nn.LayerNorm(2 * dim, elementwise_affine=True),
         nn.GELU(),
-        nn.Linear(2 * dim, dim),
+        Linear(2 * dim, dim),
     )
 
 
@@ -45,8 +35,8 @@ class SelfBlock(nn.Module):
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.num_heads = num_heads
-        self.Wqkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.Wqkv = Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.ffn = _ffn(embed_dim)
 
     def forward(
@@ -72,9 +62,9 @@ class CrossBlock(nn.Module):
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.heads = num_heads
-        self.to_qk = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.to_v = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.to_out = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.to_qk = Linear(embed_dim, embed_dim, bias=bias)
+        self.to_v = Linear(embed_dim, embed_dim, bias=bias)
+        self.to_out = Linear(embed_dim, embed_dim, bias=bias)
         self.ffn = _ffn(embed_dim)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .kernels import Linear
+
 
 class LearnableFourierPositionalEncoding(nn.Module):
     """Learned Fourier features of keypoint geometry, used as a rotary encoding of q and k.
@@ -26,7 +28,7 @@ class LearnableFourierPositionalEncoding(nn.Module):
     def __init__(self, M: int, dim: int, F_dim: Optional[int] = None, gamma: float = 1.0) -> None:
         super().__init__()
         F_dim = F_dim if F_dim is not None else dim
-        self.Wr = nn.Linear(M, F_dim // 2, bias=False)  # name kept from the official checkpoints
+        self.Wr = Linear(M, F_dim // 2, bias=False)  # name kept from the official checkpoints
         nn.init.normal_(self.Wr.weight.data, mean=0, std=gamma**-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

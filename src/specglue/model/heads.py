@@ -8,13 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import Linear, matmul_nt
+
 
 class TokenConfidence(nn.Module):
     """Predicts, per keypoint, whether its match will no longer change in later layers."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.token = nn.Sequential(nn.Linear(dim, 1), nn.Sigmoid())
+        self.token = nn.Sequential(Linear(dim, 1), nn.Sigmoid())
 
     def forward(
         self, desc0: torch.Tensor, desc1: torch.Tensor
@@ -80,8 +82,8 @@ class MatchAssignment(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
-        self.matchability = nn.Linear(dim, 1, bias=True)
-        self.final_proj = nn.Linear(dim, dim, bias=True)
+        self.matchability = Linear(dim, 1, bias=True)
+        self.final_proj = Linear(dim, dim, bias=True)
 
     def forward(
         self,
@@ -95,7 +97,7 @@ class MatchAssignment(nn.Module):
         mdesc0, mdesc1 = self.final_proj(desc0), self.final_proj(desc1)
         d = mdesc0.shape[-1]
         mdesc0, mdesc1 = mdesc0 / d**0.25, mdesc1 / d**0.25
-        sim = torch.einsum("bmd,bnd->bmn", mdesc0, mdesc1)
+        sim = matmul_nt(mdesc0, mdesc1)  # [B, M, N]
         z0, z1 = self.matchability(desc0), self.matchability(desc1)
         scores = sigmoid_log_double_softmax(sim, z0, z1, log_weight0, log_weight1)
         return scores, sim

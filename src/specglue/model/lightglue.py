@@ -23,6 +23,7 @@ from .attention import TransformerLayer
 from .encoding import LearnableFourierPositionalEncoding
 from .heads import MatchAssignment, TokenConfidence, filter_matches
 from .inputs import ImageInputs, kept_order, parse_image
+from .kernels import Linear, use_onednn
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class LightGlue(nn.Module):
         "num_heads": 4,  # attention heads
         "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
         "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
+        "onednn": True,  # fp32 CPU inference: matrix products through oneDNN (see model/kernels.py)
         "depth_confidence": 0.95,  # early stopping, disable with -1
         "width_confidence": 0.99,  # point pruning, disable with -1
         "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
@@ -157,7 +159,7 @@ class LightGlue(nn.Module):
 
         d, h, n = conf.descriptor_dim, conf.num_heads, conf.n_layers
         if conf.input_dim != d:
-            self.input_proj: nn.Module = nn.Linear(conf.input_dim, d, bias=True)
+            self.input_proj: nn.Module = Linear(conf.input_dim, d, bias=True)
         else:
             self.input_proj = nn.Identity()
         head_dim = d // h
@@ -275,7 +277,8 @@ class LightGlue(nn.Module):
         device = image0.keypoints.device
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel, \
+                use_onednn(self.conf.onednn):
             if mode == "filter":
                 return self._match_filtered(image0, image1)
             return self._match(image0, image1, mode)

@@ -1,0 +1,108 @@
+"""Matrix-product kernels: oneDNN on the CPU for fp32 inference, PyTorch's defaults elsewhere.
+
+PyTorch's CPU ``nn.Linear`` and ``bmm`` call MKL, whose fp32 GEMM does not use AVX-512 on every
+CPU (on this project's AMD EPYC it runs at ~215 GFLOP/s on 2 cores); oneDNN, which PyTorch
+ships too, reaches ~500 GFLOP/s on the same cores (``benchmarks/speed.py --kernels``). Both
+are fp32 with fp32 accumulation; results differ only by summation order (~1e-6 relative).
+
+The oneDNN path is taken for float32 CPU tensors outside autograd (``torch.inference_mode``,
+``torch.no_grad``, or nothing requiring grad), outside autocast, tracing and ``torch.compile``,
+and while :func:`use_onednn` allows it (the default). Everything else (training, CUDA, bf16 /
+fp16, ONNX export) goes through ``F.linear`` and ``F.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_ONEDNN_ALLOWED: ContextVar[bool] = ContextVar("specglue_onednn", default=True)
+_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+# Attention scores are computed for at most this many (query, key) entries at a time, so that
+# memory stays bounded (16 MiB of fp32) whatever the keypoint count.
+_SCORE_BLOCK = 1 << 22
+
+
+@contextlib.contextmanager
+def use_onednn(enabled: bool = True) -> Iterator[None]:
+    """Allow (default) or forbid the oneDNN CPU path inside the block."""
+    token = _ONEDNN_ALLOWED.set(enabled)
+    try:
+        yield
+    finally:
+        _ONEDNN_ALLOWED.reset(token)
+
+
+def onednn_applies(*tensors: Optional[torch.Tensor]) -> bool:
+    """Whether an operation on ``tensors`` (the first one is the input) takes the oneDNN path."""
+    x = tensors[0]
+    if not (_HAS_ONEDNN_LINEAR and _ONEDNN_ALLOWED.get() and torch.backends.mkldnn.enabled):
+        return False
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+        return False
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return False
+    return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
+
+
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state-dict keys) that uses oneDNN when it applies."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if onednn_applies(x, self.weight, self.bias) and x.numel():
+            return _onednn_linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
+def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a [B, M, K] @ b[B, N, K]^T -> [B, M, N]."""
+    if not (onednn_applies(a, b) and a.numel() and b.numel()):
+        return a @ b.transpose(-1, -2)
+    out = a.new_empty((a.shape[0], a.shape[1], b.shape[1]))
+    for i in range(a.shape[0]):
+        out[i] = _onednn_linear(a[i], b[i].contiguous(), None)
+    return out
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Scaled dot-product attention. q: [B, H, Lq, Dh], k, v: [B, H, Lk, Dh] -> [B, H, Lq, Dh].
+
+    ``mask`` broadcastable to [B, H, Lq, Lk]: boolean (True = may attend) or additive float.
+    A query whose keys are all masked gets a zero message instead of NaN.
+    """
+    if q.shape[-2] == 0 or k.shape[-2] == 0:
+        return q.new_zeros((*q.shape[:-1], v.shape[-1]))
+    if not onednn_applies(q, k, v):
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return out if mask is None else out.nan_to_num()
+    q = q * q.shape[-1] ** -0.5
+    k = k.contiguous()
+    v_t = v.transpose(-1, -2).contiguous()  # [B, H, Dh, Lk]: oneDNN's weight layout
+    out = q.new_empty((*q.shape[:-1], v.shape[-1]))
+    rows = max(1, _SCORE_BLOCK // k.shape[-2])
+    for b in range(q.shape[0]):
+        for h in range(q.shape[1]):
+            head_mask = None if mask is None else mask[b % mask.shape[0], h % mask.shape[1]]
+            for start in range(0, q.shape[-2], rows):
+                stop = start + rows
+                scores = _onednn_linear(q[b, h, start:stop], k[b, h], None)  # [rows, Lk]
+                if head_mask is not None:
+                    block_mask = head_mask[start:stop] if head_mask.shape[0] > 1 else head_mask
+                    if block_mask.dtype == torch.bool:
+                        scores.masked_fill_(~block_mask, -torch.inf)
+                    else:
+                        scores += block_mask
+                out[b, h, start:stop] = _onednn_linear(scores.softmax(-1), v_t[b, h], None)
+    return out if mask is None else out.nan_to_num()

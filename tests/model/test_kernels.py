@@ -1,0 +1,95 @@
+"""The oneDNN CPU kernels equal PyTorch's, and are taken only where they apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from specglue import LightGlue
+from specglue.model import kernels
+from specglue.model.kernels import Linear, attention, matmul_nt, onednn_applies, use_onednn
+
+from ..conftest import pair_paths
+
+pytestmark = pytest.mark.skipif(not kernels._HAS_ONEDNN_LINEAR, reason="this torch build has no oneDNN")
+
+
+def sdpa_reference(q, k, v, mask=None):
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).nan_to_num()
+
+
+def test_linear_equals_f_linear_and_keeps_state_dict_keys():
+    layer = Linear(256, 768)
+    x = torch.randn(2, 300, 256)
+    with torch.inference_mode():
+        assert onednn_applies(x, layer.weight, layer.bias)
+        out = layer(x)
+    torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    assert layer(torch.zeros(1, 0, 256)).shape == (1, 0, 768)
+
+
+def test_matmul_nt_equals_bmm():
+    a, b = torch.randn(3, 70, 64), torch.randn(3, 90, 64)
+    with torch.inference_mode():
+        out = matmul_nt(a, b)
+    torch.testing.assert_close(out, a @ b.transpose(1, 2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_kind", [None, "bool", "float"])
+def test_attention_equals_sdpa(mask_kind):
+    q, k, v = torch.randn(2, 4, 50, 64), torch.randn(2, 4, 70, 64), torch.randn(2, 4, 70, 64)
+    mask = None
+    if mask_kind is not None:
+        keep = torch.rand(2, 1, 1, 70) > 0.3
+        keep[1, ..., :] = False  # pair 1: every key masked -> zero messages, not NaN
+        mask = keep if mask_kind == "bool" else torch.zeros(keep.shape).masked_fill(~keep, -torch.inf)
+    with torch.inference_mode():
+        out = attention(q, k, v, mask)
+    torch.testing.assert_close(out, sdpa_reference(q, k, v, mask), rtol=1e-5, atol=1e-5)
+    if mask is not None:
+        assert torch.isfinite(out).all() and (out[1] == 0).all()
+
+
+def test_attention_with_per_query_mask_in_score_blocks(monkeypatch):
+    """Blocks of query rows (bounded memory) give the same result as one block."""
+    monkeypatch.setattr(kernels, "_SCORE_BLOCK", 7 * 40)  # 7 query rows per block
+    q, k, v = torch.randn(1, 2, 33, 16), torch.randn(1, 2, 40, 16), torch.randn(1, 2, 40, 16)
+    mask = torch.rand(1, 2, 33, 40) > 0.5
+    with torch.inference_mode():
+        out = attention(q, k, v, mask)
+    torch.testing.assert_close(out, sdpa_reference(q, k, v, mask), rtol=1e-5, atol=1e-5)
+
+
+def test_dispatch_rules():
+    x = torch.randn(4, 8)
+    w = torch.randn(3, 8, requires_grad=True)
+    assert not onednn_applies(x, w)  # autograd needs the differentiable path
+    with torch.no_grad():
+        assert onednn_applies(x, w)
+        assert not onednn_applies(x.double(), w)
+        with use_onednn(False):
+            assert not onednn_applies(x, w)
+        assert onednn_applies(x, w)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not onednn_applies(x, w)
+
+
+def test_gradients_flow_through_the_fallback():
+    layer = Linear(8, 3)
+    q = torch.randn(1, 2, 5, 4, requires_grad=True)
+    out = attention(q, q, q).sum() + layer(torch.randn(5, 8)).sum()
+    out.backward()
+    assert q.grad is not None and layer.weight.grad is not None
+
+
+def test_lightglue_matches_are_the_same_with_and_without_onednn(data_dir, reference_features):
+    path0, path1 = pair_paths(data_dir, "dsc")
+    data = {"image0": reference_features("aliked", path0), "image1": reference_features("aliked", path1)}
+    fast, plain = LightGlue(features="aliked").eval(), LightGlue(features="aliked", onednn=False).eval()
+    with torch.inference_mode():
+        a, b = fast(data), plain(data)
+    assert a["stop"] == b["stop"]
+    assert torch.equal(a["matches0"], b["matches0"]) and torch.equal(a["prune0"], b["prune0"])
+    torch.testing.assert_close(a["matching_scores0"], b["matching_scores0"], rtol=0, atol=1e-4)
