@@ -62,6 +62,14 @@ def test_attention_with_per_query_mask_in_score_blocks(monkeypatch):
     torch.testing.assert_close(out, sdpa_reference(q, k, v, mask), rtol=1e-5, atol=1e-5)
 
 
+def test_attention_mask_with_fewer_dims_broadcasts_like_sdpa():
+    q, k, v = torch.randn(2, 4, 12, 8), torch.randn(2, 4, 9, 8), torch.randn(2, 4, 9, 8)
+    mask = torch.rand(12, 9) > 0.4  # [Lq, Lk]
+    with torch.inference_mode():
+        out = attention(q, k, v, mask)
+    torch.testing.assert_close(out, sdpa_reference(q, k, v, mask), rtol=1e-5, atol=1e-5)
+
+
 def test_dispatch_rules():
     x = torch.randn(4, 8)
     w = torch.randn(3, 8, requires_grad=True)

@@ -43,11 +43,12 @@ def use_onednn(enabled: bool = True) -> Iterator[None]:
 def onednn_applies(*tensors: Optional[torch.Tensor]) -> bool:
     """Whether an operation on ``tensors`` (the first one is the input) takes the oneDNN path."""
     x = tensors[0]
+    # Checked first: torch.compile must not trace the rest (a context variable).
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
     if not (_HAS_ONEDNN_LINEAR and _ONEDNN_ALLOWED.get() and torch.backends.mkldnn.enabled):
         return False
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
-        return False
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
         return False
     return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
 
@@ -88,6 +89,8 @@ def attention(
     if not onednn_applies(q, k, v):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return out if mask is None else out.nan_to_num()
+    if mask is not None and mask.dim() < 4:
+        mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
     q = q * q.shape[-1] ** -0.5
     k = k.contiguous()
     v_t = v.transpose(-1, -2).contiguous()  # [B, H, Dh, Lk]: oneDNN's weight layout
