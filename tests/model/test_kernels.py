@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from specglue import LightGlue
 from specglue.model import kernels
-from specglue.model.kernels import Linear, attention, matmul_nt, onednn_applies, use_onednn
+from specglue.model.kernels import Linear, attention, matmul_nt, onednn_dtype, use_onednn
 
 from ..conftest import pair_paths
 
@@ -23,7 +23,7 @@ def test_linear_equals_f_linear_and_keeps_state_dict_keys():
     layer = Linear(256, 768)
     x = torch.randn(2, 300, 256)
     with torch.inference_mode():
-        assert onednn_applies(x, layer.weight, layer.bias)
+        assert onednn_dtype(x, layer.weight, layer.bias) == torch.float32
         out = layer(x)
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
     assert set(layer.state_dict()) == {"weight", "bias"}
@@ -73,15 +73,28 @@ def test_attention_mask_with_fewer_dims_broadcasts_like_sdpa():
 def test_dispatch_rules():
     x = torch.randn(4, 8)
     w = torch.randn(3, 8, requires_grad=True)
-    assert not onednn_applies(x, w)  # autograd needs the differentiable path
+    assert onednn_dtype(x, w) is None  # autograd needs the differentiable path
     with torch.no_grad():
-        assert onednn_applies(x, w)
-        assert not onednn_applies(x.double(), w)
+        assert onednn_dtype(x, w) == torch.float32
+        assert onednn_dtype(x.double(), w) is None
         with use_onednn(False):
-            assert not onednn_applies(x, w)
-        assert onednn_applies(x, w)
+            assert onednn_dtype(x, w) is None
+        assert onednn_dtype(x, w) == torch.float32
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not onednn_applies(x, w)
+            assert onednn_dtype(x, w) == (torch.bfloat16 if kernels._HAS_ONEDNN_BF16 else None)
+
+
+@pytest.mark.skipif(not kernels._HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
+def test_bf16_autocast_attention_is_close_to_fp32_and_linear_is_left_to_autocast():
+    q, k, v = torch.randn(1, 4, 300, 64), torch.randn(1, 4, 280, 64), torch.randn(1, 4, 280, 64)
+    bias = torch.zeros(1, 1, 1, 280).masked_fill(torch.rand(1, 1, 1, 280) > 0.7, -torch.inf)
+    layer = Linear(64, 32)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, masked = attention(q, k, v), attention(q, k, v, bias)
+        projected = layer(q)
+    assert out.dtype == torch.bfloat16 and projected.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), sdpa_reference(q, k, v), rtol=0, atol=3e-2)
+    torch.testing.assert_close(masked.float(), sdpa_reference(q, k, v, bias), rtol=0, atol=3e-2)
 
 
 def test_gradients_flow_through_the_fallback():
