@@ -121,7 +121,7 @@ class LightGlue(nn.Module):
         "num_heads": 4,  # attention heads
         "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
         "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
-        "onednn": True,  # fp32 CPU inference: matrix products through oneDNN (see model/kernels.py)
+        "onednn": True,  # CPU inference: matrix products through oneDNN (fp32; bf16 attention with mp)
         "depth_confidence": 0.95,  # early stopping, disable with -1
         "width_confidence": 0.99,  # point pruning, disable with -1
         "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
