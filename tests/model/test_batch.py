@@ -23,7 +23,7 @@ def three_pairs(reference_features, data_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("adaptive", [True, False])
-def test_batch_equals_single_runs(three_pairs, adaptive):
+def test_batch_equals_single_runs(three_pairs, adaptive, batch_path):
     kw = {} if adaptive else {"depth_confidence": -1, "width_confidence": -1}
     model = LightGlue(features="aliked", **kw).eval()
     data = {"image0": pad_features([p[0] for p in three_pairs]),
@@ -52,7 +52,7 @@ def test_batch_equals_single_runs(three_pairs, adaptive):
 
 
 @pytest.mark.slow
-def test_lengths_equal_keypoint_mask(three_pairs):
+def test_lengths_equal_keypoint_mask(three_pairs, batch_path):
     model = LightGlue(features="aliked").eval()
     image0 = pad_features([p[0] for p in three_pairs])
     image1 = pad_features([p[1] for p in three_pairs])

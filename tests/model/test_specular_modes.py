@@ -161,7 +161,7 @@ def test_mask_margin_grows_the_mask(pair):
 
 
 @pytest.mark.slow
-def test_batched_masks_equal_single_runs(model, pair, reference_features, data_dir):
+def test_batched_masks_equal_single_runs(model, pair, reference_features, data_dir, batch_path):
     p0, p1 = pair_paths(data_dir, "laparoscopic")
     other = (reference_features("aliked", p0, 300, 320), reference_features("aliked", p1, 300, 320))
     pairs = [pair, other]

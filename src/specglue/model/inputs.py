@@ -49,6 +49,19 @@ class ImageInputs:
         return sub, torch.where(filled, order, -1)
 
 
+    def pair(self, k: int) -> Tuple["ImageInputs", torch.Tensor]:
+        """Pair ``k`` alone without its padding: a batch of one, and the original index of each
+        of its keypoints [1, N']."""
+        kept = torch.nonzero(self.valid[k]).squeeze(1)
+
+        def pick(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t[k:k + 1].index_select(1, kept)
+
+        sub = ImageInputs(pick(self.keypoints), pick(self.descriptors), self.size[k:k + 1],
+                          pick(self.valid), pick(self.specularity), pick(self.scale_ori))
+        return sub, kept[None]
+
+
 def parse_image(data: Mapping[str, Any], key: str, n: str, sizes: Dict[str, int], *, input_dim: int,
                 add_scale_ori: bool, mask_margin: int, owner: str) -> ImageInputs:
     """Validate and normalise ``data[key]`` (see :meth:`specglue.LightGlue.forward` for the keys).

@@ -134,6 +134,10 @@ class LightGlue(nn.Module):
 
     # Pruning costs a gather, so it only runs on images with more tokens than this.
     pruning_keypoint_thresholds = {"cpu": -1, "mps": -1, "cuda": 1024}
+    # Device types that run a batch as one padded batch. Elsewhere (CPU) the pairs run one after
+    # the other without their padding: one pair already keeps every core busy, and padding only
+    # adds work (benchmarks/speed.py --batch). Both give each pair its single-pair result.
+    padded_batch_devices = ("cuda", "mps")
 
     features: Dict[str, Dict[str, Any]] = {
         "superpoint": {"weights": "superpoint_lightglue", "input_dim": 256},
@@ -279,11 +283,29 @@ class LightGlue(nn.Module):
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel, \
                 use_onednn(self.conf.onednn):
-            if mode == "filter":
-                return self._match_filtered(image0, image1)
-            return self._match(image0, image1, mode)
+            if image0.valid.shape[0] > 1 and device.type not in self.padded_batch_devices:
+                return self._match_each_pair(image0, image1, mode)
+            return self._match_pairs(image0, image1, mode)
 
     # ------------------------------------------------------------------ matching
+    def _match_pairs(self, image0: ImageInputs, image1: ImageInputs, mode: str) -> Dict[str, Any]:
+        if mode == "filter":
+            return self._match_filtered(image0, image1)
+        return self._match(image0, image1, mode)
+
+    def _match_each_pair(self, image0: ImageInputs, image1: ImageInputs, mode: str) -> Dict[str, Any]:
+        """A batch matched one pair at a time, each without its padding."""
+        b, m, n = image0.valid.shape[0], image0.valid.shape[1], image1.valid.shape[1]
+        result = _Outputs.empty(b, m, n, image0.keypoints.device, torch.float32)
+        for k in range(b):
+            (pair0, index0), (pair1, index1) = image0.pair(k), image1.pair(k)
+            out = self._match_pairs(pair0, pair1, mode)
+            result.stops[k] = out["stops"][0]
+            result.scatter(torch.tensor([k], device=index0.device), index0, index1,
+                           out["matches0"], out["matches1"], out["matching_scores0"],
+                           out["matching_scores1"], out["prune0"], out["prune1"])
+        return result.as_dict(image0.specularity, image1.specularity)
+
     def _match_filtered(self, image0: ImageInputs, image1: ImageInputs) -> Dict[str, Any]:
         """The "filter" baseline: drop specular keypoints, match the rest, map indices back."""
         keep0, keep1 = image0.valid, image1.valid
