@@ -48,7 +48,6 @@ class ImageInputs:
                           None, gather(self.scale_ori))
         return sub, torch.where(filled, order, -1)
 
-
     def pair(self, k: int) -> Tuple["ImageInputs", torch.Tensor]:
         """Pair ``k`` alone without its padding: a batch of one, and the original index of each
         of its keypoints [1, N']."""

@@ -289,6 +289,7 @@ class LightGlue(nn.Module):
 
     # ------------------------------------------------------------------ matching
     def _match_pairs(self, image0: ImageInputs, image1: ImageInputs, mode: str) -> Dict[str, Any]:
+        """The pairs of the batch matched together (padded to the longest)."""
         if mode == "filter":
             return self._match_filtered(image0, image1)
         return self._match(image0, image1, mode)
