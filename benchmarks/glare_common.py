@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+import math
+from typing import Any, Dict, Optional
 
 import cv2
 import numpy as np
@@ -59,3 +60,17 @@ def run_matcher(matcher: LightGlue, f0: Dict[str, torch.Tensor], f1: Dict[str, t
     with torch.inference_mode():
         out = matcher(data, specular_mode=mode)
     return out["matches"][0].cpu().numpy()
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON: tuples to lists, numpy scalars to Python, non-finite floats (failed
+    homographies) to null."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,7 @@ from specglue.geometry import estimate_homography
 from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
 
-from glare_common import distance_to_mask, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
+from glare_common import distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
 
 logger = logging.getLogger("benchmarks.real_glare")
 
@@ -302,18 +301,6 @@ def format_tables(report: Dict[str, Any], conf: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 DEFINITIONS = """\
 Definitions: *glare (issue)* = share of matches with a keypoint (either image) on grey > 225
 dilated by 5 px; *glare (mask)* = share with a keypoint within 5 px of the mask given to the
@@ -370,7 +357,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         public = {k: v for k, v in report.items() if not k.startswith("_")}
         public["config"] = conf
-        args.out.write_text(json.dumps(_jsonable(public), indent=1, allow_nan=False))
+        args.out.write_text(json.dumps(jsonable(public), indent=1, allow_nan=False))
         cmd = "python benchmarks/real_glare.py " + " ".join(argv if argv is not None else sys.argv[1:])
         md = (f"# Real glare: laparoscopic and phantom sequences\n\nCommand: `{cmd}` ({seconds:.0f} s, "
               f"{args.threads} CPU threads)\n\n{definitions}\n\n{text}\n")

@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -91,7 +90,7 @@ from specglue.geometry import (
 )
 from specglue.specular import DEFAULT_METHOD, detect, synthesize_pair
 
-from glare_common import distance_to_mask, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
+from glare_common import distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
 
 logger = logging.getLogger("benchmarks.specular")
 
@@ -324,19 +323,6 @@ MAGSAC++ (3 px) homography. Masks `gt` = exact synthetic masks, `detected` = `de
 `mask_margin` = {margin} px."""
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: tuples to lists, non-finite floats (failed homographies) to null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", nargs="+", default=["aliked", "disk"], choices=["aliked", "disk"])
@@ -373,7 +359,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print(f"\n{definitions}\n\nRuntime: {seconds:.0f} s")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(_jsonable(report), indent=1, allow_nan=False))
+        args.out.write_text(json.dumps(jsonable(report), indent=1, allow_nan=False))
         cmd = "python benchmarks/specular.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
         md = (f"# Synthetic glare benchmark\n\nCommand: `{cmd}` ({seconds:.0f} s, {args.threads} CPU threads)\n\n"
               f"{definitions}\n\n{text}\n")
