@@ -300,11 +300,8 @@ class LightGlue(nn.Module):
         result = _Outputs.empty(b, m, n, image0.keypoints.device, torch.float32)
         for k in range(b):
             (pair0, index0), (pair1, index1) = image0.pair(k), image1.pair(k)
-            out = self._match_pairs(pair0, pair1, mode)
-            result.stops[k] = out["stops"][0]
-            result.scatter(torch.tensor([k], device=index0.device), index0, index1,
-                           out["matches0"], out["matches1"], out["matching_scores0"],
-                           out["matching_scores1"], out["prune0"], out["prune1"])
+            result.scatter_output(torch.tensor([k], device=index0.device), index0, index1,
+                                  self._match_pairs(pair0, pair1, mode))
         return result.as_dict(image0.specularity, image1.specularity)
 
     def _match_filtered(self, image0: ImageInputs, image1: ImageInputs) -> Dict[str, Any]:
@@ -319,10 +316,7 @@ class LightGlue(nn.Module):
         out = self._match(sub0, sub1, "off")
         b, m, n = image0.valid.shape[0], image0.valid.shape[1], image1.valid.shape[1]
         result = _Outputs.empty(b, m, n, image0.keypoints.device, out["matching_scores0"].dtype)
-        result.stops = out["stops"]
-        result.scatter(torch.arange(b, device=orig0.device), orig0, orig1,
-                       out["matches0"], out["matches1"], out["matching_scores0"],
-                       out["matching_scores1"], out["prune0"], out["prune1"])
+        result.scatter_output(torch.arange(b, device=orig0.device), orig0, orig1, out)
         return result.as_dict(image0.specularity, image1.specularity)
 
     def _tokens(self, image: ImageInputs, mode: str) -> _Tokens:
@@ -466,6 +460,14 @@ class _Outputs:
             target = torch.where(local >= 0, other.gather(1, local.clamp(min=0)), -1)
             dst_m[rows, cols] = target[valid]
             dst_s[rows, cols] = scores[valid].to(dst_s.dtype)
+
+    def scatter_output(self, pairs: torch.Tensor, index0: torch.Tensor, index1: torch.Tensor,
+                       out: Mapping[str, Any]) -> None:
+        """Write the forward output ``out`` of a sub-problem (its pair j is row ``pairs[j]``;
+        index0 / index1 map its keypoints to the original ones, as in :meth:`scatter`)."""
+        self.stops[pairs] = out["stops"]
+        self.scatter(pairs, index0, index1, out["matches0"], out["matches1"], out["matching_scores0"],
+                     out["matching_scores1"], out["prune0"], out["prune1"])
 
     def as_dict(self, specularity0: Optional[torch.Tensor], specularity1: Optional[torch.Tensor]) -> Dict[str, Any]:
         matches: List[torch.Tensor] = []
