@@ -16,6 +16,7 @@ the reference, and the peak memory one forward allocates.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -142,7 +143,7 @@ def latency_table(args) -> str:
                 ref = medians.get("reference")
                 for name, ms in medians.items():
                     ratio = f"{ref / ms:.2f}x" if ref else "n/a"
-                    peak = "n/a" if memory[name] != memory[name] else f"{memory[name]:.0f}"
+                    peak = "n/a" if math.isnan(memory[name]) else f"{memory[name]:.0f}"
                     rows.append(f"| {n} | {'on' if adaptive else 'off'} | {name} | {ms:.1f} | {ratio} | "
                                 f"{agreement[name]:.2%} | {peak} |")
                 print("\n".join(rows[-len(medians):]), flush=True)
