@@ -127,3 +127,14 @@ def test_demo_writes_the_picture_and_masks_help(tmp_path):
     precision = {k: float(v[2]) for k, v in rows.items()}
     assert on_glare["true masks, hard"] < on_glare["none"] and on_glare["detected, hard"] < on_glare["none"]
     assert precision["true masks, hard"] >= precision["none"]
+
+
+def test_match_refuses_tiny_image(tmp_path):
+    """An 8x8 image: one line on stderr naming the image and the minimum size, exit status 1."""
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((8, 8, 3), 200, np.uint8))
+    run = specglue("match", tiny, tiny)
+    assert run.returncode == 1
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "image0" in lines[0] and "8x8 px" in lines[0] and "32 px" in lines[0], run.stderr

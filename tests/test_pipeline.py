@@ -91,3 +91,36 @@ def test_bad_inputs(tmp_path, warped_pair):
         match_pair(image0, image1, geometry="affine")
     with pytest.raises(ValueError, match=r"mask1 has size"):
         load_mask(np.zeros((3, 4)), (4, 3), "mask1")
+
+
+def _low_texture_pair(data_dir, frame: str, size):
+    """A smooth, dim endoscopy frame (blurred, darkened) and its warp by a known homography."""
+    image = cv2.resize(load_image(data_dir / frame), size, interpolation=cv2.INTER_AREA)
+    image = np.clip(cv2.GaussianBlur(image, (0, 0), 2.0).astype(np.float32) * 0.6, 0, 255).astype(np.uint8)
+    w, h = size
+    H = sample_homography(h, w, rng=1)
+    return image, warp_image(image, H, (w, h)), H
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frame, size", [
+    ("10_laparoscopic_cholecystectomy_sequence_rvim/frames/frame_00.png", (320, 240)),
+    ("09_ead2019_endoscopy_artefacts_specularity/frames_bbox/00017.jpg", (480, 480)),
+])
+def test_low_texture_endoscopy_defaults(data_dir, frame, size):
+    """Bronchoscopy-like frames: the defaults find keypoints and precise matches, where the
+    official detection (upsampled to 1024 px, threshold 0.2, no floor) finds almost none."""
+    image0, image1, H = _low_texture_pair(data_dir, frame, size)
+    official = match_pair(image0, image1, upsample=True, extractor_conf={"keypoint_floor": 0})
+    assert len(official.matches) < 20
+    result = match_pair(image0, image1)
+    assert min(len(result.keypoints0), len(result.keypoints1)) >= 512
+    err = np.linalg.norm(warp_points(result.points0, H) - result.points1, axis=1)
+    assert len(err) >= 300
+    assert (err < 3).mean() >= 0.9
+
+
+def test_too_small_image_is_named(data_dir):
+    image = np.full((8, 8, 3), 128, np.uint8)
+    with pytest.raises(ValueError, match=r"image0: .*too small.*8x8 px.*at least 32 px"):
+        match_pair(image, image, specular=None)

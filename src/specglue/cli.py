@@ -45,10 +45,11 @@ def cmd_match(args: argparse.Namespace) -> int:
         specular = (args.mask0, args.mask1) if given else "auto"
         mode = "hard" if args.specular == "auto" else args.specular
     image0, image1 = load_image(args.image0, "image0"), load_image(args.image1, "image1")
+    extractor_conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
     result = match_pair(image0, image1, features=args.features, specular=specular,
                         specular_mode=mode, geometry=args.geometry,
                         max_num_keypoints=args.max_keypoints, resize=args.resize or None,
-                        detector=args.detector)
+                        upsample=args.upsample, extractor_conf=extractor_conf, detector=args.detector)
     summary = result.summary()
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     if out_path is not None:
@@ -121,8 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keypoint detector/descriptor (default: aliked)")
     match.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
     match.add_argument("--resize", type=int, default=1024,
-                       help="resize the long side to this many px before extraction; 0 = no resize "
-                            "(default: 1024; keypoints are reported in original pixels)")
+                       help="shrink images whose long side exceeds this many px before extraction; "
+                            "0 = never (default: 1024; keypoints are reported in original pixels)")
+    match.add_argument("--upsample", action="store_true",
+                       help="also enlarge smaller images to --resize (the official LightGlue behaviour)")
+    match.add_argument("--keypoint-floor", type=float, metavar="F",
+                       help="when the detection threshold keeps fewer than F x --max-keypoints "
+                            "keypoints, take the strongest instead (default: the extractor's, 0.25; "
+                            "0 = official threshold-only detection; aliked, disk, superpoint)")
     match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")
     match.add_argument("--mask1", metavar="PNG", help="specular mask of IMG1")
     match.add_argument("--specular", default="auto", choices=MODES,

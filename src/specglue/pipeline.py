@@ -6,7 +6,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -161,8 +161,8 @@ def load_mask(mask: MaskInput, shape: Tuple[int, int], name: str = "mask") -> np
 
 
 @functools.lru_cache(maxsize=4)
-def _extractor(features: str, max_num_keypoints: int, resize: Optional[int], device: str):
-    return build_extractor(features, max_num_keypoints=max_num_keypoints, resize=resize).eval().to(device)
+def _extractor(features: str, conf: Tuple[Tuple[str, Any], ...], device: str):
+    return build_extractor(features, **dict(conf)).eval().to(device)
 
 
 @functools.lru_cache(maxsize=4)
@@ -180,6 +180,8 @@ def match_pair(
     geometry: Optional[str] = None,
     max_num_keypoints: int = 2048,
     resize: Optional[int] = 1024,
+    upsample: bool = False,
+    extractor_conf: Optional[Mapping[str, Any]] = None,
     ransac_threshold: float = 3.0,
     detector: str = specular.DEFAULT_METHOD,
     device: Optional[Union[str, torch.device]] = None,
@@ -197,7 +199,15 @@ def match_pair(
         mask_margin: keypoints within this many px of a specular pixel count as specular
             (detectors and blob edges rarely agree to the pixel).
         geometry: None, ``"homography"`` or ``"fundamental"`` (OpenCV USAC MAGSAC++).
-        max_num_keypoints, resize: extractor settings (resize: long side in px, None = none).
+        max_num_keypoints: the keypoint budget per image.
+        resize: images whose long side exceeds this many px are shrunk to it before
+            extraction (None: never); smaller images are used as they are, unless
+            ``upsample`` (the official LightGlue behaviour) enlarges them to it too. Keypoints
+            are reported in the pixels of the images as given. Images under 32 px on a side
+            raise ``ValueError``.
+        extractor_conf: further extractor settings (see the extractor's ``default_conf``),
+            e.g. ``{"keypoint_floor": 0}`` for the official threshold-only detection, or
+            ``{"detection_threshold": 0.1}``.
         ransac_threshold: inlier threshold in pixels for the geometry.
         detector: specular detector method for ``specular="auto"``.
     """
@@ -211,12 +221,17 @@ def match_pair(
     rgb0, rgb1 = load_image(image0, "image0"), load_image(image1, "image1")
     masks = _resolve_masks(specular, rgb0, rgb1, detector)
 
-    extractor = _extractor(features, max_num_keypoints, resize, device)
+    conf = {"max_num_keypoints": max_num_keypoints, "resize": resize, "upsample": upsample,
+            **(extractor_conf or {})}
+    extractor = _extractor(features, tuple(sorted(conf.items())), device)
     matcher = _matcher(features, int(mask_margin), device)
     views = []
-    for rgb, mask in zip((rgb0, rgb1), masks):
+    for name, rgb, mask in zip(("image0", "image1"), (rgb0, rgb1), masks):
         with torch.inference_mode():
-            feats = extractor.extract(rgb)
+            try:
+                feats = extractor.extract(rgb)
+            except ValueError as err:  # e.g. an image too small to extract from
+                raise ValueError(f"{name}: {err}") from err
         view = {k: v.to(device) for k, v in feats.items() if k != "keypoint_mask"}
         if mask is not None:
             view["specular_mask"] = torch.from_numpy(mask)[None].to(device)
@@ -237,7 +252,7 @@ def match_pair(
         specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
         config={"features": features, "specular_mode": specular_mode, "geometry": geometry,
                 "mask_margin": mask_margin,
-                "max_num_keypoints": max_num_keypoints, "resize": resize,
+                "extractor": dict(extractor.conf),
                 "specular": specular if isinstance(specular, str) or specular is None else "given",
                 "detector": detector, "ransac_threshold": ransac_threshold},
     )

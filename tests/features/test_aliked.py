@@ -60,7 +60,7 @@ def official_aliked():
 
 @pytest.fixture(scope="module")
 def ours() -> ALIKED:
-    return ALIKED(resize=640)  # official defaults otherwise
+    return ALIKED.official(resize=640)  # official behaviour (upsampling, no keypoint floor)
 
 
 class TestALIKEDParity:
@@ -164,3 +164,48 @@ class TestALIKEDBehaviour:
             ALIKED(model_name="aliked-x99")
         with pytest.raises(ValueError, match="detection_treshold"):
             ALIKED(detection_treshold=0.1)
+
+
+def low_texture(image, sigma: float = 2.0, gain: float = 0.6):
+    """A blurred, darkened copy of a uint8 RGB image (smooth, dim endoscopy-like frame)."""
+    import cv2
+    import numpy as np
+
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma)
+    return np.clip(blurred.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+class TestKeypointFloor:
+    def test_low_texture_falls_back_to_top_k(self, data_dir, caplog):
+        image = low_texture(read_rgb(data_dir / GLINT_FRAME))  # 320 x 240
+        official = ALIKED.official(max_num_keypoints=2048, resize=None).extract(image)
+        assert official["keypoints"].shape[1] < 512  # the threshold keeps few maxima
+        with caplog.at_level("INFO", logger="specglue.features"):
+            floored = ALIKED(max_num_keypoints=2048, resize=None).extract(image)
+        assert floored["keypoints"].shape[1] == 2048
+        assert "under the floor of 512" in caplog.text
+        # top-k of the same maxima: the threshold keypoints are among them
+        dist, _ = nearest(official["keypoints"][0], floored["keypoints"][0])
+        assert float(dist.max()) < 1e-4
+        # the scores are in descending order (strongest first), as in top-k mode
+        topk = ALIKED(max_num_keypoints=2048, resize=None, detection_threshold=-1).extract(image)
+        assert torch.equal(topk["keypoints"], floored["keypoints"])
+
+    def test_floor_off_is_official(self, data_dir, caplog):
+        image = low_texture(read_rgb(data_dir / GLINT_FRAME))
+        off = ALIKED(max_num_keypoints=2048, resize=None, keypoint_floor=0).extract(image)
+        official = ALIKED.official(max_num_keypoints=2048, resize=None).extract(image)
+        assert torch.equal(off["keypoints"], official["keypoints"])
+
+    def test_textured_image_is_unchanged(self, data_dir, caplog):
+        image = read_rgb(data_dir / PARITY_PHOTOS[0], 640)
+        with caplog.at_level("INFO", logger="specglue.features"):
+            ours = ALIKED(max_num_keypoints=1024, resize=None).extract(image)
+        official = ALIKED.official(max_num_keypoints=1024, resize=None).extract(image)
+        assert torch.equal(ours["keypoints"], official["keypoints"])
+        assert "under the floor" not in caplog.text
+
+    @pytest.mark.parametrize("floor", [-0.1, 1.5, "half"])
+    def test_bad_floor(self, floor):
+        with pytest.raises(ValueError, match="keypoint_floor"):
+            ALIKED(keypoint_floor=floor)

@@ -25,6 +25,7 @@ class Centroid(Extractor):
         "max_num_keypoints": 1,  # unused
         "detection_threshold": 0.0,  # unused
         "resize": None,  # long side in px; None = no resize
+        "upsample": False,  # enlarge images smaller than resize
         "mask_margin": 0,  # px
     }
     input_channels = 1
@@ -34,6 +35,7 @@ class Centroid(Extractor):
         return 2
 
     def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+        self.network_input_size = tuple(image.shape[-2:])  # (H, W) the network saw
         out = []
         for grey in image[:, 0]:
             h, w = grey.shape
@@ -52,6 +54,7 @@ class Fixed(Extractor):
         "max_num_keypoints": None,  # unused
         "detection_threshold": 0.0,  # unused
         "resize": None,  # unused here
+        "upsample": False,  # unused here
         "mask_margin": 0,  # px
         "keypoints": [],  # the [N, 2] keypoints to return
     }
@@ -81,7 +84,7 @@ class TestResizeMapping:
         image = blob(96, 128, x0, y0)
         plain = Centroid().extract(image)["keypoints"][0, 0]
         assert torch.allclose(plain, torch.tensor([x0, y0]), atol=1e-3)
-        mapped = Centroid(resize=resize).extract(image)["keypoints"][0, 0]
+        mapped = Centroid(resize=resize, upsample=True).extract(image)["keypoints"][0, 0]
         # mapping without the half-pixel shift would be off by 0.5 * (1 / scale - 1) px
         assert torch.allclose(mapped, torch.tensor([x0, y0]), atol=0.05), mapped
 
@@ -96,6 +99,46 @@ class TestResizeMapping:
         # a mapping that forgets the scale puts them nowhere near
         wrong = torch.cdist(half.double() / 2, full.double()).min(1).values
         assert float((wrong < 2.0).float().mean()) < 0.3
+
+
+class TestResolutionPolicy:
+    """resize is the largest long side; smaller images are not enlarged unless upsample."""
+
+    def test_small_image_is_not_enlarged(self):
+        x0, y0 = 40.3, 25.7
+        image = blob(96, 128, x0, y0)
+        extractor = Centroid(resize=1024)
+        kp = extractor.extract(image)["keypoints"][0, 0]
+        assert extractor.network_input_size == (96, 128)
+        assert torch.allclose(kp, torch.tensor([x0, y0]), atol=1e-3)
+
+    def test_upsample_enlarges_as_official(self):
+        extractor = Centroid(resize=256, upsample=True)
+        extractor.extract(blob(96, 128, 40.3, 25.7))
+        assert extractor.network_input_size == (192, 256)
+        official = Centroid.official(resize=256)
+        assert official.conf["upsample"] is True
+        official.extract(blob(96, 128, 40.3, 25.7))
+        assert official.network_input_size == (192, 256)
+
+    def test_large_image_is_shrunk(self):
+        extractor = Centroid(resize=64)
+        out = extractor.extract(blob(96, 128, 40.3, 25.7))
+        assert extractor.network_input_size == (48, 64)
+        assert out["image_size"].tolist() == [[128.0, 96.0]]  # the input image's (W, H)
+
+    @pytest.mark.parametrize("shape, resize, upsample", [((8, 8), 1024, False), ((8, 8), 1024, True),
+                                                         ((31, 200), None, False), ((60, 1000), 400, False)])
+    def test_too_small_is_refused(self, shape, resize, upsample):
+        """8x8 upsampled to 1024 px would give interpolation artefacts as keypoints."""
+        image = torch.rand(3, *shape)
+        with pytest.raises(ValueError, match=r"too small for Centroid.*at least 32 px"):
+            Centroid(resize=resize, upsample=upsample).extract(image)
+
+    def test_smallest_accepted_size(self):
+        extractor = Centroid(resize=1024)
+        extractor.extract(blob(32, 32, 10.0, 12.0))
+        assert extractor.network_input_size == (32, 32)
 
 
 class TestSpecularMask:
@@ -183,7 +226,7 @@ class TestConfig:
             for key in cls.default_conf:
                 line = next(s for s in source[start:] if f'"{key}":' in s)
                 assert "#" in line, (cls.__name__, key)
-            for key in ("max_num_keypoints", "detection_threshold", "resize", "mask_margin"):
+            for key in ("max_num_keypoints", "detection_threshold", "resize", "upsample", "mask_margin"):
                 assert key in cls.default_conf, (cls.__name__, key)
 
 
@@ -228,6 +271,6 @@ class TestLibraryHygiene:
 
     def test_extract_writes_nothing_to_stdout(self, capsys, data_dir):
         SIFT(resize=None).extract(np.zeros((40, 40, 3), np.uint8))
-        Centroid(resize=32).extract(blob(48, 64, 20.0, 20.0))
+        Centroid(resize=48).extract(blob(48, 64, 20.0, 20.0))
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err == ""

@@ -27,7 +27,7 @@ def official_disk():
 
 @pytest.fixture(scope="module")
 def ours() -> DISK:
-    return DISK(max_num_keypoints=2048, resize=640)
+    return DISK.official(max_num_keypoints=2048, resize=640)  # official behaviour
 
 
 class TestDISKParity:
@@ -50,13 +50,15 @@ class TestDISKParity:
         print(f"DISK vs official {photo}: n={len(ref_kp)} max kp dist={float(dist.max()):.2e}"
               f" px, max desc diff={float(desc_diff):.2e}, max score diff={float(score_diff):.2e}")
 
-    def test_default_conf_is_official(self):
+    def test_official_conf_is_official(self):
         official = load_reference_module("disk").DISK.default_conf
+        ours = {**DISK.default_conf, **DISK.official_conf}
         for key in ("max_num_keypoints", "nms_window_size", "detection_threshold",
                     "pad_if_not_divisible"):
-            assert DISK.default_conf[key] == official[key], key
+            assert ours[key] == official[key], key
         preprocess = load_reference_module("disk").DISK.preprocess_conf
-        assert DISK.default_conf["resize"] == preprocess["resize"]
+        assert ours["resize"] == preprocess["resize"]
+        assert ours["upsample"] and ours["keypoint_floor"] == 0  # official: always resized, no floor
 
 
 class TestDISKBehaviour:

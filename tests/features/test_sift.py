@@ -24,20 +24,20 @@ class TestSIFTParity:
         image = to_tensor(read_rgb(data_dir / photo))
         conf = {"max_num_keypoints": 1024, "nms_radius": nms_radius}
         ref = reference_sift.SIFT(backend="opencv", **conf).extract(image, resize=640)
-        got = SIFT(resize=640, **conf).extract(image)
+        got = SIFT.official(resize=640, **conf).extract(image)
         n = ref["keypoints"].shape[1]
         assert n > 500 and got["keypoints"].shape == (1, n, 2)
         for key in ("keypoints", "keypoint_scores", "scales", "oris", "descriptors", "image_size"):
             assert torch.equal(got[key], ref[key].float()), key
 
-    def test_default_conf_is_official(self, reference_sift):
+    def test_official_conf_is_official(self, reference_sift):
         official = reference_sift.SIFT.default_conf
-        ours = SIFT.default_conf
+        ours = {**SIFT.default_conf, **SIFT.official_conf}
         for key in ("rootsift", "nms_radius", "max_num_keypoints", "detection_threshold",
                     "edge_threshold"):
             assert ours[key] == official[key], key
         assert ours["num_octave_layers"] == official["num_octaves"]
-        assert ours["resize"] == reference_sift.SIFT.preprocess_conf["resize"]
+        assert ours["resize"] == reference_sift.SIFT.preprocess_conf["resize"] and ours["upsample"]
 
 
 class TestSIFTBehaviour:

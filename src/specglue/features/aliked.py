@@ -34,7 +34,13 @@ ALIKED_VARIANTS: Dict[str, int] = {
 
 
 class ALIKED(Extractor):
-    """ALIKED detector and descriptor (Zhao et al. 2023), official LightGlue behaviour.
+    """ALIKED detector and descriptor (Zhao et al. 2023) with LightGlue's detection rules.
+
+    Two defaults differ from the official extractor (see :mod:`specglue.features.base`):
+    images are never enlarged to ``resize`` (``upsample=False``), and when the detection
+    threshold keeps fewer than ``keypoint_floor`` of ``max_num_keypoints`` keypoints (smooth,
+    blurry endoscopy frames), the ``max_num_keypoints`` strongest maxima are taken instead.
+    ``ALIKED.official(...)`` restores the official behaviour exactly.
 
     Output: see :mod:`specglue.features.base`; ``descriptors`` are ``[B, N, 128]``
     (``[B, N, 64]`` for ``aliked-t16``) and L2-normalised; keypoints are sub-pixel.
@@ -45,10 +51,13 @@ class ALIKED(Extractor):
         "weights": None,  # checkpoint file; None = the pretrained file of model_name
         "max_num_keypoints": -1,  # keypoint budget; -1 (or any value <= 0) = at most 20000
         "detection_threshold": 0.2,  # keep maxima scoring above it; <= 0 = top-k mode
+        "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
         "nms_radius": 2,  # suppression window is 2r+1 px; also the border left out
-        "resize": 1024,  # long side in px before detection; None = no resize
+        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
     }
+    official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 3
     #: the most keypoints returned in threshold mode without a budget (as official)
     n_limit_max: ClassVar[int] = 20000
@@ -116,6 +125,11 @@ class ALIKED(Extractor):
             if indices.numel() > limit:
                 order = flat_scores[indices].sort(descending=True)[1][:limit]
                 indices = indices[order]
+            if indices.numel() < self._keypoint_floor():  # low texture: the strongest maxima
+                self._log_floor(indices.numel())
+                candidates = flat.nonzero()[:, 0]
+                order = flat[candidates].argsort(descending=True, stable=True)[:budget]
+                indices = candidates[order]
             selected.append(indices)
         return selected
 

@@ -15,6 +15,20 @@ Resizing by the factors ``(sx, sy) = (W' / W, H' / H)`` scales about the pixel c
 point maps as ``x' = (x + 0.5) * sx - 0.5`` and back as ``x = (x' + 0.5) / sx - 0.5`` (the
 half-pixel shift of LightGlue's ``Extractor.extract`` and hloc).
 
+Resolution policy of :meth:`Extractor.extract`: ``conf["resize"]`` is the *largest* long side
+the network sees. Larger images are shrunk to it (aspect kept, antialiased); smaller images are
+used as they are, because enlarging a small, blurry frame (endoscopy: 320x240 to 720x576)
+invents no detail and pushes the detection scores under their threshold. ``upsample=True``
+enlarges them to ``resize`` as well, as the official LightGlue extractors do. An image under :data:`MIN_IMAGE_SIDE` px on a side, before
+or after resizing, is refused with a ``ValueError`` (upsampling such an image only yields
+interpolation artefacts as keypoints: an 8x8 image enlarged to 1024 px gave 1355 of them).
+
+Keypoint floor (ALIKED, DISK, SuperPoint): threshold detection keeps few keypoints on
+low-texture images (smooth mucosa, blur). When it keeps fewer than
+``keypoint_floor * max_num_keypoints``, the ``max_num_keypoints`` strongest local maxima are
+taken instead (top-k detection), and this is logged at INFO level. ``keypoint_floor=0`` is the
+official behaviour. :meth:`Extractor.official` builds an extractor with both official settings.
+
 Every extractor returns the same dictionary (see :meth:`Extractor.extract`):
 
 - ``keypoints``: ``[B, N, 2]`` float32 ``(x, y)`` in input pixels;
@@ -29,6 +43,7 @@ Every extractor returns the same dictionary (see :meth:`Extractor.extract`):
 from __future__ import annotations
 
 import logging
+import math
 from types import MappingProxyType
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -45,6 +60,9 @@ MaskLike = Union[torch.Tensor, np.ndarray]
 
 #: the keys every extractor returns, whatever the batch size
 OUTPUT_KEYS = ("keypoints", "keypoint_scores", "descriptors", "image_size", "keypoint_mask")
+
+#: the smallest height and width (px) of a network input; smaller images raise ValueError
+MIN_IMAGE_SIDE = 32
 
 
 def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
@@ -94,12 +112,15 @@ class Extractor(nn.Module):
     """Base class of the extractors: input checks, resizing, masking and batching.
 
     Subclasses set :attr:`default_conf` (which must hold ``max_num_keypoints``,
-    ``detection_threshold``, ``resize`` and ``mask_margin``), :attr:`input_channels` (1 for
-    grey, 3 for RGB networks) and implement :meth:`_extract_batch`.
+    ``detection_threshold``, ``resize``, ``upsample`` and ``mask_margin``),
+    :attr:`official_conf`, :attr:`input_channels` (1 for grey, 3 for RGB networks) and
+    implement :meth:`_extract_batch`.
     """
 
     #: the settings and their defaults; every key commented in each subclass
     default_conf: ClassVar[Dict[str, Any]] = {}
+    #: the settings that differ from the official LightGlue extractor (see :meth:`official`)
+    official_conf: ClassVar[Dict[str, Any]] = {"upsample": True}
     #: the channels the network reads: 1 (grey) or 3 (RGB)
     input_channels: ClassVar[int] = 3
     #: per-keypoint outputs beyond keypoints, scores and descriptors (e.g. SIFT scales)
@@ -114,6 +135,29 @@ class Extractor(nn.Module):
         resize = self.conf["resize"]
         if resize is not None and (not isinstance(resize, int) or resize <= 0):
             raise ValueError(f"resize must be None or an int > 0, got {resize!r}")
+        floor = self.conf.get("keypoint_floor", 0.0)
+        if not isinstance(floor, (int, float)) or not 0.0 <= floor <= 1.0:
+            raise ValueError(f"keypoint_floor must be a fraction in [0, 1], got {floor!r}")
+
+    @classmethod
+    def official(cls, **conf: Any) -> "Extractor":
+        """The extractor with the official LightGlue behaviour: images always resized to
+        ``resize`` (upsampled too) and no keypoint floor; ``conf`` overrides the rest."""
+        return cls(**{**cls.official_conf, **conf})
+
+    def _keypoint_floor(self) -> int:
+        """The fewest keypoints threshold detection may return before top-k takes over (0: off)."""
+        budget = self.conf["max_num_keypoints"]
+        if budget is None or budget <= 0:
+            return 0
+        return math.ceil(float(self.conf.get("keypoint_floor", 0.0)) * int(budget))
+
+    def _log_floor(self, found: int) -> None:
+        logger.info(
+            "%s: threshold detection kept %d keypoints, under the floor of %d (keypoint_floor=%g); "
+            "taking the %d strongest maxima instead", type(self).__name__, found,
+            self._keypoint_floor(), self.conf["keypoint_floor"], self.conf["max_num_keypoints"],
+        )
 
     # ------------------------------------------------------------------ subclass hook
     def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
@@ -138,7 +182,8 @@ class Extractor(nn.Module):
     def extract(
         self, image: ImageLike, specular_mask: Optional[MaskLike] = None
     ) -> Dict[str, torch.Tensor]:
-        """Extract features from an image, resized by ``conf["resize"]`` and mapped back.
+        """Extract features from an image, shrunk to at most ``conf["resize"]`` px on its long
+        side (enlarged too with ``conf["upsample"]``), keypoints mapped back to its pixels.
 
         Args:
             image: torch ``[B, C, H, W]`` or ``[C, H, W]`` float in [0, 1] with ``C`` 1 (grey)
@@ -152,9 +197,12 @@ class Extractor(nn.Module):
             ``keypoint_scores`` ``[B, N]``, ``descriptors`` ``[B, N, D]``, ``image_size``
             ``[B, 2]`` as ``(W, H)``, ``keypoint_mask`` ``[B, N]`` (+ ``scales``, ``oris``
             ``[B, N]`` for SIFT), all in the pixels of the input image.
+
+        Raises:
+            ValueError: bad image or mask, or a network input under :data:`MIN_IMAGE_SIDE` px.
         """
         images = self._to_batch(image)
-        return self._run(images, specular_mask, self.conf["resize"])
+        return self._run(images, specular_mask, self._target_long_side(images))
 
     def forward(self, data: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
         """Extract features without resizing, as the official LightGlue extractors do.
@@ -172,6 +220,13 @@ class Extractor(nn.Module):
         return self._run(images, data.get("specular_mask"), None)
 
     # ------------------------------------------------------------------ internals
+    def _target_long_side(self, images: torch.Tensor) -> Optional[int]:
+        """The long side to resize ``[B, C, H, W]`` images to, or None to keep their size."""
+        resize = self.conf["resize"]
+        if resize is None or (max(images.shape[-2:]) <= resize and not self.conf["upsample"]):
+            return None
+        return resize
+
     def _device(self) -> torch.device:
         for tensor in list(self.parameters()) + list(self.buffers()):
             return tensor.device
@@ -271,6 +326,12 @@ class Extractor(nn.Module):
             )
         else:
             resized = images
+        if min(h, w, *resized.shape[-2:]) < MIN_IMAGE_SIDE:  # upsampling one only adds artefacts
+            size = f"{w}x{h} px" + (f" (resized to {resized.shape[-1]}x{resized.shape[-2]})" if resize else "")
+            raise ValueError(
+                f"The image is too small for {type(self).__name__}: {size}; it needs at least "
+                f"{MIN_IMAGE_SIDE} px on each side, before and after resizing"
+            )
         scale = torch.tensor(
             [resized.shape[-1] / w, resized.shape[-2] / h], dtype=torch.float32
         )

@@ -1,9 +1,10 @@
 """DISK keypoints and descriptors (Tyszkiewicz et al. 2020) on kornia's implementation.
 
 The network and its detection (strict heatmap maxima in a ``nms_window_size`` window) are
-:class:`kornia.feature.DISK`, which the official LightGlue ``DISK`` extractor also wraps; the
-defaults are the official ones, so the keypoints equal those the ``disk_lightglue`` matcher
-weights expect.
+:class:`kornia.feature.DISK`, which the official LightGlue ``DISK`` extractor also wraps. With
+``DISK.official(...)`` the keypoints equal those the ``disk_lightglue`` matcher weights were
+trained on; the defaults differ in two ways (see :mod:`specglue.features.base`): images are
+never enlarged (``upsample=False``) and a keypoint floor switches low-texture images to top-k.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Union
 
 import torch
+import torch.nn.functional as F
 from kornia.feature import DISK as KorniaDISK
+from kornia.feature.disk.detector import heatmap_to_keypoints
 
 from .. import weights as _weights
 from .base import Extractor
@@ -32,11 +35,14 @@ class DISK(Extractor):
         "weights": "disk-depth-save",  # checkpoint name in specglue.weights, or a file path
         "max_num_keypoints": None,  # keep the n strongest maxima; None (or <= 0) = all
         "detection_threshold": 0.0,  # keep maxima whose heatmap logit is above it
+        "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
         "nms_window_size": 5,  # odd side of the non-maximum-suppression window, px
         "pad_if_not_divisible": True,  # zero-pad H, W to multiples of 16 (else they must be)
-        "resize": 1024,  # long side in px before detection; None = no resize
+        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
     }
+    official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 3
 
     def __init__(self, **conf: Any) -> None:
@@ -68,19 +74,27 @@ class DISK(Extractor):
                 f"DISK needs H and W divisible by 16 when pad_if_not_divisible=False; got "
                 f"(H, W) = ({h}, {w})"
             )
+        if h % 16 or w % 16:  # zero-pad bottom and right to multiples of 16, as kornia
+            image = F.pad(image, (0, -w % 16, 0, -h % 16), value=0.0)
+        heatmaps, dense = self.net.heatmap_and_dense_descriptors(image)
+        heatmaps, dense = heatmaps[..., :h, :w], dense[..., :h, :w]  # [B, 1, H, W], [B, D, H, W]
         budget = self.conf["max_num_keypoints"]
-        features = self.net(
-            image,
-            n=int(budget) if budget is not None and budget > 0 else None,
-            window_size=int(self.conf["nms_window_size"]),
-            score_threshold=float(self.conf["detection_threshold"]),
-            pad_if_not_divisible=bool(self.conf["pad_if_not_divisible"]),
+        n = int(budget) if budget is not None and budget > 0 else None
+        window = int(self.conf["nms_window_size"])
+        detected = heatmap_to_keypoints(
+            heatmaps, n=n, window_size=window, score_threshold=float(self.conf["detection_threshold"])
         )
-        return [
-            {
+        out = []
+        for i, keypoints in enumerate(detected):
+            if len(keypoints.xys) < self._keypoint_floor():  # low texture: the strongest maxima
+                self._log_floor(len(keypoints.xys))
+                (keypoints,) = heatmap_to_keypoints(
+                    heatmaps[i : i + 1], n=n, window_size=window, score_threshold=-float("inf")
+                )
+            f = keypoints.merge_with_descriptors(dense[i])
+            out.append({
                 "keypoints": f.keypoints,
                 "keypoint_scores": f.detection_scores,
                 "descriptors": f.descriptors,
-            }
-            for f in features
-        ]
+            })
+        return out

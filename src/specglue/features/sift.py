@@ -97,7 +97,8 @@ class SIFT(Extractor):
         "num_octave_layers": 4,  # OpenCV nOctaveLayers (official LightGlue's "num_octaves")
         "nms_radius": 0,  # px; 0 = drop same-pixel duplicates only; None = no filtering
         "rootsift": True,  # RootSIFT descriptors (what sift_lightglue expects); False = raw
-        "resize": 1024,  # long side in px before detection; None = no resize
+        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
     }
     input_channels: ClassVar[int] = 1

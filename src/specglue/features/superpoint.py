@@ -106,10 +106,13 @@ class SuperPoint(Extractor):
         "nms_radius": 4,  # max-pool NMS radius, px; 0 disables
         "max_num_keypoints": None,  # keep the strongest; None (or <= 0) = all
         "detection_threshold": 0.0005,  # keep pixels whose score is above it
+        "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
         "remove_borders": 4,  # px at each border without keypoints; 0 disables
-        "resize": 1024,  # long side in px before detection; None = no resize
+        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
     }
+    official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 1
 
     def __init__(self, **conf: Any) -> None:
@@ -159,6 +162,9 @@ class SuperPoint(Extractor):
         out = []
         for i in range(b):
             rows, cols = torch.nonzero(scores[i] > threshold, as_tuple=True)
+            if rows.numel() < self._keypoint_floor():  # low texture: the strongest maxima
+                self._log_floor(rows.numel())
+                rows, cols = torch.nonzero(scores[i] > 0, as_tuple=True)
             kp_scores = scores[i, rows, cols]
             if budget is not None and 0 < budget < kp_scores.numel():
                 top = torch.topk(kp_scores, int(budget)).indices
