@@ -13,6 +13,9 @@ from specglue import LightGlue
 from specglue.features import Extractor
 from specglue.specular import dilate_mask
 
+#: The issue's glare mask (``detect`` keyword arguments): grey > 225 grown by 5 px (square window).
+ISSUE_GLARE = {"method": "bright", "threshold": 225.0, "dilate": 5}
+
 
 def soft_mask(mask: torch.Tensor, sigma: float) -> torch.Tensor:
     """``[H, W]`` float in [0, 1]: 1 on ``mask``, a Gaussian-blurred halo around it."""
@@ -36,11 +39,17 @@ def lookup(field: np.ndarray, kpts: np.ndarray) -> np.ndarray:
     return field[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)]
 
 
+def in_mask(keypoints: torch.Tensor, mask: torch.Tensor, margin: int) -> torch.Tensor:
+    """``[N]`` bool: the nearest pixel of each ``[N, 2]`` keypoint lies in the ``[H, W]`` ``mask``
+    dilated by ``margin`` px (the rule of ``Extractor.extract(image, specular_mask=mask)``)."""
+    grown = dilate_mask(mask[None], margin)[0] if margin > 0 else mask
+    return Extractor._in_mask(keypoints, grown)
+
+
 def suppress(feats: Dict[str, torch.Tensor], mask: torch.Tensor, margin: int) -> Dict[str, torch.Tensor]:
     """Features of one image without the keypoints in ``mask`` (dilated by ``margin``), as
     ``Extractor.extract(image, specular_mask=mask)`` returns them."""
-    grown = dilate_mask(mask[None], margin)[0] if margin > 0 else mask
-    keep = ~Extractor._in_mask(feats["keypoints"][0], grown)
+    keep = ~in_mask(feats["keypoints"][0], mask, margin)
     out = {k: v[:, keep] for k, v in feats.items() if k in ("keypoints", "descriptors", "keypoint_scores", "keypoint_mask")}
     out["image_size"] = feats["image_size"]
     return out

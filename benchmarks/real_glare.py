@@ -19,9 +19,10 @@ the native 320x240 (``--resize`` to upscale), in each mode:
   unmasked extraction with the extractor's rule, checked once against the real call), then
   ``off``.
 
-Masks come from ``specglue.specular.detect``: ``default`` (``detect(image)``, method ``bright``,
-grey > 225) and ``bright190`` (grey > 190, which also catches the dimmer, pinkish sheen of the
-phantom that the default misses). ``--mask-margin`` (3 px, as in ``benchmarks/specular.py``) is
+Masks come from ``specglue.specular.detect``: ``default`` (``detect(image)``, method
+``highlight``), ``bright`` (grey > 225, the EndoMapper rule and the default before) and
+``bright190`` (grey > 190, which also catches the dimmer, pinkish sheen of the phantom that
+both miss). ``--mask-margin`` (3 px, as in ``benchmarks/specular.py``) is
 given to the matcher and the extractor.
 
 Metrics per row, over the pairs of a sequence:
@@ -68,7 +69,7 @@ from specglue.geometry import estimate_homography
 from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
 
-from glare_common import distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
+from glare_common import ISSUE_GLARE, distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
 
 logger = logging.getLogger("benchmarks.real_glare")
 
@@ -82,10 +83,10 @@ SEQUENCES = {
 #: mask source -> keyword arguments of ``detect``
 DETECTORS = {
     "default": {},
+    "bright": {"method": "bright"},
     "bright190": {"method": "bright", "threshold": 190.0},
 }
 MATCH_MODES = ("hard", "cross", "soft", "filter", "extract")
-ISSUE_GLARE = {"method": "bright", "threshold": 225.0, "dilate": 5}
 NEAR_PX = 5.0
 RANSAC_PX = 3.0
 
@@ -307,7 +308,7 @@ dilated by 5 px; *glare (mask)* = share with a keypoint within 5 px of the mask 
 matcher in that row (`off`: the default detector's); *inlier ratio* = MAGSAC++ homography
 (3 px) inliers / matches, mean over pairs; *inliers* = per pair; *glare outl.* = per pair,
 matches on the issue's glare mask that are RANSAC outliers. Masks: `default` = `detect(image)`
-(bright, grey > 225), `bright190` = grey > 190. `soft` = max(mask, GaussianBlur(mask, sigma={sigma:g} px));
+(highlight), `bright` = grey > 225, `bright190` = grey > 190. `soft` = max(mask, GaussianBlur(mask, sigma={sigma:g} px));
 `extract` = keypoints in the mask removed at extraction, then `off`. Matcher and extractor
 `mask_margin` = {margin} px; features at {resize}, at most {kp} keypoints."""
 
