@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from specglue.specular import DEFAULT_METHOD, detect, synthesize
+from specglue.specular.detect import METHOD_DEFAULTS
 
-METHODS = ("bright", "arnold", "tchoulack")
+METHODS = tuple(METHOD_DEFAULTS)
 
 
 def load_rgb(path, long_side: int = 384) -> np.ndarray:
@@ -71,6 +72,68 @@ class TestAccuracy:
         batch = torch.stack([to_tensor(load_rgb(f, 320)) for f in frames])
         share = detect(batch, method).float().mean().item()
         assert 0.001 < share < 0.2  # glints exist, but most tissue is not glare
+
+
+def scene(background: float = 0.4) -> torch.Tensor:
+    """``[3, 200, 300]``: a grey background with a small saturated blob (a highlight)."""
+    image = torch.full((3, 200, 300), background)
+    ys, xs = torch.meshgrid(torch.arange(200.0), torch.arange(300.0), indexing="ij")
+    blob = ((xs - 60) ** 2 + (ys - 50) ** 2) < 6**2
+    image[:, blob] = 1.0
+    return image
+
+
+class TestHighlightRule:
+    """The default rule tells small, clipped, outshining highlights from bright surfaces."""
+
+    def test_small_clipped_blob_is_a_highlight(self):
+        mask = detect(scene())
+        assert mask.sum() == (scene()[0] == 1.0).sum() and mask[50, 60]
+
+    def test_large_white_surface_is_not(self):
+        image = scene()
+        image[:, 100:200, 100:300] = 1.0  # a sunlit wall: a third of the image, clipped
+        mask = detect(image)
+        assert not mask[100:, 100:].any() and mask[50, 60]  # the blob still is
+        assert detect(image, max_area=0.5)[150, 200]  # unless large areas are allowed
+
+    def test_bright_but_unclipped_patch_is_not(self):
+        image = scene()
+        image[:, 120:140, 200:230] = 0.92  # white paint: bright (235), no clipped pixel
+        assert not detect(image)[120:140, 200:230].any()
+        assert detect(image, "bright")[120:140, 200:230].all()  # the grey-level rule flags it
+        image[:, 120:140, 200:230] = torch.tensor([1.0, 1.0, 0.85])[:, None, None]  # one channel below 240
+        assert not detect(image)[120:140, 200:230].any()
+
+    def test_blob_on_bright_surface_without_contrast_is_not(self):
+        image = scene(background=0.86)  # grey 219: the blob outshines it by 0.14 < 0.15
+        assert not detect(image).any()
+        assert detect(image, contrast=20.0)[50, 60]
+
+    def test_clipped_share_of_cluster(self):
+        image = scene()
+        image[:, 150:170, 150:190] = 0.92  # a bright cluster ...
+        image[:, 160, 160] = 1.0  # ... with a single clipped pixel: 1 / 800 < min_clipped
+        assert not detect(image)[150:170, 150:190].any()
+        assert detect(image, min_clipped=0.0)[150:170, 150:190].all()
+
+    def test_spares_everyday_bright_surfaces(self, data_dir):
+        """Sunlit white stone of Sacre-Coeur: the grey-level rule flags much of it."""
+        rgb = load_rgb(data_dir / "02_hloc_sacre_coeur" / "mapping" / "02928139_3448003521.jpg", 780)
+        assert detect(rgb, "bright").mean() > 0.05
+        assert detect(rgb).mean() < 0.005
+
+    def test_finds_laparoscopic_glints(self, data_dir):
+        frame = data_dir / "10_laparoscopic_cholecystectomy_sequence_rvim" / "frames" / "frame_00.png"
+        rgb = load_rgb(frame, 320)
+        mask, bright = detect(rgb), detect(rgb, "bright")
+        assert mask.sum() > 0.5 * bright.sum()  # the glints and the gallbladder's clipped sheen
+        assert not (mask & ~detect(rgb, "bright", threshold=220)).any()  # only candidate pixels
+
+    @pytest.mark.parametrize("setting", [{"group": 2.0}, {"max_area": -0.1}, {"min_clipped": "all"}])
+    def test_bad_settings(self, setting):
+        with pytest.raises(ValueError, match=next(iter(setting))):
+            detect(scene(), **setting)
 
 
 class TestEmptyAndShapes:

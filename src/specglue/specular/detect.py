@@ -293,6 +293,9 @@ def _merge_conf(method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
     for key in ("dilate", "erode", "grow", "fill_size", "median_size"):
         if key in conf and (not isinstance(conf[key], (int, np.integer)) or conf[key] < 0):
             raise ValueError(f"setting {key!r} must be a non-negative int (pixels), got {conf[key]!r}")
+    for key in ("min_clipped", "group", "max_area"):
+        if key in conf and (not isinstance(conf[key], (int, float)) or not 0 <= conf[key] <= 1):
+            raise ValueError(f"setting {key!r} must be a fraction in [0, 1], got {conf[key]!r}")
     return MappingProxyType(conf)
 
 
