@@ -107,12 +107,16 @@ class ALIKED(Extractor):
         border[:, :r] = border[:, h - r:] = True
         border[:, :, :r] = border[:, :, w - r:] = True
         nms = nms.masked_fill(border, 0.0)
+
+        def strongest(flat: torch.Tensor) -> torch.Tensor:
+            """Top-k mode: the ``budget`` strongest maxima of a ``[H*W]`` suppressed map."""
+            candidates = flat.nonzero()[:, 0]
+            return candidates[flat[candidates].argsort(descending=True, stable=True)[:budget]]
+
         selected = []
         for flat, flat_scores in zip(nms.reshape(b, -1), scores.reshape(b, -1)):
             if threshold <= 0 and budget > 0:  # top-k mode, among the maxima only
-                candidates = flat.nonzero()[:, 0]
-                order = flat[candidates].argsort(descending=True, stable=True)[:budget]
-                selected.append(candidates[order])
+                selected.append(strongest(flat))
                 continue
             if threshold > 0:
                 keep = flat > threshold
@@ -127,9 +131,7 @@ class ALIKED(Extractor):
                 indices = indices[order]
             if indices.numel() < self._keypoint_floor():  # low texture: the strongest maxima
                 self._log_floor(indices.numel())
-                candidates = flat.nonzero()[:, 0]
-                order = flat[candidates].argsort(descending=True, stable=True)[:budget]
-                indices = candidates[order]
+                indices = strongest(flat)
             selected.append(indices)
         return selected
 

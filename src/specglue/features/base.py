@@ -19,9 +19,10 @@ Resolution policy of :meth:`Extractor.extract`: ``conf["resize"]`` is the *large
 the network sees. Larger images are shrunk to it (aspect kept, antialiased); smaller images are
 used as they are, because enlarging a small, blurry frame (endoscopy: 320x240 to 720x576)
 invents no detail and pushes the detection scores under their threshold. ``upsample=True``
-enlarges them to ``resize`` as well, as the official LightGlue extractors do. An image under :data:`MIN_IMAGE_SIDE` px on a side, before
-or after resizing, is refused with a ``ValueError`` (upsampling such an image only yields
-interpolation artefacts as keypoints: an 8x8 image enlarged to 1024 px gave 1355 of them).
+enlarges them to ``resize`` as well, as the official LightGlue extractors do. An image under
+:data:`MIN_IMAGE_SIDE` px on a side, before or after resizing, is refused with a
+``ValueError`` (upsampling such an image only yields interpolation artefacts as keypoints: an
+8x8 image enlarged to 1024 px gave 1355 of them).
 
 Keypoint floor (ALIKED, DISK, SuperPoint): threshold detection keeps few keypoints on
 low-texture images (smooth mucosa, blur). When it keeps fewer than
@@ -199,7 +200,8 @@ class Extractor(nn.Module):
             ``[B, N]`` for SIFT), all in the pixels of the input image.
 
         Raises:
-            ValueError: bad image or mask, or a network input under :data:`MIN_IMAGE_SIDE` px.
+            ValueError: bad image or mask, or an image under :data:`MIN_IMAGE_SIDE` px on a
+                side before or after resizing.
         """
         images = self._to_batch(image)
         return self._run(images, specular_mask, self._target_long_side(images))
