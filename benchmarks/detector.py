@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from specglue import LightGlue
 from specglue.features import build_extractor
-from specglue.pipeline import load_image
+from specglue.images import load_image
 from specglue.specular import detect, synthesize
 from specglue.specular.detect import METHOD_DEFAULTS
 

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 import specglue.model.attention as attention_module
 from specglue import LightGlue
 from specglue.batching import pad_features
-from specglue.eval.reference import load_kornia_lightglue, load_reference_lightglue
+from specglue.eval.methods.official import load_kornia_lightglue, load_reference_lightglue
 from specglue.features import build_extractor
 from specglue.model import kernels
-from specglue.pipeline import load_image
+from specglue.images import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

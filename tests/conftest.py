@@ -8,9 +8,9 @@ from typing import Dict, Tuple
 import pytest
 import torch
 
-from specglue.eval import reference
-from specglue.eval.homography import find_data_dir
-from specglue.pipeline import load_image
+from specglue.eval.methods import official as reference
+from specglue.eval.data import find_data_dir
+from specglue.images import load_image
 
 # $SPECGLUE_DATA, else ../shared/data next to the repository
 DATA_DIR = find_data_dir() or Path(__file__).resolve().parents[2] / "shared" / "data"

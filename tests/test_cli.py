@@ -138,3 +138,22 @@ def test_match_refuses_tiny_image(tmp_path):
     assert run.stdout == ""
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "image0" in lines[0] and "8x8 px" in lines[0] and "32 px" in lines[0], run.stderr
+
+
+@pytest.mark.slow
+def test_eval_pose_and_rotation_take_their_own_options(tmp_path, data_dir):
+    src = data_dir / "03_superglue_scannet_pairs_gt"
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text((src / "scannet_sample_pairs_with_gt.txt").read_text().splitlines()[0] + "\n")
+    run = specglue("eval", "pose", pairs, "--images", src / "images", "--max-num-keypoints", "128",
+                   "--resize", "320", "--methods", "mnn", "--out-dir", tmp_path / "pose")
+    assert run.returncode == 0, run.stderr
+    config = json.loads((tmp_path / "pose" / "results.json").read_text())["config"]
+    assert config["pairs_file"] == str(pairs.resolve()) and config["ransac_threshold"] == 1.0
+    run = specglue("eval", "rotation", "--images", data_dir / "06_oxford_graffiti_homography", "--max-images", "1",
+                   "--per-bin", "1", "--max-num-keypoints", "128", "--resize", "320", "--methods", "mnn",
+                   "--ransac-threshold", "2", "--out-dir", tmp_path / "rot")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0].startswith("| method | 0–30° |")
+    config = json.loads((tmp_path / "rot" / "results.json").read_text())["config"]
+    assert config["per_bin"] == 1 and config["ransac_threshold"] == 2.0 and len(config["images"]) == 1

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from specglue.geometry import corner_error, sample_homography, warp_image, warp_points
-from specglue.pipeline import load_image, load_mask, match_pair
+from specglue.images import load_image
+from specglue.pipeline import load_mask, match_pair
 
 GRAF = "06_oxford_graffiti_homography"
 

@@ -15,7 +15,11 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-MODES = ("auto", "off", "hard", "cross", "soft", "filter")
+from .model.lightglue import SPECULAR_MODES
+from .optional import MissingDependency
+
+#: ``--specular`` of ``match``: ``auto`` (detect masks, match them hard) or a matcher mode
+MODES = ("auto",) + SPECULAR_MODES
 
 
 class CliError(Exception):
@@ -32,7 +36,8 @@ def _check_output(path: Optional[str], suffixes: tuple, flag: str) -> Optional[P
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from .pipeline import load_image, match_pair
+    from .images import load_image
+    from .pipeline import match_pair
 
     out_path = _check_output(args.out, (".npz", ".json"), "--out")
     viz_path = _check_output(args.viz, (".png",), "--viz")
@@ -75,7 +80,7 @@ def _plot(result, image0: np.ndarray, image1: np.ndarray, path: Path, caption: s
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .pipeline import load_image
+    from .images import load_image
     from .specular import detect, write_mask
 
     out = _check_output(args.out, (".png",), "--out")
@@ -174,23 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
-    from .eval import homography, hpatches, pose
+    from .eval import BENCHMARKS, runner
 
     evaluate = sub.add_parser(
-        "eval", help="evaluate matchers (homography, HPatches folder, pose pairs)",
+        "eval", help=f"evaluate matchers ({', '.join(BENCHMARKS)}, rescore)",
         description="Compare specglue (each specular mode), the official LightGlue, kornia's LightGlue "
                     "and mutual nearest neighbour on the same features. Prints a Markdown table and "
-                    "writes results.json and plots to --out-dir.")
+                    "writes results.json and plots to --out-dir (needs specglue[eval]).")
     benchmarks = evaluate.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    helps = {
-        "homography": "random homographies of your photos (default: the photos in ../shared/data)",
-        "hpatches": "an HPatches-style folder (1.ppm..6.ppm, H_1_k) or the Oxford layout (img1, H1to2p)",
-        "pose": "a SuperGlue pairs_with_gt file: relative-pose AUC at 5/10/20 degrees",
-    }
-    for name, module in (("homography", homography), ("hpatches", hpatches), ("pose", pose)):
-        parser = benchmarks.add_parser(name, help=helps[name], description=helps[name])
-        module.add_arguments(parser)
-        parser.set_defaults(func=lambda args, module=module: _print_table(module.main(args)))
+    for name, bench in BENCHMARKS.items():
+        parser = benchmarks.add_parser(name, help=bench.help, description=bench.help)
+        runner.add_arguments(parser, bench)
+        parser.set_defaults(func=lambda args, bench=bench: _print_table(runner.run_from_args(bench, args)["table"]))
     rescore = benchmarks.add_parser("rescore", help="score the caches of a finished run again, without matching")
     rescore.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     rescore.set_defaults(func=cmd_rescore)
@@ -219,7 +219,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
-    except (CliError, FileNotFoundError, ValueError, TypeError) as err:
+    except (CliError, MissingDependency, FileNotFoundError, ValueError, TypeError) as err:
         print(f"specglue {args.command}: error: {err}", file=sys.stderr)
         return 1
 

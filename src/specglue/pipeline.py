@@ -8,18 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 
 from . import specular
 from .features import EXTRACTORS, build_extractor
 from .geometry import GeometryResult, estimate_fundamental, estimate_homography
-from .model.lightglue import SPECULAR_MODES, LightGlue
+from .images import ImageInput, load_image
+from .model.lightglue import SPECULAR_MODES, SPECULAR_THRESHOLD, LightGlue
 
 logger = logging.getLogger(__name__)
 
-ImageInput = Union[str, Path, np.ndarray, torch.Tensor]
 MaskInput = Union[str, Path, np.ndarray, torch.Tensor]
 GEOMETRIES = ("homography", "fundamental")
 
@@ -67,8 +66,8 @@ class MatchResult:
             "stop_layer": int(self.stop),
         }
         if self.specularity0 is not None and self.specularity1 is not None:
-            info["specular_keypoints0"] = int((self.specularity0 >= 0.5).sum())
-            info["specular_keypoints1"] = int((self.specularity1 >= 0.5).sum())
+            info["specular_keypoints0"] = int((self.specularity0 >= SPECULAR_THRESHOLD).sum())
+            info["specular_keypoints1"] = int((self.specularity1 >= SPECULAR_THRESHOLD).sum())
         if self.geometry is not None:
             info["geometry"] = self.geometry.kind
             info["inliers"] = int(self.geometry.num_inliers)
@@ -106,42 +105,6 @@ class MatchResult:
             out["inliers"] = self.geometry.inliers.tolist()
             out["model"] = None if self.geometry.model is None else self.geometry.model.tolist()
         return out
-
-
-def load_image(image: ImageInput, name: str = "image") -> np.ndarray:
-    """An image as RGB uint8 [H, W, 3] from a path, a numpy array or a tensor [C, H, W] in [0, 1].
-
-    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or not a
-    readable image.
-    """
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"{name}: no such file {path}")
-        data = np.fromfile(str(path), dtype=np.uint8)
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if decoded is None:
-            raise ValueError(f"{name}: {path} is not a readable image (corrupt or unknown format)")
-        return np.ascontiguousarray(decoded[:, :, ::-1])
-    if isinstance(image, torch.Tensor):
-        if image.ndim == 4 and image.shape[0] == 1:
-            image = image[0]
-        if image.ndim != 3 or image.shape[0] not in (1, 3) or not image.is_floating_point():
-            raise ValueError(f"{name} must be a float tensor [C, H, W] in [0, 1] with C = 1 or 3, "
-                             f"got {tuple(image.shape)} {image.dtype}")
-        array = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-        return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"{name} must be an RGB array [H, W, 3] or grey [H, W], got {image.shape}")
-        if image.dtype != np.uint8:
-            if not np.issubdtype(image.dtype, np.floating):
-                raise ValueError(f"{name} must be uint8 or float in [0, 1], got {image.dtype}")
-            image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-        return np.ascontiguousarray(image)
-    raise TypeError(f"{name} must be a path, a numpy array or a torch tensor, got {type(image).__name__}")
 
 
 def load_mask(mask: MaskInput, shape: Tuple[int, int], name: str = "mask") -> np.ndarray:

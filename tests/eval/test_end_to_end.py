@@ -1,11 +1,16 @@
-"""Small end-to-end runs on the real photos: both loops, caches, reports."""
+"""Small end-to-end runs on the real photos: both loops, caches, reports, every benchmark."""
 
 import json
 import math
+import re
 
+import numpy as np
 import pytest
+import torch
 
-from specglue.eval import homography, pose, rescore
+from specglue import eval as sg_eval
+from specglue.eval.cache import FeatureCache
+from specglue.eval.methods.rotations import rot90_view
 
 
 @pytest.fixture(scope="module")
@@ -13,9 +18,9 @@ def homography_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("homography")
     # 2 photos (DSC_0410 / DSC_0411), 1 homography each, 256 keypoints; mnn without the ratio
     # test (ratio 1) is plain mutual nearest neighbour
-    results = homography.run(data_dir / "01_lightglue_assets", num_homographies=1, max_images=2,
-                             max_num_keypoints=256, methods=["specglue", "mnn"], mnn_ratio=1.0,
-                             out_dir=out, seed=0)
+    results = sg_eval.run("homography", images_dir=data_dir / "01_lightglue_assets", num_homographies=1,
+                          max_images=2, max_num_keypoints=256, methods=["specglue", "mnn"], mnn_ratio=1.0,
+                          out_dir=out, seed=0)
     return out, results
 
 
@@ -34,7 +39,9 @@ def test_specglue_is_precise_and_beats_mutual_nn(homography_run):
 def test_outputs_written(homography_run):
     out, results = homography_run
     data = json.loads((out / "results.json").read_text())
+    assert data["benchmark"] == "homography"
     assert data["config"]["num_homographies"] == 1 and data["config"]["max_num_keypoints"] == 256
+    assert [m["n_layers"] for m in data["methods"]] == [9, 0]
     assert len(data["per_pair"]["mnn"]) == 2
     assert (out / "table.md").read_text() == results["table"]
     assert (out / "plots" / "homography.png").stat().st_size > 0
@@ -43,31 +50,60 @@ def test_outputs_written(homography_run):
 
 def test_rerun_resumes_and_rescore_does_not_match(homography_run, data_dir, monkeypatch):
     out, results = homography_run
-    from specglue.eval import methods as methods_module
+    from specglue.eval.methods import mnn, specglue
 
     def refuse(*args, **kwargs):
         raise AssertionError("matching ran again")
 
-    monkeypatch.setattr(methods_module.SpecGlueMethod, "match", refuse)
-    monkeypatch.setattr(methods_module.MutualNNMethod, "match", refuse)
-    again = rescore(out)
-    assert again["summary"]["specglue-off"]["prec@3px"] == results["summary"]["specglue-off"]["prec@3px"]
-    resumed = homography.run(data_dir / "01_lightglue_assets", num_homographies=1, max_images=2,
-                             max_num_keypoints=256, methods=["specglue", "mnn"], mnn_ratio=1.0,
-                             out_dir=out, seed=0)
+    monkeypatch.setattr(specglue.SpecGlueMethod, "match", refuse)
+    monkeypatch.setattr(mnn.MutualNNMethod, "match", refuse)
+    before = json.loads((out / "results.json").read_text())
+    again = sg_eval.rescore(out)
+    assert json.loads((out / "results.json").read_text())["summary"] == before["summary"]
+    assert again["table"] == results["table"]
+    resumed = sg_eval.run("homography", images_dir=data_dir / "01_lightglue_assets", num_homographies=1,
+                          max_images=2, max_num_keypoints=256, methods=["specglue", "mnn"], mnn_ratio=1.0,
+                          out_dir=out, seed=0)
     assert resumed["summary"]["mnn"]["recall@3px"] == results["summary"]["mnn"]["recall@3px"]
 
 
 def test_other_settings_refuse_the_cache(homography_run, data_dir):
     out, _ = homography_run
     with pytest.raises(ValueError, match="seed"):
-        homography.run(data_dir / "01_lightglue_assets", num_homographies=1, max_images=2,
-                       max_num_keypoints=256, methods=["mnn"], out_dir=out, seed=1)
+        sg_eval.run("homography", images_dir=data_dir / "01_lightglue_assets", num_homographies=1, max_images=2,
+                    max_num_keypoints=256, methods=["mnn"], out_dir=out, seed=1)
 
 
-def test_unknown_method_raises(data_dir, tmp_path):
+def test_unknown_names_raise(data_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
-        homography.run(data_dir / "01_lightglue_assets", methods=["superglue"], out_dir=tmp_path, max_images=1)
+        sg_eval.run("homography", images_dir=data_dir / "01_lightglue_assets", methods=["superglue"],
+                    out_dir=tmp_path, max_images=1)
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        sg_eval.run("megadepth")
+    with pytest.raises(TypeError, match="num_homographies"):
+        sg_eval.run("pose", pairs_file=tmp_path / "p.txt", num_homographies=2)
+
+
+def test_stop_histogram_follows_the_model_depth(data_dir, tmp_path):
+    # a 5-layer model (the first 5 official layers): 5 bins, not 9
+    from specglue import weights
+
+    state = weights.load_state_dict(weights.resolve("aliked_lightglue"))
+    layer = re.compile(r"^(self_attn|cross_attn|transformers|log_assignment|token_confidence)\.(\d+)\.")
+    depth = {"token_confidence": 4}  # one confidence head between each two layers
+
+    def keep(key):
+        m = layer.match(key)
+        return m is None or int(m.group(2)) < depth.get(m.group(1), 5)
+
+    kept = {k: v for k, v in state.items() if keep(k)}
+    torch.save(kept, tmp_path / "five_layers.pth")
+    results = sg_eval.run("homography", images_dir=data_dir / "01_lightglue_assets", num_homographies=1,
+                          max_images=1, max_num_keypoints=128, methods=["specglue-off"], out_dir=tmp_path / "out",
+                          lightglue_conf={"n_layers": 5, "weights": str(tmp_path / "five_layers.pth")})
+    summary = results["summary"]["specglue-off"]
+    assert results["methods"][0]["n_layers"] == 5
+    assert len(summary["stop_hist"]) == 5 and sum(summary["stop_hist"]) == 1
 
 
 def test_pose_on_one_scannet_pair(data_dir, tmp_path):
@@ -75,10 +111,72 @@ def test_pose_on_one_scannet_pair(data_dir, tmp_path):
     line = (src / "scannet_sample_pairs_with_gt.txt").read_text().splitlines()[0]
     pairs = tmp_path / "pairs.txt"
     pairs.write_text(line + "\n")
-    results = pose.run(pairs, src / "images", max_num_keypoints=256, methods=["specglue"], resize=480,
-                       out_dir=tmp_path / "out")
+    results = sg_eval.run("pose", pairs_file=pairs, images_dir=src / "images", max_num_keypoints=256,
+                          methods=["specglue"], resize=480, out_dir=tmp_path / "out")
     s = results["summary"]["specglue-off"]
     assert s["num_pairs"] == 1 and s["num_matches"] > 20
     record = results["per_pair"]["specglue-off"][0]
     assert math.isfinite(record["pose_error"])
     assert (tmp_path / "out" / "plots" / "pose.png").exists()
+    assert sg_eval.rescore(tmp_path / "out")["table"] == results["table"]
+
+
+def test_specular_modes_on_synthetic_glare(data_dir, tmp_path):
+    results = sg_eval.run("hpatches", root=data_dir / "06_oxford_graffiti_homography", specular="camera_fixed",
+                          max_num_keypoints=256, methods=["specglue"], out_dir=tmp_path)
+    s = results["summary"]
+    assert list(s) == [f"specglue-{m}" for m in ("off", "hard", "cross", "soft", "filter")]
+    assert s["specglue-hard"]["specular_match_share"] == 0.0  # hard masking leaves no match on glare
+    assert s["specglue-off"]["specular_match_share"] > 0.0
+    assert "% on glare" in results["table"]
+
+
+def test_rot90_view_maps_back_to_image1():
+    image = torch.rand(3, 5, 8)
+    mask = np.zeros((5, 8), bool)
+    mask[1, 6] = True
+    for k in (1, 2, 3):
+        turned, turned_mask, to_image1 = rot90_view(k)(image, mask)
+        y, x = np.argwhere(turned_mask)[0]
+        back = to_image1 @ [x, y, 1.0]
+        assert np.allclose(back[:2] / back[2], [6, 1])
+        assert torch.equal(turned[:, y, x], image[:, 1, 6])
+
+
+@pytest.fixture(scope="module")
+def rotation_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rotation")
+    results = sg_eval.run("rotation", images_dir=data_dir / "02_hloc_sacre_coeur" / "mapping", max_images=1,
+                          max_num_keypoints=256, methods=["reference", "reference-rot4"], out_dir=out)
+    return out, results
+
+
+def test_rotation_benchmark_bins(rotation_run):
+    out, results = rotation_run
+    records = results["per_pair"]["reference"]
+    assert len(records) == 6
+    for r in records:  # one pair per 30-degree bin, the angle inside its bin
+        assert 30 * r["bin"] <= abs(r["angle_deg"]) < 30 * (r["bin"] + 1)
+    assert results["table"].splitlines()[0].startswith("| method | 0–30° | 30–60° |")
+    assert (out / "plots" / "rotation.png").stat().st_size > 0
+
+
+def test_best_of_four_rotations_rescues_large_angles(rotation_run):
+    out, results = rotation_run
+    s = results["summary"]
+    large = ["60-90deg", "90-120deg", "120-150deg", "150-180deg"]
+    official = np.mean([s["reference"][f"auc_ransac@3px[{b}]"] for b in large])
+    best_of_4 = np.mean([s["reference-rot4"][f"auc_ransac@3px[{b}]"] for b in large])
+    assert official < 0.2 < 0.5 < best_of_4
+    assert s["reference-rot4"]["auc_ransac@3px[0-30deg]"] == s["reference"]["auc_ransac@3px[0-30deg]"]
+    # near a quarter turn, the chosen view is the one that turns image 1 back upright
+    for r in results["per_pair"]["reference-rot4"]:
+        turns = -r["angle_deg"] / 90
+        if abs(turns - round(turns)) < 0.25:
+            k = round(turns) % 4
+            assert r["view"] == (f"rot{90 * k}" if k else ""), (r["angle_deg"], r["view"])
+    # the three views of image 1 are in the feature cache, keypoints in the view's own frame
+    pair = FeatureCache(out / "features.h5").read(results["per_pair"]["reference"][3]["pair"])
+    assert set(pair.views) == {"rot90", "rot180", "rot270"}
+    w, h = pair.image1["image_size"]
+    assert tuple(pair.views["rot90"]["image_size"]) == (h, w)

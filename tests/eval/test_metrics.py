@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from specglue.eval import metrics
-from specglue.eval.methods import mutual_nn_ratio
+from specglue.eval.methods.mnn import mutual_nn_ratio
 from specglue.geometry import error_auc
 
 
@@ -137,7 +137,7 @@ class TestPose:
         # sorted errors 1, 3, inf, inf: recall curve (0,0) (1,.25) (3,.5) then flat at .5
         records = [{"pose_error": e, "num_matches": 10, "num_keypoints0": 10, "num_keypoints1": 10,
                     "inliers": 5, "time_s": 0.01, "stop": -1} for e in (3.0, math.inf, 1.0, math.inf)]
-        s = metrics.summarize_pose(records)
+        s = metrics.summarize_pose(records, n_layers=9)
         assert s["auc@5deg"] == pytest.approx(1.875 / 5)
         assert s["auc@10deg"] == pytest.approx(4.375 / 10)
         assert s["auc@20deg"] == pytest.approx(9.375 / 20)
@@ -147,7 +147,10 @@ class TestPose:
 
 def test_stop_histogram():
     assert metrics.stop_histogram([3, 3, 9, -1], 9) == [0, 0, 2, 0, 0, 0, 0, 0, 1]
-    assert metrics.stop_histogram([-1, -1]) is None
+    assert metrics.stop_histogram([-1, -1], 9) is None
+    # the bins follow the method's depth: a 12-layer model's stops are not clipped to 9
+    assert metrics.stop_histogram([12, 3], 12) == [0, 0, 1] + [0] * 8 + [1]
+    assert metrics.stop_histogram([12, 3], 0) is None
 
 
 class TestMutualNN:

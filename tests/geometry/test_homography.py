@@ -14,6 +14,8 @@ from specglue.geometry import (
     gt_matches_pair_from_homography,
     homography_overlap,
     reprojection_error,
+    rot90_transform,
+    rotation_homography,
     sample_homography,
     warp_image,
     warp_points,
@@ -230,3 +232,40 @@ class TestGtMatches:
     def test_bad_shapes(self):
         with pytest.raises(ValueError, match="kpts0"):
             gt_matches_from_homography(np.zeros((3, 3)), np.zeros((2, 2)), np.eye(3))
+
+
+@pytest.mark.parametrize("rot", [0, 1, 2, 3])
+def test_rot90_transform_matches_rot90(rot):
+    w, h = 7, 4
+    image = np.zeros((h, w))
+    image[1, 5] = 1  # pixel (x=5, y=1)
+    A, (rw, rh) = rot90_transform(w, h, rot)
+    rotated = np.rot90(image, k=rot)
+    assert rotated.shape == (rh, rw)
+    x, y, _ = A @ [5, 1, 1]
+    assert rotated[int(round(y)), int(round(x))] == 1
+
+
+@pytest.mark.parametrize("angle", [0.0, 37.0, 90.0, -135.0, 180.0])
+def test_rotation_homography_keeps_the_whole_frame(angle):
+    w, h = 64, 40
+    H, (cw, ch) = rotation_homography(w, h, angle)
+    corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+    warped = warp_points(corners, H)
+    # the turned frame fits the canvas and touches its borders
+    assert warped[:, 0].min() >= -0.5 - 1e-6 and warped[:, 0].max() <= cw - 0.5 + 1e-6
+    assert warped[:, 1].min() >= -0.5 - 1e-6 and warped[:, 1].max() <= ch - 0.5 + 1e-6
+    assert cw - 1 <= np.ptp(warped[:, 0]) <= cw + 1e-6 and ch - 1 <= np.ptp(warped[:, 1]) <= ch + 1e-6
+    # a pure rotation: lengths are kept and a horizontal segment turns counter-clockwise on
+    # screen (y points down) by the angle
+    a, b = warp_points(np.array([[10.0, 20.0], [30.0, 20.0]]), H)
+    assert np.linalg.norm(b - a) == pytest.approx(20.0)
+    turned = np.arctan2(-(b - a)[1], (b - a)[0])
+    assert np.exp(1j * turned) == pytest.approx(np.exp(1j * np.radians(angle)))
+
+
+def test_rotation_homography_by_90_is_rot90():
+    H, size = rotation_homography(7, 4, 90.0)
+    A, rot_size = rot90_transform(7, 4, 1)
+    assert size == rot_size and np.allclose(H, A, atol=1e-9)
+

@@ -50,22 +50,22 @@ POSE_AUC_THRESHOLDS = (5.0, 10.0, 20.0)
 CURVE_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.5, 10.01, 0.5), 2))
 
 
-def _as_matches(matches: object) -> np.ndarray:
-    arr = np.asarray(matches, dtype=np.int64)
+def _as_pairs(values: object, name: str, dtype: type, rows: str) -> np.ndarray:
+    """``values`` as a ``[rows, 2]`` array (empty input: ``[0, 2]``)."""
+    arr = np.asarray(values, dtype=dtype)
     if arr.size == 0:
         return arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"matches must have shape [S, 2], got {arr.shape}")
+        raise ValueError(f"{name} must have shape [{rows}, 2], got {arr.shape}")
     return arr
+
+
+def _as_matches(matches: object) -> np.ndarray:
+    return _as_pairs(matches, "matches", np.int64, "S")
 
 
 def _as_points(points: object, name: str) -> np.ndarray:
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.size == 0:
-        return arr.reshape(0, 2)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"{name} must have shape [N, 2], got {arr.shape}")
-    return arr
+    return _as_pairs(points, name, np.float64, "N")
 
 
 def match_errors(kpts0: object, kpts1: object, matches: object, H_0to1: object) -> np.ndarray:
@@ -213,13 +213,13 @@ def pose_error(
     return {"R": err_R, "t": err_t, "pose": max(err_R, err_t), "inliers": result.num_inliers}
 
 
-def stop_histogram(stops: Iterable[int], n_layers: int = 9) -> Optional[List[int]]:
-    """Counts of pairs that stopped after 1..``n_layers`` layers; None if no pair has one
-    (methods without layers report ``stop = -1``)."""
+def stop_histogram(stops: Iterable[int], n_layers: int) -> Optional[List[int]]:
+    """Counts of pairs that stopped after 1..``n_layers`` layers (the method's depth); None if
+    no pair has one (methods without layers report ``stop = -1``)."""
     values = [int(s) for s in stops if s is not None and int(s) > 0]
-    if not values:
+    if not values or n_layers < 1:
         return None
-    hist = [0] * n_layers
+    hist = [0] * int(n_layers)
     for s in values:
         hist[min(s, n_layers) - 1] += 1
     return hist
@@ -232,15 +232,28 @@ def nanmean(values: Iterable[float]) -> float:
     return float(arr.mean()) if len(arr) else math.nan
 
 
-def summarize_homography(records: Sequence[Mapping[str, object]], n_layers: int = 9) -> Dict[str, object]:
-    """Aggregate per-pair homography records (see :func:`specglue.eval.homography.score`).
+def summarize_common(records: Sequence[Mapping[str, object]], n_layers: int) -> Dict[str, object]:
+    """What every benchmark reports: pairs, mean matches and keypoints, time, share of matches
+    on glare, and the stop-layer histogram over the method's ``n_layers``."""
+    out: Dict[str, object] = {"num_pairs": len(records)}
+    out["num_matches"] = nanmean(r["num_matches"] for r in records)
+    out["num_keypoints"] = nanmean(0.5 * (r["num_keypoints0"] + r["num_keypoints1"]) for r in records)
+    out["time_ms"] = nanmean(1000.0 * r["time_s"] for r in records)
+    out["specular_match_share"] = nanmean(r.get("specular_match_share", math.nan) for r in records)
+    out["stop_hist"] = stop_histogram((r["stop"] for r in records), n_layers)
+    out["mean_stop"] = nanmean(r["stop"] for r in records if r["stop"] > 0) if out["stop_hist"] else math.nan
+    return out
+
+
+def summarize_homography(records: Sequence[Mapping[str, object]], n_layers: int) -> Dict[str, object]:
+    """Aggregate per-pair homography records (see :mod:`specglue.eval.benchmarks.homography`).
 
     Returns:
-        means of precision / recall at each threshold (``prec@3px`` ...), corner-error AUCs
-        (``auc_ransac@1px`` ..., ``auc_dlt@1px`` ...), ``num_matches``, ``time_ms``,
-        ``stop_hist`` and the precision / recall curves over :data:`CURVE_THRESHOLDS`.
+        :func:`summarize_common` plus means of precision / recall at each threshold
+        (``prec@3px`` ...), corner-error AUCs (``auc_ransac@1px`` ..., ``auc_dlt@1px`` ...)
+        and the precision / recall curves over :data:`CURVE_THRESHOLDS`.
     """
-    out: Dict[str, object] = {"num_pairs": len(records)}
+    out = summarize_common(records, n_layers)
     for i, t in enumerate(MATCH_THRESHOLDS):
         out[f"prec@{t:g}px"] = nanmean(r["precision"][i] for r in records)
         out[f"recall@{t:g}px"] = nanmean(r["recall"][i] for r in records)
@@ -248,33 +261,20 @@ def summarize_homography(records: Sequence[Mapping[str, object]], n_layers: int 
         aucs = error_auc([r[f"H_error_{est}"] for r in records], HOMOGRAPHY_AUC_THRESHOLDS)
         for t, a in zip(HOMOGRAPHY_AUC_THRESHOLDS, aucs):
             out[f"auc_{est}@{t:g}px"] = a
-    out["num_matches"] = nanmean(r["num_matches"] for r in records)
-    out["num_keypoints"] = nanmean(0.5 * (r["num_keypoints0"] + r["num_keypoints1"]) for r in records)
-    out["time_ms"] = nanmean(1000.0 * r["time_s"] for r in records)
-    out["specular_match_share"] = nanmean(r.get("specular_match_share", math.nan) for r in records)
-    out["stop_hist"] = stop_histogram((r["stop"] for r in records), n_layers)
-    out["mean_stop"] = nanmean(r["stop"] for r in records if r["stop"] > 0) if out["stop_hist"] else math.nan
-    out["precision_curve"] = [nanmean(r["precision_curve"][i] for r in records)
-                              for i in range(len(CURVE_THRESHOLDS))]
-    out["recall_curve"] = [nanmean(r["recall_curve"][i] for r in records)
-                           for i in range(len(CURVE_THRESHOLDS))]
+    for curve in ("precision_curve", "recall_curve"):
+        out[curve] = [nanmean(r[curve][i] for r in records) for i in range(len(CURVE_THRESHOLDS))]
     return out
 
 
-def summarize_pose(records: Sequence[Mapping[str, object]], n_layers: int = 9) -> Dict[str, object]:
-    """Aggregate per-pair pose records: AUC at 5/10/20 degrees, matches, time, stop layers."""
-    out: Dict[str, object] = {"num_pairs": len(records)}
+def summarize_pose(records: Sequence[Mapping[str, object]], n_layers: int) -> Dict[str, object]:
+    """:func:`summarize_common` plus pose AUC at 5/10/20 degrees and the inlier ratio."""
+    out = summarize_common(records, n_layers)
     aucs = error_auc([r["pose_error"] for r in records], POSE_AUC_THRESHOLDS)
     for t, a in zip(POSE_AUC_THRESHOLDS, aucs):
         out[f"auc@{t:g}deg"] = a
-    out["num_matches"] = nanmean(r["num_matches"] for r in records)
-    out["num_keypoints"] = nanmean(0.5 * (r["num_keypoints0"] + r["num_keypoints1"]) for r in records)
     out["inlier_ratio"] = nanmean(
         r["inliers"] / r["num_matches"] if r["num_matches"] else math.nan for r in records
     )
-    out["time_ms"] = nanmean(1000.0 * r["time_s"] for r in records)
-    out["stop_hist"] = stop_histogram((r["stop"] for r in records), n_layers)
-    out["mean_stop"] = nanmean(r["stop"] for r in records if r["stop"] > 0) if out["stop_hist"] else math.nan
     return out
 
 
@@ -291,6 +291,7 @@ __all__ = [
     "nanmean",
     "pose_error",
     "stop_histogram",
+    "summarize_common",
     "summarize_homography",
     "summarize_pose",
 ]

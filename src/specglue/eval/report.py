@@ -18,32 +18,12 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 
-#: (column header, summary key, format) of the homography table
-HOMOGRAPHY_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
-    ("P@1px", "prec@1px", "pct"),
-    ("P@3px", "prec@3px", "pct"),
-    ("P@5px", "prec@5px", "pct"),
-    ("R@1px", "recall@1px", "pct"),
-    ("R@3px", "recall@3px", "pct"),
-    ("R@5px", "recall@5px", "pct"),
-    ("RANSAC AUC@1/3/5px", ("auc_ransac@1px", "auc_ransac@3px", "auc_ransac@5px"), "pct3"),
-    ("DLT AUC@1/3/5px", ("auc_dlt@1px", "auc_dlt@3px", "auc_dlt@5px"), "pct3"),
-    ("#matches", "num_matches", "int"),
-    ("% on glare", "specular_match_share", "pct"),
-    ("ms/pair", "time_ms", "ms"),
-    ("mean stop", "mean_stop", "float1"),
-)
-
-#: columns of the pose table
-POSE_COLUMNS: Tuple[Tuple[str, Any, str], ...] = (
-    ("AUC@5°", "auc@5deg", "pct"),
-    ("AUC@10°", "auc@10deg", "pct"),
-    ("AUC@20°", "auc@20deg", "pct"),
-    ("#matches", "num_matches", "int"),
-    ("inlier ratio", "inlier_ratio", "pct"),
-    ("ms/pair", "time_ms", "ms"),
-    ("mean stop", "mean_stop", "float1"),
-)
+#: a table column: ``(header, summary key or tuple of keys, format or tuple of formats)``;
+#: formats are ``pct`` (x100, one decimal), ``int``, ``ms``, ``float1``
+Column = Tuple[str, Union[str, Tuple[str, ...]], Union[str, Tuple[str, ...]]]
+#: columns every benchmark's table has (see :func:`specglue.eval.metrics.summarize_common`)
+MATCHES_COLUMN: Column = ("#matches", "num_matches", "int")
+TIMING_COLUMNS: Tuple[Column, ...] = (("ms/pair", "time_ms", "ms"), ("mean stop", "mean_stop", "float1"))
 
 
 #: line styles cycled per method, so overlapping curves stay visible
@@ -57,19 +37,16 @@ def _fmt(value: Any, kind: str) -> str:
         return f"{100 * value:.1f}"
     if kind == "int":
         return f"{value:.0f}"
-    if kind == "ms":
-        return f"{value:.1f}"
-    if kind == "float1":
+    if kind in ("ms", "float1"):
         return f"{value:.1f}"
     return str(value)
 
 
-def markdown_table(summaries: Mapping[str, Mapping[str, Any]],
-                   columns: Sequence[Tuple[str, Any, str]]) -> str:
+def markdown_table(summaries: Mapping[str, Mapping[str, Any]], columns: Sequence[Column]) -> str:
     """A GitHub Markdown table, one row per method (insertion order), percentages for rates.
 
-    ``columns`` entries are ``(header, key or tuple of keys, format)``; a tuple of keys is
-    written ``a / b / c`` in one cell. Missing or nan values show as ``–``; a column missing
+    ``columns`` entries are :data:`Column`; a tuple of keys is written ``a / b / c`` in one
+    cell, each with its own format when the format is a tuple too. Missing or nan values show as ``–``; a column missing
     for every method is left out (e.g. ``% on glare`` without highlights).
     """
 
@@ -85,8 +62,8 @@ def markdown_table(summaries: Mapping[str, Mapping[str, Any]],
         cells = [method]
         for _, key, kind in columns:
             if isinstance(key, tuple):
-                sub = "pct" if kind == "pct3" else kind
-                cells.append(" / ".join(_fmt(summary.get(k), sub) for k in key))
+                kinds = kind if isinstance(kind, tuple) else (kind,) * len(key)
+                cells.append(" / ".join(_fmt(summary.get(k), f) for k, f in zip(key, kinds)))
             else:
                 cells.append(_fmt(summary.get(key), kind))
         lines.append("| " + " | ".join(cells) + " |")
@@ -115,12 +92,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(data: Mapping[str, Any], path: PathLike) -> Path:
-    """Write ``data`` as indented JSON (numpy converted; nan -> null, inf -> "inf")."""
+def write_text(text: str, path: PathLike) -> Path:
+    """Write ``text`` through a temporary file and a rename (a crash leaves the old file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
     return path
+
+
+def write_json(data: Mapping[str, Any], path: PathLike) -> Path:
+    """Write ``data`` as indented JSON (numpy converted; nan -> null, inf -> "inf")."""
+    return write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n", path)
 
 
 def _new_figure(ncols: int, width: float = 5.0, height: float = 4.0):
@@ -196,6 +180,30 @@ def plot_pose(errors: Mapping[str, Sequence[float]], path: PathLike, title: str 
     return _save(fig, path)
 
 
+def plot_by_bin(curves: Mapping[str, Mapping[str, Sequence[float]]], labels: Sequence[str], xlabel: str,
+                path: PathLike, title: str = "") -> Path:
+    """One panel per quantity (e.g. AUC, matches), one line per method, over labelled bins.
+
+    Args:
+        curves: per method ``{quantity: [value per bin]}`` (rates in [0, 1] are drawn as %).
+    """
+    quantities = list(next(iter(curves.values())))
+    fig, axes = _new_figure(len(quantities))
+    x = np.arange(len(labels))
+    for k, (method, values) in enumerate(curves.items()):
+        for ax, q in zip(axes, quantities):
+            ax.plot(x, values[q], marker="o", ls=_LINESTYLES[k % len(_LINESTYLES)], label=method)
+    for ax, q in zip(axes, quantities):
+        ax.set_title(q)
+        ax.set_xticks(x, labels)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
 def plot_stop_histogram(summaries: Mapping[str, Mapping[str, Any]], path: PathLike) -> Optional[Path]:
     """Bar chart of the layer at which each LightGlue variant stopped; None if none has one."""
     hists = {m: s["stop_hist"] for m, s in summaries.items() if s.get("stop_hist")}
@@ -223,11 +231,14 @@ def _save(fig: Any, path: PathLike) -> Path:
 
 
 __all__ = [
-    "HOMOGRAPHY_COLUMNS",
-    "POSE_COLUMNS",
+    "Column",
+    "MATCHES_COLUMN",
+    "TIMING_COLUMNS",
     "markdown_table",
+    "plot_by_bin",
     "plot_homography",
     "plot_pose",
     "plot_stop_histogram",
     "write_json",
+    "write_text",
 ]

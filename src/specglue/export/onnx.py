@@ -52,6 +52,7 @@ from torch import nn
 from ..model.heads import filter_matches
 from ..model.inputs import parse_image
 from ..model.lightglue import SPECULAR_THRESHOLD, LightGlue, normalize_keypoints
+from ..optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def export_onnx(
     if dtypes != {torch.float32}:
         raise ValueError(f"export a float32 model (model.float()); its parameters are "
                          f"{sorted(map(str, dtypes))}")
-    import onnx  # optional dependency, needed only here
+    onnx = require("onnx", "onnx", "ONNX export")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +284,7 @@ class OnnxMatcher:
 
     def __init__(self, path: PathLike, providers: Sequence[str] = ("CPUExecutionProvider",), *,
                  mask_margin: Optional[int] = None, session_options: Any = None) -> None:
-        import onnxruntime as ort  # optional dependency, needed only here
+        ort = require("onnxruntime", "onnx", "OnnxMatcher")
 
         self.path = Path(path)
         if not self.path.is_file():

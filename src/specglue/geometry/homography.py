@@ -370,6 +370,44 @@ def sample_homography(
 # ----------------------------------------------------------------------------------------
 
 
+def rot90_transform(width: int, height: int, k: int) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Pixel map of ``np.rot90(image, k)`` (``k`` counter-clockwise quarter turns) on a
+    ``width x height`` image.
+
+    Returns:
+        ``(A [3, 3], (width', height'))`` with ``[x', y', 1] = A [x, y, 1]`` (pixel centres at
+        integers) and the rotated size.
+    """
+    A = np.eye(3)
+    w, h = int(width), int(height)
+    for _ in range(int(k) % 4):
+        # one counter-clockwise turn: column x becomes row (w - 1 - x), row y becomes column y
+        step = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, w - 1.0], [0.0, 0.0, 1.0]])
+        A = step @ A
+        w, h = h, w
+    return A, (w, h)
+
+
+def rotation_homography(width: int, height: int, angle_deg: float) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """In-plane rotation by ``angle_deg`` (counter-clockwise on screen) about the image centre,
+    onto a canvas that holds the whole rotated image.
+
+    Returns:
+        ``(H [3, 3], (width', height'))``: the homography from input pixels to canvas pixels
+        and the canvas size (the bounding box of the rotated frame).
+    """
+    a = np.deg2rad(float(angle_deg))
+    c, s = np.cos(a), np.sin(a)
+    R = np.array([[c, s], [-s, c]])  # y points down: this turns the picture counter-clockwise
+    corners = (_corners(width, height) - [(width - 1) / 2, (height - 1) / 2]) @ R.T
+    new_w = int(np.ceil(np.ptp(corners[:, 0]) - 1e-6))
+    new_h = int(np.ceil(np.ptp(corners[:, 1]) - 1e-6))
+    H = np.eye(3)
+    H[:2, :2] = R
+    H[:2, 2] = [(new_w - 1) / 2, (new_h - 1) / 2] - R @ [(width - 1) / 2, (height - 1) / 2]
+    return H, (new_w, new_h)
+
+
 def corner_error(
     H_est: Optional[ArrayLike], H_gt: ArrayLike, width: int, height: int
 ) -> float:
@@ -514,6 +552,8 @@ def _gt_matches_numpy(
 
 
 __all__ = [
+    "rot90_transform",
+    "rotation_homography",
     "DEFAULT_HOMOGRAPHY_SAMPLING",
     "corner_error",
     "gt_matches_from_homography",

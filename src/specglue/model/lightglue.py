@@ -27,7 +27,9 @@ from .kernels import Linear, use_onednn
 
 logger = logging.getLogger(__name__)
 
-SPECULAR_MODES = ("hard", "cross", "soft", "filter", "off")
+#: how the matcher uses specular masks ("off" ignores them); the one list the CLI and the
+#: evaluation build their choices from
+SPECULAR_MODES = ("off", "hard", "cross", "soft", "filter")
 SPECULAR_THRESHOLD = 0.5  # specularity >= this makes a keypoint specular in hard/cross/filter
 
 StateDict = Dict[str, torch.Tensor]

