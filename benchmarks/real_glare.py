@@ -66,6 +66,7 @@ from tqdm import tqdm
 from specglue import LightGlue
 from specglue.features import build_extractor
 from specglue.geometry import estimate_homography
+from specglue.model.lightglue import SPECULAR_MODES
 from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
 
@@ -86,7 +87,8 @@ DETECTORS = {
     "bright": {"method": "bright"},
     "bright190": {"method": "bright", "threshold": 190.0},
 }
-MATCH_MODES = ("hard", "cross", "soft", "filter", "extract")
+#: the matcher modes that use masks, then masking at extraction
+MATCH_MODES = tuple(m for m in SPECULAR_MODES if m != "off") + ("extract",)
 NEAR_PX = 5.0
 RANSAC_PX = 3.0
 

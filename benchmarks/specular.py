@@ -79,6 +79,7 @@ import torch
 from tqdm import tqdm
 
 from specglue import LightGlue
+from specglue.eval.data import SPECULAR_PLACEMENTS
 from specglue.features import build_extractor
 from specglue.geometry import (
     corner_error,
@@ -88,6 +89,7 @@ from specglue.geometry import (
     sample_homography,
     warp_image,
 )
+from specglue.model.lightglue import SPECULAR_MODES
 from specglue.specular import DEFAULT_METHOD, detect, synthesize_pair
 
 from glare_common import distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
@@ -108,8 +110,9 @@ PHOTOS = (
     "02_hloc_sacre_coeur/mapping/93341989_396310999.jpg",
     "04_superglue_phototourism_pairs/images/piazza_san_marco_58751010_4849458397.jpg",
 )
-PLACEMENTS = ("independent", "camera_fixed")
-MODES = ("off", "hard", "cross", "soft", "filter", "extract")
+PLACEMENTS = SPECULAR_PLACEMENTS
+#: the matcher modes, then masking at extraction (keypoints on masks dropped before matching)
+MODES = SPECULAR_MODES + ("extract",)
 MASK_SOURCES = ("gt", "detected")
 CORRECT_PX = 3.0
 AUC_PX = (1.0, 3.0, 5.0)

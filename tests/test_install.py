@@ -50,7 +50,7 @@ def check_core_commands(cli, pair, tmp_path):
     assert out.returncode == 1 and not (tmp_path / "lg.onnx").exists()
     assert out.stderr.strip().count("\n") == 0 and "pip install 'specglue[onnx]'" in out.stderr
     out = run([*cli, "eval", "homography", "--max-images", "1", "--out-dir", "ev"], tmp_path)
-    assert out.returncode == 1, out.stderr
+    assert out.returncode == 1 and not (tmp_path / "ev").exists(), out.stderr
     assert out.stderr.strip().count("\n") == 0 and "pip install 'specglue[eval]'" in out.stderr
 
 

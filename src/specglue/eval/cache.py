@@ -60,6 +60,8 @@ class PairFeatures:
         gt: ground truth, e.g. ``{"H_0to1": [3, 3]}`` or ``{"K0", "K1", "T_0to1"}``.
         info: small JSON-able metadata.
         views: extra views of image 1 by name (see :class:`specglue.eval.methods.Method`).
+        derived: values a scorer derives once per pair and reuses for every method (e.g. the
+            ground-truth correspondences); never stored.
     """
 
     name: str
@@ -68,6 +70,7 @@ class PairFeatures:
     gt: Dict[str, np.ndarray] = field(default_factory=dict)
     info: Dict[str, Any] = field(default_factory=dict)
     views: Dict[str, ImageFeatures] = field(default_factory=dict)
+    derived: Dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_masks(self) -> bool:
@@ -108,7 +111,8 @@ class Prediction:
         return int(len(self.matches))
 
 
-def _h5py():
+def h5py_module():
+    """h5py, or :class:`~specglue.optional.MissingDependency` naming the ``eval`` extra."""
     return require("h5py", "eval", "the evaluation caches")
 
 
@@ -120,7 +124,7 @@ def _check_name(name: str) -> str:
 
 def _open(path: Path, mode: str):
     try:
-        return _h5py().File(path, mode)
+        return h5py_module().File(path, mode)
     except OSError as err:
         raise ValueError(f"cannot open the cache {path} ({err}); delete it or pass overwrite=True") from err
 
@@ -253,4 +257,5 @@ __all__ = [
     "Prediction",
     "PredictionCache",
     "check_fingerprint",
+    "h5py_module",
 ]
