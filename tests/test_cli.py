@@ -157,3 +157,18 @@ def test_eval_pose_and_rotation_take_their_own_options(tmp_path, data_dir):
     assert run.stdout.splitlines()[0].startswith("| method | 0–30° |")
     config = json.loads((tmp_path / "rot" / "results.json").read_text())["config"]
     assert config["per_bin"] == 1 and config["ransac_threshold"] == 2.0 and len(config["images"]) == 1
+
+
+def test_pairs_command(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):
+        (frames / f"{i:04d}.png").write_bytes(b"x")  # names only: pairs never reads pixels
+    run = specglue("pairs", frames, "--mode", "sequential", "--window", "2", "--out", tmp_path / "seq.txt")
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "seq.txt").read_text().splitlines()
+    assert lines[:3] == ["0000.png 0001.png", "0000.png 0002.png", "0001.png 0002.png"] and len(lines) == 9
+    (tmp_path / "given.txt").write_text("0000.png 0009.png\n")
+    _one_line_error(specglue("pairs", frames, "--mode", "from", "--pairs", tmp_path / "given.txt",
+                             "--out", tmp_path / "out.txt"), "'0009.png' is not among the images")
+    assert not (tmp_path / "out.txt").exists()

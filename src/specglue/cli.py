@@ -100,6 +100,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from .collection import pairs as pair_lists
+
+    names = pair_lists.image_names(args.source)
+    if args.mode == "exhaustive":
+        pairs = pair_lists.exhaustive_pairs(names)
+    elif args.mode == "sequential":
+        pairs = pair_lists.sequential_pairs(names, args.window, args.quadratic, args.loop_every)
+    else:
+        if args.pairs is None:
+            raise CliError("--mode from needs --pairs PAIRS.txt")
+        pairs = pair_lists.read_pairs(args.pairs, known=names)
+    pair_lists.write_pairs(pairs, args.out)
+    print(f"{len(pairs)} pairs of {len(names)} images; wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .features import EXTRACTORS
     from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
@@ -167,6 +184,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--features", default="aliked", choices=("aliked", "disk"))
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    pairs = sub.add_parser(
+        "pairs", help="list the image pairs to match (hloc pairs file)",
+        description="Write a pairs file (one 'name0 name1' per line) for the images of a folder or a "
+                    "features file: every pair, sequential windows for video, or a checked copy of a "
+                    "given pairs file.",
+        epilog="example: specglue pairs frames/ --mode sequential --window 5 --quadratic --out pairs.txt")
+    pairs.add_argument("source", metavar="IMAGES_OR_FEATURES", help="image folder or features .h5")
+    pairs.add_argument("--mode", choices=("exhaustive", "sequential", "from"), default="exhaustive",
+                       help="exhaustive (default), sequential (video) or from --pairs")
+    pairs.add_argument("--window", type=int, default=5, help="sequential: frames after each frame (default: 5)")
+    pairs.add_argument("--quadratic", action="store_true",
+                       help="sequential: also frames i + 2^k beyond the window")
+    pairs.add_argument("--loop-every", type=int, metavar="N",
+                       help="sequential: pair every N-th frame with all other N-th frames (loop closure)")
+    pairs.add_argument("--pairs", type=Path, metavar="PAIRS.txt", help="the pairs file of --mode from")
+    pairs.add_argument("--out", required=True, type=Path, metavar="PAIRS.txt", help="output pairs file")
+    pairs.set_defaults(func=cmd_pairs)
 
     _add_eval_commands(sub)
     from .export import onnx as onnx_export
