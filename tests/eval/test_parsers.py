@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from specglue.eval.benchmarks import hpatches, pose
+from specglue.geometry import warp_points
 from specglue.images import load_image, resize_max
 
 
@@ -130,5 +131,5 @@ def test_keypoints_map_back_through_rotation_and_resize(tmp_path):
     assert image.shape[:2] == (20, 10)  # rotated to 40 x 80 (W x H), then shrunk to a long side of 20
     # the corner pixel centres of the extracted image map to stored pixels inside the image
     corners = np.array([[-0.5, -0.5], [9.5, 19.5]])
-    back = pose._to_stored(corners, A)
+    back = warp_points(corners, A)
     assert np.allclose(sorted(back[:, 0]), [-0.5, 79.5]) and np.allclose(sorted(back[:, 1]), [-0.5, 39.5])

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..geometry import warp_points
 from ..optional import require
 
 PathLike = Union[str, Path]
@@ -88,10 +89,7 @@ class PairFeatures:
         """Keypoints ``[N, 2]`` of image 1 or of a view, in pixels of image 1 (float64)."""
         side = self.side1(view)
         points = side["keypoints"].astype(np.float64)
-        if side.to_image1 is None or len(points) == 0:
-            return points
-        ph = np.concatenate([points, np.ones((len(points), 1))], axis=1) @ side.to_image1.T
-        return ph[:, :2] / ph[:, 2:]
+        return points if side.to_image1 is None else warp_points(points, side.to_image1)
 
 
 @dataclass

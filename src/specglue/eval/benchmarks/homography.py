@@ -31,6 +31,7 @@ The scorer, summary, columns and plots here also serve the other homography benc
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -108,6 +109,19 @@ def read_source(path: Path, resize: Optional[int]) -> np.ndarray:
     return image.astype(np.float32) / 255.0
 
 
+def warped_pair(name: str, path: Path, image0: np.ndarray, warped: np.ndarray, H: np.ndarray,
+                rng: np.random.Generator, options: RunOptions, photometric: Mapping[str, Any],
+                info: Dict[str, Any]) -> PairImages:
+    """The pair of a photo and its warp: photometric changes on the warp, then the optional
+    synthetic highlights (seeded by ``rng``). Without highlights image 0 is the photo itself,
+    shared by all its pairs (``key0``), so it is extracted once."""
+    image1 = photometric_augment(warped, rng, photometric)
+    t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
+                                        int(rng.integers(2**31 - 1)) if options.specular else 0)
+    return PairImages(name, t0, t1, {"H_0to1": H}, info, mask0, mask1,
+                      key0=None if options.specular else str(path))
+
+
 def source_images(images_dir: Optional[PathLike], max_images: Optional[int]) -> Tuple[Optional[Path], List[Path]]:
     """``(root, images)``: the photos of ``images_dir`` (recursive) or the shared ones."""
     root = Path(images_dir) if images_dir is not None else find_data_dir()
@@ -135,21 +149,16 @@ def prepare(options: RunOptions, images_dir: Optional[PathLike] = None, num_homo
         raise ValueError(f"unknown homography key(s) {sorted(unknown)}; known {sorted(DEFAULT_HOMOGRAPHY_SAMPLING)}")
     photo = {**DEFAULT_PHOTOMETRIC, **dict(photometric or {})}
     root, images = source_images(images_dir, max_images)
-    memo: Dict[Path, np.ndarray] = {}
+    # the pairs of a photo come one after another: keep only the last photo read
+    source = functools.lru_cache(maxsize=1)(lambda path: read_source(path, options.resize))
 
     def build(path: Path, k: int, name: str, crc: int) -> PairImages:
-        if path not in memo:
-            memo.clear()
-            memo[path] = read_source(path, options.resize)
-        image0 = memo[path]
+        image0 = source(path)
         h, w = image0.shape[:2]
         rng = np.random.default_rng([int(options.seed), crc, k])
         H = sample_homography(h, w, rng=rng, **hom)
-        image1 = photometric_augment(warp_image(image0, H), rng, photo)
-        t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
-                                            int(rng.integers(2**31 - 1)) if options.specular else 0)
-        return PairImages(name, t0, t1, {"H_0to1": H}, {"image": str(path), "k": k, "size": [w, h]},
-                          mask0, mask1, key0=None if options.specular else str(path))
+        return warped_pair(name, path, image0, warp_image(image0, H), H, rng, options, photo,
+                           {"image": str(path), "k": k, "size": [w, h]})
 
     builders = []
     for path in images:
@@ -209,4 +218,4 @@ BENCHMARK = Benchmark(name="homography",
                       summarize=metrics.summarize_homography, columns=COLUMNS, plot=plot)
 
 __all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_HOMOGRAPHY", "DEFAULT_PHOTOMETRIC", "photometric_augment",
-           "prepare", "read_source", "score_pair", "source_images"]
+           "prepare", "read_source", "score_pair", "source_images", "warped_pair"]

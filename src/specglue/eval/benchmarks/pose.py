@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ...geometry import rot90_transform
+from ...geometry import rot90_transform, warp_points
 from ...images import load_image, resize_max, to_tensor
 from .. import metrics, report
 from ..cache import PairFeatures, Prediction
@@ -101,13 +101,6 @@ def _load_rotated(path: Path, rot: int, resize: Optional[int]) -> Tuple[np.ndarr
     return image, np.linalg.inv(S @ R)
 
 
-def _to_stored(points: np.ndarray, A: np.ndarray) -> np.ndarray:
-    if len(points) == 0:
-        return points.reshape(0, 2).astype(np.float64)
-    ph = np.concatenate([points.astype(np.float64), np.ones((len(points), 1))], axis=1) @ A.T
-    return ph[:, :2] / ph[:, 2:]
-
-
 #: the Markdown table: (header, summary key(s), format)
 COLUMNS: Sequence[report.Column] = (
     *((f"AUC@{t:g}°", f"auc@{t:g}deg", "pct") for t in metrics.POSE_AUC_THRESHOLDS),
@@ -121,8 +114,8 @@ def score_pair(pair: PairFeatures, pred: Prediction, config: Mapping[str, Any]) 
     """Pose error after essential-matrix MAGSAC++ (``config["ransac_threshold"]`` px of the
     extracted images, converted to stored pixels with the pair's scale)."""
     A0, A1 = pair.gt["A0"], pair.gt["A1"]
-    k0 = _to_stored(pair.image0["keypoints"], A0)
-    k1 = _to_stored(pair.keypoints1(pred.view), A1)
+    k0 = warp_points(pair.image0["keypoints"].astype(np.float64), A0)
+    k1 = warp_points(pair.keypoints1(pred.view), A1)
     # px in extracted images -> stored px: the mean magnification of A (area scale)
     scale = float(np.mean([np.sqrt(abs(np.linalg.det(A[:2, :2]))) for A in (A0, A1)]))
     err = metrics.pose_error(k0, k1, pred.matches, pair.gt["K0"], pair.gt["K1"], pair.gt["T_0to1"],

@@ -16,15 +16,15 @@ with the ``reference-rot4`` workaround (best of 4 rotations of image 1) beside i
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ...geometry import rotation_homography, warp_image
-from ...images import to_tensor
 from .. import metrics, report
-from ..data import add_specular, image_key
+from ..data import image_key
 from ..runner import Benchmark, PairImages, Plan, RunOptions
 from . import homography
 
@@ -51,24 +51,18 @@ def prepare(options: RunOptions, images_dir: Optional[PathLike] = None, per_bin:
         raise ValueError(f"per_bin must be >= 1, got {per_bin}")
     root, images = homography.source_images(images_dir, max_images)
     photometric = dict(homography.DEFAULT_PHOTOMETRIC)
-    memo: Dict[Path, np.ndarray] = {}
+    source = functools.lru_cache(maxsize=1)(lambda path: homography.read_source(path, options.resize))
 
     def build(path: Path, b: int, k: int, name: str, crc: int) -> PairImages:
-        if path not in memo:
-            memo.clear()
-            memo[path] = homography.read_source(path, options.resize)
-        image0 = memo[path]
+        image0 = source(path)
         h, w = image0.shape[:2]
         rng = np.random.default_rng([int(options.seed), crc, b, k])
         lo, hi = ROTATION_BINS[b]
         angle = float(rng.uniform(lo, hi)) * (1.0 if rng.random() < 0.5 else -1.0)
         H, size = rotation_homography(w, h, angle)
-        image1 = homography.photometric_augment(warp_image(image0, H, size), rng, photometric)
-        t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
-                                            int(rng.integers(2**31 - 1)) if options.specular else 0)
         info = {"image": str(path), "bin": b, "angle_deg": angle, "size": [w, h]}
-        return PairImages(name, t0, t1, {"H_0to1": H}, info, mask0, mask1,
-                          key0=None if options.specular else str(path))
+        return homography.warped_pair(name, path, image0, warp_image(image0, H, size), H, rng, options,
+                                      photometric, info)
 
     builders = []
     for path in images:
