@@ -1,6 +1,7 @@
 """The ``specglue`` command line: argument parsing and output only; the work is in the library.
 
-Subcommands: ``match``, ``detect-specular``, ``demo``, ``eval``, ``export-onnx``
+Subcommands: ``match``, ``detect-specular``, ``demo``, ``pairs``, ``extract``, ``match-pairs``,
+``colmap``, ``reconstruct``, ``eval``, ``export-onnx``
 (``specglue <command> --help`` for each).
 """
 
@@ -117,6 +118,111 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(args: argparse.Namespace):
+    from .collection.engine import make_engine
+
+    return make_engine(args.engine, address=args.address, num_workers=args.workers)
+
+
+def _extraction_settings(args: argparse.Namespace):
+    from .collection.extract import ExtractionSettings
+
+    specular = args.specular if args.specular in ("auto", "none") else "masks"
+    conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
+    return ExtractionSettings(features=args.features, max_num_keypoints=args.max_keypoints,
+                              resize=args.resize or None, extractor_conf=conf, specular=specular,
+                              detector=args.detector), (None if specular != "masks" else Path(args.specular))
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .collection.extract import extract_features
+
+    settings, masks_dir = _extraction_settings(args)
+    engine = _engine(args)
+    try:
+        summary = extract_features(args.source, args.out, settings, masks_dir=masks_dir, every=args.every,
+                                   overwrite=args.overwrite, engine=engine)
+    finally:
+        engine.close()
+    print(f"{summary['images']} images in {args.out} ({summary['extracted']} extracted, "
+          f"{summary['skipped']} already there; {summary['mean_keypoints']:.0f} keypoints per new image)")
+    return 0
+
+
+def cmd_match_pairs(args: argparse.Namespace) -> int:
+    from .collection.match import MatchSettings, match_pairs
+
+    settings = MatchSettings(features=args.features, weights=args.weights, specular_mode=args.specular_mode)
+    engine = _engine(args)
+    try:
+        summary = match_pairs(args.features_file, args.pairs, args.out, settings=settings,
+                              batch_size=args.batch_size, overwrite=args.overwrite, engine=engine)
+    finally:
+        engine.close()
+    print(f"{summary['pairs']} pairs in {args.out} ({summary['matched']} matched at "
+          f"{summary['pairs_per_second']:.1f} pairs/s, {summary['skipped']} already there; "
+          f"{summary['mean_matches']:.0f} matches per new pair)")
+    return 0
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process (default); ray: Ray workers (needs specglue[ray])")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="ray: an existing cluster (e.g. auto or ray://head:10001); default: a local Ray")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="ray: workers, one CPU each (default: every CPU)")
+
+
+def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
+    from .features import EXTRACTORS
+    from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
+
+    extract = sub.add_parser(
+        "extract", help="extract features of an image folder or a video (hloc features .h5)",
+        description="Extract keypoints, descriptors and per-keypoint specularity of every image of a "
+                    "folder (recursive) or every N-th frame of a video into an HDF5 file in hloc's "
+                    "layout. Resumable: images already in the file are skipped.",
+        epilog="example: specglue extract frames/ --out features.h5")
+    extract.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
+    extract.add_argument("--out", required=True, type=Path, metavar="FEATURES.h5")
+    extract.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
+                         help="keypoint detector/descriptor (default: aliked)")
+    extract.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
+    extract.add_argument("--resize", type=int, default=1024,
+                         help="shrink images whose long side exceeds this many px; 0 = never (default: 1024)")
+    extract.add_argument("--keypoint-floor", type=float, metavar="F",
+                         help="top-k detection under F x --max-keypoints keypoints (default: the extractor's)")
+    extract.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
+                         help="auto: detect highlight masks (default); none: no masks; MASKS_DIR: one PNG "
+                              "per image, MASKS_DIR/<image name>.png")
+    extract.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
+                         help=f"highlight detector of --specular auto (default: {DEFAULT_METHOD})")
+    extract.add_argument("--every", type=int, default=1, metavar="N", help="video: keep every N-th frame")
+    extract.add_argument("--overwrite", action="store_true", help="extract every image again")
+    _add_engine_arguments(extract)
+    extract.set_defaults(func=cmd_extract)
+
+    match = sub.add_parser(
+        "match-pairs", help="match the pairs of a pairs file (hloc matches .h5)",
+        description="Match every pair of PAIRS.txt with LightGlue into an HDF5 file in hloc's layout "
+                    "(matches0 / matching_scores0 per pair). Resumable and crash-safe: a rerun matches "
+                    "only the pairs the file lacks.",
+        epilog="example: specglue match-pairs features.h5 pairs.txt --out matches.h5")
+    match.add_argument("features_file", type=Path, metavar="FEATURES.h5")
+    match.add_argument("pairs", type=Path, metavar="PAIRS.txt")
+    match.add_argument("--out", required=True, type=Path, metavar="MATCHES.h5")
+    match.add_argument("--features", choices=sorted(EXTRACTORS),
+                       help="the matcher's feature type (default: the extractor recorded in FEATURES.h5)")
+    match.add_argument("--weights", metavar="PATH", help="a matcher checkpoint instead of the official weights")
+    match.add_argument("--specular-mode", default="hard", choices=SPECULAR_MODES,
+                       help="how the stored specularity is used (default: hard)")
+    match.add_argument("--batch-size", type=int, default=8, help="pairs per matcher call (default: 8)")
+    match.add_argument("--overwrite", action="store_true", help="match every pair again")
+    _add_engine_arguments(match)
+    match.set_defaults(func=cmd_match_pairs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .features import EXTRACTORS
     from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
@@ -203,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--out", required=True, type=Path, metavar="PAIRS.txt", help="output pairs file")
     pairs.set_defaults(func=cmd_pairs)
 
+    _add_collection_commands(sub)
     _add_eval_commands(sub)
     from .export import onnx as onnx_export
 

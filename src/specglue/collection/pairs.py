@@ -84,11 +84,13 @@ def sequential_pairs(names: Sequence[str], window: int, quadratic: bool = False,
     return [(names[i], names[j]) for i, j in sorted(index_pairs)]
 
 
-def read_pairs(path: PathLike, known: Optional[Iterable[str]] = None) -> List[Pair]:
+def read_pairs(path: PathLike, known: Optional[Iterable[str]] = None, source: str = "the images"
+               ) -> List[Pair]:
     """Read a pairs file: one ``name0 name1`` per line; blank lines and ``#`` comments skipped.
 
     Args:
         known: if given, every name must be one of these (e.g. the images of a features file).
+        source: what ``known`` is, for the message.
 
     Raises:
         ValueError: naming the file and line when a line does not hold two names, a pair
@@ -111,7 +113,7 @@ def read_pairs(path: PathLike, known: Optional[Iterable[str]] = None) -> List[Pa
         if known_set is not None:
             unknown = [f for f in fields if f not in known_set]
             if unknown:
-                raise ValueError(f"{path}:{lineno}: image {unknown[0]!r} is not among the images "
+                raise ValueError(f"{path}:{lineno}: image {unknown[0]!r} is not among {source} "
                                  f"({len(known_set)} known)")
         pairs.append((fields[0], fields[1]))
     if not pairs:

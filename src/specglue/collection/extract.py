@@ -1,0 +1,224 @@
+"""Extract features from a folder of images or a video into an hloc features file.
+
+Each image gets its group (see :mod:`specglue.collection.hloc_io`) with, besides hloc's
+datasets, the per-keypoint ``specularity``: the highlight mask (detected with
+:func:`specglue.specular.detect`, or read from ``MASKS_DIR/<image name>.png``) sampled at the
+keypoints with ``mask_margin`` px of margin, which the matcher reads as ``keypoint_specular``.
+The settings are recorded in the file; a rerun with the same settings skips the images the
+file already holds, one with other settings is refused. Crash-safe (part files, see
+:mod:`specglue.collection.journal`) and distributable (:mod:`specglue.collection.engine`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import specular as specular_masks
+from ..features import EXTRACTORS, build_extractor
+from ..model.lightglue import LightGlue
+from .engine import LocalEngine
+from .hloc_io import ImageFeatures, write_image_features
+from .journal import PartJournal
+from .sources import ImageSource
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+#: one image to extract: name, RGB uint8 [H, W, 3], given mask [H, W] bool or None
+Item = Tuple[str, np.ndarray, Optional[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """What decides the features of an image (recorded in the file, checked on resume).
+
+    features: extractor name; max_num_keypoints / resize: as in :func:`specglue.match_pair`;
+    extractor_conf: further extractor settings; specular: ``"auto"`` (detect), ``"none"`` or
+    ``"masks"`` (read from a folder); detector: the highlight detector of ``"auto"``;
+    mask_margin: px around a specular pixel that still count as specular (the matcher's).
+    """
+
+    features: str = "aliked"
+    max_num_keypoints: int = 2048
+    resize: Optional[int] = 1024
+    extractor_conf: Dict[str, Any] = field(default_factory=dict)
+    specular: str = "auto"
+    detector: str = specular_masks.DEFAULT_METHOD
+    mask_margin: int = LightGlue.default_conf["mask_margin"]
+
+    def __post_init__(self) -> None:
+        if self.features not in EXTRACTORS:
+            raise ValueError(f"Unknown features {self.features!r}; expected one of {sorted(EXTRACTORS)}")
+        if self.specular not in ("auto", "none", "masks"):
+            raise ValueError(f"specular must be 'auto', 'none' or 'masks', got {self.specular!r}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+class FrameExtractor:
+    """The worker: extracts chunks of images with one extractor (built once per process)."""
+
+    def __init__(self, settings: ExtractionSettings) -> None:
+        self.settings = settings
+        conf = {"max_num_keypoints": settings.max_num_keypoints, "resize": settings.resize,
+                **settings.extractor_conf}
+        self.extractor = build_extractor(settings.features, **conf).eval()
+
+    def __call__(self, items: List[Item]) -> List[Tuple[str, ImageFeatures]]:
+        out = []
+        for name, rgb, mask in items:
+            with torch.inference_mode():
+                try:
+                    feats = self.extractor.extract(rgb)
+                except ValueError as err:
+                    raise ValueError(f"{name}: {err}") from err
+                if self.settings.specular == "auto":
+                    mask = specular_masks.detect(rgb, method=self.settings.detector)
+                specularity = None
+                if mask is not None:
+                    specularity = specular_masks.sample_mask(
+                        torch.from_numpy(np.ascontiguousarray(mask))[None].to(feats["keypoints"].device),
+                        feats["keypoints"], margin=self.settings.mask_margin)
+            out.append((name, ImageFeatures.from_extractor(feats, specularity)))
+        return out
+
+
+def mask_path(masks_dir: Path, name: str) -> Path:
+    """The mask file of image ``name``: ``MASKS_DIR/<name>.png`` (``a/b.jpg`` -> ``a/b.jpg.png``),
+    or ``MASKS_DIR/<name without suffix>.png`` when only that exists."""
+    full = masks_dir / (name + ".png")
+    stem = (masks_dir / name).with_suffix(".png")
+    return full if full.is_file() or not stem.is_file() else stem
+
+
+def extract_features(
+    source: PathLike,
+    out_path: PathLike,
+    settings: Optional[ExtractionSettings] = None,
+    masks_dir: Optional[PathLike] = None,
+    every: int = 1,
+    overwrite: bool = False,
+    engine: Any = None,
+    chunk_size: int = 4,
+    flush_seconds: float = 10.0,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Extract every image of ``source`` (a folder, recursive, or a video) into ``out_path``.
+
+    Args:
+        settings: the extraction settings (default :class:`ExtractionSettings`); with
+            ``settings.specular == "masks"``, ``masks_dir`` holds one PNG per image.
+        every: keep one video frame in ``every``.
+        overwrite: start again instead of resuming (the old file and parts are deleted).
+        engine: a :mod:`~specglue.collection.engine` engine (default: this process).
+        chunk_size: images per chunk of work.
+        flush_seconds: finished images are written to a part file at least this often.
+
+    Returns:
+        counts: ``images`` (in the file), ``extracted`` (this run), ``skipped``,
+        ``mean_keypoints`` (this run), ``path``.
+
+    Raises:
+        ValueError: missing or empty source, unreadable video, a file made with other settings,
+            a corrupt output file, a missing mask, an unwritable output folder.
+    """
+    settings = settings or ExtractionSettings()
+    out_path = Path(out_path)
+    _check_writable(out_path)
+    masks_root = None
+    if settings.specular == "masks":
+        if masks_dir is None or not Path(masks_dir).is_dir():
+            raise ValueError(f"masks folder {masks_dir} does not exist")
+        masks_root = Path(masks_dir)
+    image_source = ImageSource(source, every=every)
+    journal = PartJournal(out_path, "keypoints", "features file")
+    if overwrite:
+        journal.discard()
+    file_settings = {"extraction": settings.to_dict(), "source": str(Path(source).resolve()),
+                     "source_kind": image_source.kind, "every": int(every),
+                     "masks_dir": None if masks_root is None else str(masks_root.resolve())}
+    previous = journal.settings()
+    if previous and previous.get("extraction") != file_settings["extraction"]:
+        changed = sorted(k for k in settings.to_dict()
+                         if previous.get("extraction", {}).get(k) != settings.to_dict()[k])
+        raise ValueError(f"features file {out_path} was extracted with other settings (different "
+                         f"{', '.join(changed)}): use another --out, or --overwrite to start again")
+    done = journal.done()
+    todo = [n for n in image_source.names() if n not in done]
+    if masks_root is not None:
+        missing = [n for n in todo if not mask_path(masks_root, n).is_file()]
+        if missing:
+            raise ValueError(f"no mask for {len(missing)} images, e.g. {missing[0]}: expected "
+                             f"{masks_root / (missing[0] + '.png')}")
+    engine = engine or LocalEngine()
+
+    def chunks() -> Iterator[List[Item]]:
+        chunk: List[Item] = []
+        for name, rgb in image_source.frames(skip=done):
+            mask = None
+            if masks_root is not None:
+                path = mask_path(masks_root, name)
+                mask = specular_masks.read_mask(path)
+                if mask.shape != rgb.shape[:2]:
+                    raise ValueError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} px but image "
+                                     f"{name} is {rgb.shape[1]}x{rgb.shape[0]}")
+            chunk.append((name, rgb, mask))
+            if len(chunk) == chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    buffer: List[Tuple[str, ImageFeatures]] = []
+    keypoints: List[int] = []
+
+    def flush() -> None:
+        if buffer:
+            items = list(buffer)
+            journal.write_part(file_settings, lambda f: [write_image_features(f, n, x) for n, x in items])
+            buffer.clear()
+
+    last_flush = time.monotonic()
+    bar = tqdm(total=len(todo), unit="img", desc="extract", disable=not progress, smoothing=0.1)
+    try:
+        for results in engine.map(functools.partial(FrameExtractor, settings), chunks()):
+            buffer.extend(results)
+            keypoints.extend(len(x.keypoints) for _, x in results)
+            bar.update(len(results))
+            if time.monotonic() - last_flush >= flush_seconds:
+                flush()
+                last_flush = time.monotonic()
+    finally:  # an error part-way keeps what is finished for the rerun
+        flush()
+        bar.close()
+    journal.merge(file_settings)
+    total = len(done) + len(keypoints)
+    summary = {"images": total, "extracted": len(keypoints), "skipped": len(done),
+               "mean_keypoints": float(np.mean(keypoints)) if keypoints else 0.0, "path": str(out_path)}
+    logger.info("extract: %s", summary)
+    return summary
+
+
+def _check_writable(out_path: Path) -> None:
+    """Refuse early an output whose folder cannot be created or written."""
+    folder = out_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{out_path.name}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to the output folder {folder} ({err.strerror or err})") from err
+
+
+__all__ = ["ExtractionSettings", "FrameExtractor", "extract_features", "mask_path"]

@@ -1,0 +1,118 @@
+"""Where a collection's images come from: a folder (recursive) or a video file.
+
+Both give image names and RGB frames. Folder images are named by their path relative to the
+folder (``sub/img.jpg``); video frames by their index, ``frame_000120.png`` (the name they get
+when :func:`write_frames` saves them, so that COLMAP finds them), with ``every`` keeping one
+frame in ``every``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, List, Optional, Set, Tuple, Union
+
+import cv2
+import numpy as np
+
+from ..images import list_images, load_image
+
+PathLike = Union[str, Path]
+
+#: file suffixes read as videos
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
+
+
+def frame_name(index: int) -> str:
+    """The image name of video frame ``index``."""
+    return f"frame_{index:06d}.png"
+
+
+class ImageSource:
+    """A folder of images or a video, read in order.
+
+    Args:
+        path: an image folder or a video file.
+        every: keep one video frame in ``every`` (video only; ``>= 1``).
+
+    Raises:
+        ValueError: the folder does not exist or holds no image, the file is not a video
+            OpenCV can open, or ``every < 1``.
+    """
+
+    def __init__(self, path: PathLike, every: int = 1) -> None:
+        self.path = Path(path)
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 frame, got {every}")
+        self.every = int(every)
+        if self.path.is_dir():
+            self.kind = "folder"
+            self._files = list_images(self.path)  # raises ValueError when there is none
+            self._names = [p.relative_to(self.path).as_posix() for p in self._files]
+        elif self.path.is_file():
+            self.kind = "video"
+            if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+                raise ValueError(f"{self.path} is neither an image folder nor a video "
+                                 f"({', '.join(VIDEO_SUFFIXES)})")
+            capture = self._open_video()
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            capture.release()
+            self._names = [frame_name(i) for i in range(0, max(count, 0), self.every)]
+        else:
+            raise ValueError(f"image folder or video {self.path} does not exist")
+
+    def _open_video(self) -> "cv2.VideoCapture":
+        capture = cv2.VideoCapture(str(self.path))
+        ok, _ = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            capture.release()
+            raise ValueError(f"cannot open the video {self.path}: OpenCV reads no frame from it")
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        return capture
+
+    def names(self) -> List[str]:
+        """The image names in sequence order (for a video, from the frame count its header
+        gives; :meth:`frames` yields the frames actually decoded)."""
+        return list(self._names)
+
+    def frames(self, skip: Optional[Set[str]] = None) -> Iterator[Tuple[str, np.ndarray]]:
+        """``(name, rgb uint8 [H, W, 3])`` in order, leaving out the names in ``skip`` (they
+        are not decoded; video frames are still read through, as video has no cheap seek)."""
+        skip = skip or set()
+        if self.kind == "folder":
+            for name, file in zip(self._names, self._files):
+                if name not in skip:
+                    yield name, load_image(file, name)
+            return
+        capture = self._open_video()
+        index = 0
+        try:
+            while True:
+                if index % self.every == 0 and frame_name(index) not in skip:
+                    ok, bgr = capture.read()
+                    if not ok:
+                        break
+                    yield frame_name(index), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                elif not capture.grab():
+                    break
+                index += 1
+        finally:
+            capture.release()
+
+
+def write_frames(source: ImageSource, image_dir: PathLike) -> List[str]:
+    """Save the frames of a video source as PNG files named by :func:`frame_name` (frames
+    already there are kept); returns the names. Each file is written then renamed."""
+    image_dir = Path(image_dir)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    existing = {p.name for p in image_dir.glob("frame_*.png")}
+    names = []
+    for name, rgb in source.frames(skip=existing):
+        tmp = image_dir / (name + ".tmp.png")
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"cannot write {tmp}")
+        tmp.replace(image_dir / name)
+        names.append(name)
+    return sorted(existing | set(names))
+
+
+__all__ = ["ImageSource", "VIDEO_SUFFIXES", "frame_name", "write_frames"]
