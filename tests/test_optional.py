@@ -8,19 +8,18 @@ from specglue.optional import MissingDependency, require
 
 
 def test_present_module_is_returned():
-    assert require("json", "eval", "anything").dumps([1]) == "[1]"
+    assert require("json", "colmap", "anything").dumps([1]) == "[1]"
 
 
 def test_missing_module_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "h5py", None)  # as if not installed
-    with pytest.raises(MissingDependency, match=r"the evaluation caches needs h5py.*pip install 'specglue\[eval\]'"):
-        require("h5py", "eval", "the evaluation caches")
+    monkeypatch.setitem(sys.modules, "pycolmap", None)  # as if not installed
+    with pytest.raises(MissingDependency, match=r"COLMAP databases needs pycolmap.*pip install 'specglue\[colmap\]'"):
+        require("pycolmap", "colmap", "COLMAP databases")
 
 
-def test_cache_reports_the_missing_extra(monkeypatch, tmp_path):
-    from specglue.eval.cache import FeatureCache
+def test_ray_engine_reports_the_missing_extra(monkeypatch):
+    from specglue.collection.engine import make_engine
 
-    (tmp_path / "features.h5").write_bytes(b"")
-    monkeypatch.setitem(sys.modules, "h5py", None)
-    with pytest.raises(ImportError, match=r"specglue\[eval\]"):
-        FeatureCache(tmp_path / "features.h5").names()
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingDependency, match=r"pip install 'specglue\[ray\]'"):
+        make_engine("ray")

@@ -165,6 +165,69 @@ def cmd_match_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_colmap(args: argparse.Namespace) -> int:
+    from .collection.colmap import write_database
+
+    counts = write_database(args.features_file, args.matches_file, args.database, pairs=args.pairs,
+                            camera_model=args.camera_model, camera_mode=args.camera_mode,
+                            verify=args.verify, overwrite=args.overwrite)
+    verified = (f", {counts['verified_pairs']} verified pairs with {counts['inlier_matches']} inlier matches"
+                if args.verify else "")
+    print(f"wrote {args.database}: {counts['images']} images, {counts['cameras']} cameras, "
+          f"{counts['keypoints']} keypoints, {counts['pairs']} pairs with {counts['matches']} matches{verified}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .collection.match import MatchSettings
+    from .collection.reconstruct import reconstruct
+
+    extraction, masks_dir = _extraction_settings(args)
+    matching = MatchSettings(features=args.features, specular_mode=args.specular_mode)
+    engine = _engine(args)
+    try:
+        summary = reconstruct(args.source, args.out, extraction, matching, masks_dir=masks_dir,
+                              every=args.every, pairs=args.pairs, window=args.window,
+                              camera_model=args.camera_model, camera_mode=args.camera_mode,
+                              mapping=args.mapping, engine=engine)
+    finally:
+        engine.close()
+    print(f"registered {summary['registered_images']} of {summary['images_total']} images, "
+          f"{summary['points3D']} 3D points, mean track length {summary['mean_track_length']:.2f}, "
+          f"mean reprojection error {summary['mean_reprojection_error']:.2f} px")
+    print(f"wrote {args.out}/sparse, {args.out}/summary.json and {summary['files']['picture']}")
+    return 0
+
+
+def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    from .collection.colmap import CAMERA_MODES
+
+    parser.add_argument("--camera-model", default="SIMPLE_RADIAL",
+                        help="COLMAP camera model (default: SIMPLE_RADIAL)")
+    parser.add_argument("--camera-mode", default="auto", choices=CAMERA_MODES,
+                        help="auto: one shared camera for a video, one per image otherwise (default); "
+                             "single: one for all; per-image")
+
+
+def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
+    from .features import EXTRACTORS
+    from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
+
+    parser.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
+                        help="keypoint detector/descriptor (default: aliked)")
+    parser.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
+    parser.add_argument("--resize", type=int, default=1024,
+                        help="shrink images whose long side exceeds this many px; 0 = never (default: 1024)")
+    parser.add_argument("--keypoint-floor", type=float, metavar="F",
+                        help="top-k detection under F x --max-keypoints keypoints (default: the extractor's)")
+    parser.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
+                        help="auto: detect highlight masks (default); none: no masks; MASKS_DIR: one PNG "
+                             "per image, MASKS_DIR/<image name>.png")
+    parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
+                        help=f"highlight detector of --specular auto (default: {DEFAULT_METHOD})")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="video: keep every N-th frame")
+
+
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process (default); ray: Ray workers (needs specglue[ray])")
@@ -176,7 +239,6 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     from .features import EXTRACTORS
-    from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
 
     extract = sub.add_parser(
         "extract", help="extract features of an image folder or a video (hloc features .h5)",
@@ -186,19 +248,7 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
         epilog="example: specglue extract frames/ --out features.h5")
     extract.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
     extract.add_argument("--out", required=True, type=Path, metavar="FEATURES.h5")
-    extract.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
-                         help="keypoint detector/descriptor (default: aliked)")
-    extract.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
-    extract.add_argument("--resize", type=int, default=1024,
-                         help="shrink images whose long side exceeds this many px; 0 = never (default: 1024)")
-    extract.add_argument("--keypoint-floor", type=float, metavar="F",
-                         help="top-k detection under F x --max-keypoints keypoints (default: the extractor's)")
-    extract.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
-                         help="auto: detect highlight masks (default); none: no masks; MASKS_DIR: one PNG "
-                              "per image, MASKS_DIR/<image name>.png")
-    extract.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
-                         help=f"highlight detector of --specular auto (default: {DEFAULT_METHOD})")
-    extract.add_argument("--every", type=int, default=1, metavar="N", help="video: keep every N-th frame")
+    _add_extraction_arguments(extract)
     extract.add_argument("--overwrite", action="store_true", help="extract every image again")
     _add_engine_arguments(extract)
     extract.set_defaults(func=cmd_extract)
@@ -221,6 +271,43 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     match.add_argument("--overwrite", action="store_true", help="match every pair again")
     _add_engine_arguments(match)
     match.set_defaults(func=cmd_match_pairs)
+
+    colmap = sub.add_parser(
+        "colmap", help="write a COLMAP database from features and matches (needs specglue[colmap])",
+        description="Write the cameras, images, keypoints and matches of FEATURES.h5 and MATCHES.h5 "
+                    "into a COLMAP database through pycolmap; --verify adds the two-view geometries "
+                    "that mapping needs.",
+        epilog="example: specglue colmap features.h5 matches.h5 --database sfm.db --verify")
+    colmap.add_argument("features_file", type=Path, metavar="FEATURES.h5")
+    colmap.add_argument("matches_file", type=Path, metavar="MATCHES.h5")
+    colmap.add_argument("--database", required=True, type=Path, metavar="OUT.db")
+    colmap.add_argument("--pairs", type=Path, metavar="PAIRS.txt", help="import only these pairs (default: all)")
+    colmap.add_argument("--verify", action="store_true", help="geometric verification (two-view geometries)")
+    colmap.add_argument("--overwrite", action="store_true", help="replace an existing database")
+    _add_camera_arguments(colmap)
+    colmap.set_defaults(func=cmd_colmap)
+
+    rec = sub.add_parser(
+        "reconstruct", help="images or a video to a COLMAP sparse model (needs specglue[colmap])",
+        description="The whole chain: extract, pairs, match-pairs, COLMAP database with verification, "
+                    "incremental mapping. Writes OUT/sparse (COLMAP model), OUT/summary.json and "
+                    "OUT/reconstruction.png (top view of the cameras and points). Rerunning reuses the "
+                    "features and matches already computed.",
+        epilog="example: specglue reconstruct video.mp4 --out rec/ --every 2")
+    rec.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
+    rec.add_argument("--out", required=True, type=Path, metavar="DIR")
+    _add_extraction_arguments(rec)
+    rec.add_argument("--specular-mode", default="hard", choices=SPECULAR_MODES,
+                     help="how the matcher uses the highlight masks (default: hard)")
+    rec.add_argument("--pairs", default="auto", choices=("auto", "exhaustive", "sequential"),
+                     help="auto: every pair up to 40 images, else sequential (default)")
+    rec.add_argument("--window", type=int, default=10, help="sequential: frames after each frame (default: 10)")
+    rec.add_argument("--mapping", default="auto", choices=("auto", "photos", "video"),
+                     help="mapping preset: photos (COLMAP's defaults) or video (small baselines: lower "
+                          "triangulation angles); auto: video for a video file, photos for a folder")
+    _add_camera_arguments(rec)
+    _add_engine_arguments(rec)
+    rec.set_defaults(func=cmd_reconstruct)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +448,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
-    except (CliError, MissingDependency, FileNotFoundError, ValueError, TypeError) as err:
+    except (CliError, MissingDependency, FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
         print(f"specglue {args.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -1,11 +1,13 @@
 """Optional dependencies: imported where they are used, with a message naming the extra.
 
-The core install (``pip install specglue``) matches, detects highlights, runs the demo and
-builds the CLI; the extras add::
+The core install (``pip install specglue``) matches, detects highlights, runs the demo, the
+evaluation and the collection commands up to the matches file, and builds the CLI; the extras
+add::
 
-    specglue[eval]   h5py                  the evaluation caches (specglue eval ...)
-    specglue[onnx]   onnx, onnxruntime     export-onnx and OnnxMatcher
-    specglue[dev]    the above and pytest
+    specglue[onnx]     onnx, onnxruntime   export-onnx and OnnxMatcher
+    specglue[colmap]   pycolmap            specglue colmap / reconstruct (COLMAP database, mapping)
+    specglue[ray]      ray                 --engine ray of extract and match-pairs
+    specglue[dev]      the above and pytest
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependency` saying which extra to install.
 
     Args:
-        module: the importable name (``"h5py"``, ``"onnxruntime"``).
-        extra: the specglue extra that provides it (``"eval"``, ``"onnx"``).
-        purpose: what needs it, for the message (``"the evaluation caches"``).
+        module: the importable name (``"pycolmap"``, ``"onnxruntime"``).
+        extra: the specglue extra that provides it (``"colmap"``, ``"onnx"``).
+        purpose: what needs it, for the message (``"ONNX export"``).
     """
     try:
         return importlib.import_module(module)

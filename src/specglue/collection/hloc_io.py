@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+import h5py
 import numpy as np
 import torch
 
@@ -32,13 +33,6 @@ PathLike = Union[str, Path]
 
 #: root attribute of a specglue features / matches file holding its settings (JSON)
 SETTINGS_ATTR = "specglue"
-
-
-def h5py_module():
-    """h5py (a core dependency; imported on first use to keep ``import specglue`` light)."""
-    import h5py
-
-    return h5py
 
 
 def open_h5(path: PathLike, mode: str = "r", what: str = "HDF5 file"):
@@ -51,7 +45,7 @@ def open_h5(path: PathLike, mode: str = "r", what: str = "HDF5 file"):
     if mode == "r" and not path.is_file():
         raise ValueError(f"{what} {path} does not exist")
     try:
-        return h5py_module().File(path, mode, libver="latest")
+        return h5py.File(path, mode, libver="latest")
     except OSError as err:
         raise ValueError(f"cannot read the {what} {path}: it is truncated, corrupt or not HDF5 ({err})") from err
 
@@ -70,7 +64,6 @@ def pair_keys(name0: str, name1: str) -> List[Tuple[str, bool]]:
 
 def leaf_groups(h5file: Any, dataset: str) -> List[str]:
     """The paths of every group of an open file that holds a dataset named ``dataset``."""
-    h5py = h5py_module()
     found: List[str] = []
 
     def visit(name: str, obj: Any) -> None:
@@ -208,7 +201,6 @@ __all__ = [
     "ImageFeatures",
     "SETTINGS_ATTR",
     "find_pair",
-    "h5py_module",
     "iter_pairs_in",
     "leaf_groups",
     "names_to_pair",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from ..optional import require
+from .hloc_io import leaf_groups, open_h5
 
 PathLike = Union[str, Path]
 Pair = Tuple[str, str]
@@ -39,14 +39,8 @@ def image_names(source: PathLike) -> List[str]:
         return [p.relative_to(source).as_posix() for p in list_images(source)]
     if not source.is_file():
         raise ValueError(f"{source} is neither an image folder nor a features file")
-    h5py = require("h5py", "eval", "reading a features file")
-    names: List[str] = []
-    try:
-        with h5py.File(source, "r") as f:
-            f.visititems(lambda name, obj: names.append(name.rsplit("/", 1)[0])
-                         if name.endswith("/keypoints") and isinstance(obj, h5py.Dataset) else None)
-    except OSError as err:
-        raise ValueError(f"cannot read the features file {source} ({err})") from err
+    with open_h5(source, "r", "features file") as f:
+        names = leaf_groups(f, "keypoints")
     if not names:
         raise ValueError(f"features file {source} holds no image (no group with keypoints)")
     return sorted(names)

@@ -23,8 +23,6 @@ Library use::
     results["table"]    # Markdown, one row per method
     results["summary"]  # {method: {"prec@3px": ..., "auc_ransac@3px": ..., ...}}
     eval.rescore(results["config"]["out_dir"])
-
-h5py (the caches) is an optional dependency: ``pip install 'specglue[eval]'``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@
 
 ``<out_dir>/config.json`` is the fingerprint: the settings that decide features and
 predictions. :func:`check_fingerprint` refuses to resume from caches made with others.
-h5py is an optional dependency (``specglue[eval]``), imported on first use.
 """
 
 from __future__ import annotations
@@ -25,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import h5py
 import numpy as np
 
 from ..geometry import warp_points
-from ..optional import require
 
 PathLike = Union[str, Path]
 
@@ -109,11 +108,6 @@ class Prediction:
         return int(len(self.matches))
 
 
-def h5py_module():
-    """h5py, or :class:`~specglue.optional.MissingDependency` naming the ``eval`` extra."""
-    return require("h5py", "eval", "the evaluation caches")
-
-
 def _check_name(name: str) -> str:
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"pair name {name!r} is not a valid HDF5 group name (no '/' allowed)")
@@ -122,7 +116,7 @@ def _check_name(name: str) -> str:
 
 def _open(path: Path, mode: str):
     try:
-        return h5py_module().File(path, mode)
+        return h5py.File(path, mode)
     except OSError as err:
         raise ValueError(f"cannot open the cache {path} ({err}); delete it or pass overwrite=True") from err
 
@@ -255,5 +249,4 @@ __all__ = [
     "Prediction",
     "PredictionCache",
     "check_fingerprint",
-    "h5py_module",
 ]

@@ -32,8 +32,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics, report
-from .cache import (FeatureCache, ImageFeatures, PairFeatures, Prediction, PredictionCache, check_fingerprint,
-                    h5py_module)
+from .cache import FeatureCache, ImageFeatures, PairFeatures, Prediction, PredictionCache, check_fingerprint
 from .data import SPECULAR_PLACEMENTS
 from .methods import DEFAULT_METHODS, METHOD_NAMES, Method, MethodContext, View, build_methods
 
@@ -334,7 +333,6 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
         ``{"benchmark", "title", "config", "methods", "summary": {method: numbers},
         "per_pair", "table": Markdown, "files"}`` (also in ``<out_dir>/results.json``).
     """
-    h5py_module()  # fail before any work when the eval extra is missing
     common = {f.name for f in dataclasses.fields(RunOptions)}
     options = RunOptions(**{k: v for k, v in kwargs.items() if k in common})
     if options.ransac_threshold is None:
