@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: the optional packages and the extra that installs them
-OPTIONAL = {"h5py": "eval", "onnx": "onnx", "onnxruntime": "onnx"}
+OPTIONAL = {"onnx": "onnx", "onnxruntime": "onnx", "pycolmap": "colmap", "ray": "ray"}
 TORCH_VERSION = os.environ.get("TORCH_VERSION", "2.13.0")
 
 # the CLI with the optional packages made unimportable (an entry of None in sys.modules makes
@@ -36,7 +36,7 @@ def check_core_commands(cli, pair, tmp_path):
     image0, image1 = pair
     out = run([*cli, "--help"], tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "eval" in out.stdout and "export-onnx" in out.stdout
+    assert all(name in out.stdout for name in ("eval", "export-onnx", "match-pairs", "reconstruct"))
     out = run([*cli, "match", str(image0), str(image1), "--max-keypoints", "256", "--out", "m.json"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "matches=" in out.stdout and (tmp_path / "m.json").stat().st_size > 0
@@ -45,13 +45,26 @@ def check_core_commands(cli, pair, tmp_path):
     out = run([*cli, "demo", "--out", "demo.png"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "demo.png").stat().st_size > 0
+    out = run([*cli, "eval", "homography", "--images", str(image0.parent), "--max-images", "1", "-k", "1",
+               "--max-num-keypoints", "128", "--methods", "specglue", "mnn", "--out-dir", "ev"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "| specglue-off |" in out.stdout and (tmp_path / "ev" / "results.json").exists()
+    # the collection up to the matches file
+    out = run([*cli, "extract", str(image0.parent), "--out", "f.h5", "--max-keypoints", "128", "--resize", "320"],
+              tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = run([*cli, "pairs", "f.h5", "--out", "pairs.txt"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = run([*cli, "match-pairs", "f.h5", "pairs.txt", "--out", "m.h5"], tmp_path)
+    assert out.returncode == 0 and (tmp_path / "m.h5").exists(), out.stderr
     # the extras' commands fail with one line naming the extra, and write nothing
-    out = run([*cli, "export-onnx", "--features", "aliked", "lg.onnx"], tmp_path)
-    assert out.returncode == 1 and not (tmp_path / "lg.onnx").exists()
-    assert out.stderr.strip().count("\n") == 0 and "pip install 'specglue[onnx]'" in out.stderr
-    out = run([*cli, "eval", "homography", "--max-images", "1", "--out-dir", "ev"], tmp_path)
-    assert out.returncode == 1 and not (tmp_path / "ev").exists(), out.stderr
-    assert out.stderr.strip().count("\n") == 0 and "pip install 'specglue[eval]'" in out.stderr
+    for command, extra, written in (
+            (["export-onnx", "--features", "aliked", "lg.onnx"], "onnx", "lg.onnx"),
+            (["colmap", "f.h5", "m.h5", "--database", "sfm.db"], "colmap", "sfm.db"),
+            (["match-pairs", "f.h5", "pairs.txt", "--out", "ray.h5", "--engine", "ray"], "ray", "ray.h5")):
+        out = run([*cli, *command], tmp_path)
+        assert out.returncode == 1 and not (tmp_path / written).exists(), out.stderr
+        assert out.stderr.strip().count("\n") == 0 and f"pip install 'specglue[{extra}]'" in out.stderr
 
 
 @pytest.fixture
@@ -71,7 +84,7 @@ def _pip(python, *args):
 
 
 @pytest.mark.slow
-def test_every_documented_install_from_a_fresh_venv(photo_pair, data_dir, tmp_path):
+def test_every_documented_install_from_a_fresh_venv(photo_pair, tmp_path):
     # a copy of the sources, so that building the wheel writes nothing into the checkout
     source = tmp_path / "specglue-src"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
@@ -91,16 +104,21 @@ def test_every_documented_install_from_a_fresh_venv(photo_pair, data_dir, tmp_pa
         assert probe.returncode != 0, f"the core install pulled the optional {module}"
     check_core_commands([str(cli)], photo_pair, work)
 
-    # specglue[eval]: the benchmarks
-    _pip(python, f"{source}[eval]")
-    out = run([str(cli), "eval", "homography", "--images", str(data_dir / "01_lightglue_assets"),
-               "--max-images", "1", "-k", "1", "--max-num-keypoints", "128", "--methods", "specglue", "mnn",
-               "--out-dir", "ev"], work)
-    assert out.returncode == 0, out.stderr
-    assert "| specglue-off |" in out.stdout and (work / "ev" / "results.json").exists()
-
     # specglue[onnx]: export and ONNX Runtime
     _pip(python, f"{source}[onnx]")
     out = run([str(cli), "export-onnx", "--features", "aliked", "lg.onnx"], work)
     assert out.returncode == 0, out.stderr
     assert (work / "lg.onnx").stat().st_size > 1_000_000
+
+    # specglue[colmap]: a verified COLMAP database of the matches written above
+    _pip(python, f"{source}[colmap]")
+    out = run([str(cli), "colmap", "f.h5", "m.h5", "--database", "sfm.db", "--verify"], work)
+    assert out.returncode == 0, out.stderr
+    assert "4 images" in out.stdout and (work / "sfm.db").stat().st_size > 0
+
+    # specglue[ray]: the same matches from a local Ray with one worker
+    _pip(python, f"{source}[ray]")
+    out = run([str(cli), "match-pairs", "f.h5", "pairs.txt", "--out", "ray.h5", "--engine", "ray", "--workers", "1"],
+              work)
+    assert out.returncode == 0, out.stderr
+    assert "6 pairs in ray.h5 (6 matched" in out.stdout

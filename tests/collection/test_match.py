@@ -187,3 +187,13 @@ def test_extractor_mismatch_and_bad_inputs_are_refused(lap_features: Path, refer
     with pytest.raises(ValueError, match="other matcher settings .*specular_mode"):
         match_pairs(lap_features, pairs, reference, settings=MatchSettings(specular_mode="off"), progress=False)
     assert reference.read_bytes() == before
+
+
+def test_an_hloc_matches_file_is_not_extended(lap_features: Path, tmp_path: Path):
+    out = tmp_path / "hloc_matches.h5"
+    with h5py.File(out, "w") as f:  # as hloc writes it: no specglue settings
+        hloc_io.write_pair_matches(f, "frame_00.png", "frame_01.png", np.full(5, -1), np.zeros(5))
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match="was not written by specglue"):
+        match_pairs(lap_features, [("frame_00.png", "frame_02.png")], out, progress=False)
+    assert out.read_bytes() == before

@@ -1,9 +1,54 @@
-"""From a photo collection or a video to a reconstruction, in hloc's file layouts.
+"""From a photo collection or a video to a reconstruction, in hloc's file layouts and COLMAP.
 
-So far: :mod:`~specglue.collection.pairs` (which images to match: exhaustive, sequential
-windows for video, or a pairs file), in hloc's pairs format (one ``name0 name1`` per line).
+The stages, each a module, each resumable and each also a CLI command:
+
+- :mod:`~specglue.collection.sources`: a folder of images or a video file, read in order;
+- :mod:`~specglue.collection.extract`: features (+ per-keypoint specularity) into an hloc
+  features file (``specglue extract``);
+- :mod:`~specglue.collection.pairs`: which images to match (``specglue pairs``);
+- :mod:`~specglue.collection.match`: the pairs matched into an hloc matches file
+  (``specglue match-pairs``);
+- :mod:`~specglue.collection.colmap`: a COLMAP database, verification, incremental mapping,
+  summary and picture (``specglue colmap``; needs ``specglue[colmap]``);
+- :mod:`~specglue.collection.reconstruct`: the whole chain (``specglue reconstruct``).
+
+Under them: :mod:`~specglue.collection.hloc_io` (the HDF5 layouts),
+:mod:`~specglue.collection.journal` (crash-safe part files) and
+:mod:`~specglue.collection.engine` (this process or Ray workers, ``specglue[ray]``).
+pycolmap and ray are imported only when used.
 """
 
+from .colmap import map_database, plot_reconstruction, summarize, write_database
+from .engine import LocalEngine, RayEngine, make_engine
+from .extract import ExtractionSettings, extract_features
+from .hloc_io import ImageFeatures, names_to_pair, read_image_features, read_matches
+from .match import MatchSettings, match_pairs
 from .pairs import exhaustive_pairs, image_names, read_pairs, sequential_pairs, write_pairs
+from .reconstruct import reconstruct
+from .sources import ImageSource
 
-__all__ = ["exhaustive_pairs", "image_names", "read_pairs", "sequential_pairs", "write_pairs"]
+
+__all__ = [
+    "ExtractionSettings",
+    "ImageFeatures",
+    "ImageSource",
+    "LocalEngine",
+    "MatchSettings",
+    "RayEngine",
+    "exhaustive_pairs",
+    "extract_features",
+    "image_names",
+    "make_engine",
+    "map_database",
+    "match_pairs",
+    "names_to_pair",
+    "plot_reconstruction",
+    "read_image_features",
+    "read_matches",
+    "read_pairs",
+    "reconstruct",
+    "sequential_pairs",
+    "summarize",
+    "write_database",
+    "write_pairs",
+]

@@ -131,8 +131,8 @@ def make_engine(name: str = "local", address: Optional[str] = None,
                 num_workers: Optional[int] = None) -> Any:
     """The engine called ``name`` (``"local"`` or ``"ray"``)."""
     if name == "local":
-        if address is not None:
-            raise ValueError("--address needs --engine ray")
+        if address is not None or num_workers is not None:
+            raise ValueError("--address and --workers need --engine ray")
         return LocalEngine()
     if name == "ray":
         return RayEngine(address=address, num_workers=num_workers)

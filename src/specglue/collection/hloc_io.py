@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import h5py
 import numpy as np
@@ -192,16 +192,10 @@ def read_matches(h5file: Any, name0: str, name1: str) -> Tuple[np.ndarray, np.nd
     return matches, scores0[index0]
 
 
-def iter_pairs_in(h5file: Any) -> Iterator[str]:
-    """The pair group names of an open matches file."""
-    return iter(leaf_groups(h5file, "matches0"))
-
-
 __all__ = [
     "ImageFeatures",
     "SETTINGS_ATTR",
     "find_pair",
-    "iter_pairs_in",
     "leaf_groups",
     "names_to_pair",
     "open_h5",

@@ -56,10 +56,19 @@ class PartJournal:
         return sorted(self.parts_dir.glob("part-*.h5"), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def settings(self) -> Dict[str, Any]:
-        """The settings recorded in the output file, or else in the first part ({} if none)."""
+        """The settings recorded in the output file, or else in the first part ({} if none).
+
+        Raises:
+            ValueError: the output exists but was not written by specglue (e.g. by hloc), so
+                adding to it could mix results made in other ways.
+        """
         for path in ([self.out_path] if self.out_path.is_file() else []) + self.parts()[:1]:
             with self._open(path) as f:
-                return read_settings(f)
+                settings = read_settings(f)
+                if not settings and leaf_groups(f, self.leaf_dataset):
+                    raise ValueError(f"{self.what} {path} was not written by specglue and its settings are "
+                                     "unknown: write to another file, or pass --overwrite to replace it")
+                return settings
         return {}
 
     def done(self) -> Set[str]:

@@ -151,7 +151,7 @@ def reconstruct(
         "images_total": len(names),
         "pairs_mode": mode,
         "pairs": matched["pairs"],
-        "mean_matches": matched["mean_matches"],
+        "mean_matches": database["matches"] / max(database["pairs"], 1),
         "verified_pairs": database.get("verified_pairs"),
         "inlier_matches": database.get("inlier_matches"),
         "seconds": seconds,
