@@ -391,8 +391,14 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
             str(database_path), str(image_dir if image_dir is not None else work),
             str(work), pipeline_options)
         if not models:
-            raise RuntimeError(f"mapping {database_path} failed: no initial image pair was "
-                               f"found among {num_images} images ({num_verified} verified pairs)")
+            # COLMAP logs why: "No good initial image pair found" or "Discarding
+            # reconstruction due to bad initial pair" (e.g. only two images, whose points are
+            # all two-view tracks, which the default triangulation ignores)
+            raise RuntimeError(
+                f"mapping {database_path} failed: no model was kept from {num_images} images "
+                f"({num_verified} verified pairs): no initial image pair with enough inliers "
+                "and triangulation angle was found, or it was discarded (fewer than 2 images "
+                "registered; see pycolmap's log)")
         sizes = {key: model.num_reg_images() for key, model in models.items()}
         best = max(sizes, key=lambda key: (sizes[key], -key))
         reconstruction = models[best]
@@ -485,7 +491,8 @@ def plot_reconstruction(reconstruction, path: PathLike, title: Optional[str] = N
         axes = vt[:2]  # [2, 3]
     else:
         axes = np.eye(3)[:2]
-    # a fixed sign per axis (the SVD's is arbitrary): the cameras' mean view points "up"
+    # fixed signs (the SVD's are arbitrary): the mean view has a positive second coordinate,
+    # the path from the first to the last camera a positive first one
     if np.dot(views.mean(0), axes[1]) < 0:
         axes[1] = -axes[1]
     if np.dot(centres[-1] - centres[0], axes[0]) < 0:
@@ -515,15 +522,17 @@ def plot_reconstruction(reconstruction, path: PathLike, title: Optional[str] = N
                                      linewidths=1.0, label="viewing direction"))
     ax.scatter(cam2d[:, 0], cam2d[:, 1], s=14, c="tab:blue", zorder=3, label="cameras")
     ax.annotate("start", cam2d[0], textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlim(low[0] - margin, high[0] + margin)
-    ax.set_ylim(low[1] - margin, high[1] + margin)
-    ax.set_aspect("equal", adjustable="datalim")
+    centre, half = (low + high) / 2, extent / 2 + margin  # a square view, equal scales
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("first principal axis")
     ax.set_ylabel("second principal axis")
     ax.legend(loc="best", fontsize=8, markerscale=2)
     if title is None:
+        error = summarize(reconstruction)["mean_reprojection_error"]
         title = (f"{len(images)} registered images, {len(points)} points, "
-                 f"mean reprojection error {summarize(reconstruction)['mean_reprojection_error']:.2f} px")
+                 f"mean reprojection error {error:.2f} px")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
 

@@ -134,13 +134,13 @@ def extract_features(
     """
     settings = settings or ExtractionSettings()
     out_path = Path(out_path)
-    _check_writable(out_path)
+    image_source = ImageSource(source, every=every)
     masks_root = None
     if settings.specular == "masks":
         if masks_dir is None or not Path(masks_dir).is_dir():
             raise ValueError(f"masks folder {masks_dir} does not exist")
         masks_root = Path(masks_dir)
-    image_source = ImageSource(source, every=every)
+    _check_writable(out_path)
     journal = PartJournal(out_path, "keypoints", "features file")
     if overwrite:
         journal.discard()
