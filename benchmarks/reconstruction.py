@@ -22,7 +22,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pycolmap
 
 from specglue.collection import hloc_io

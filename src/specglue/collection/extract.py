@@ -27,7 +27,7 @@ from ..features import EXTRACTORS, build_extractor
 from ..model.lightglue import LightGlue
 from .engine import LocalEngine
 from .hloc_io import ImageFeatures, write_image_features
-from .journal import PartJournal
+from .journal import PartJournal, check_writable
 from .sources import ImageSource
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def extract_features(
         if masks_dir is None or not Path(masks_dir).is_dir():
             raise ValueError(f"masks folder {masks_dir} does not exist")
         masks_root = Path(masks_dir)
-    _check_writable(out_path)
+    check_writable(out_path)
     journal = PartJournal(out_path, "keypoints", "features file")
     if overwrite:
         journal.discard()
@@ -207,18 +207,6 @@ def extract_features(
                "mean_keypoints": float(np.mean(keypoints)) if keypoints else 0.0, "path": str(out_path)}
     logger.info("extract: %s", summary)
     return summary
-
-
-def _check_writable(out_path: Path) -> None:
-    """Refuse early an output whose folder cannot be created or written."""
-    folder = out_path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{out_path.name}.probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"cannot write to the output folder {folder} ({err.strerror or err})") from err
 
 
 __all__ = ["ExtractionSettings", "FrameExtractor", "extract_features", "mask_path"]

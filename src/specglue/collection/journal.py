@@ -137,6 +137,18 @@ class PartJournal:
         self.out_path.unlink(missing_ok=True)
 
 
+def check_writable(out_path: Path) -> None:
+    """Refuse early an output whose folder cannot be created or written."""
+    folder = out_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{out_path.name}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to the output folder {folder} ({err.strerror or err})") from err
+
+
 def copy_group(src: Any, dst: Any, key: str) -> None:
     """Copy the group ``key`` (which may contain ``/``) of one open file into another."""
     if key in dst:
@@ -146,4 +158,4 @@ def copy_group(src: Any, dst: Any, key: str) -> None:
     target.copy(src[key], leaf)
 
 
-__all__ = ["PartJournal", "copy_group"]
+__all__ = ["PartJournal", "check_writable", "copy_group"]

@@ -19,12 +19,11 @@ the extractor must be named (``features=``), and its descriptor width is checked
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -35,10 +34,9 @@ from tqdm import tqdm
 from ..batching import pad_features
 from ..model.lightglue import SPECULAR_MODES, LightGlue
 from .engine import LocalEngine
-from .extract import _check_writable
 from .hloc_io import (ImageFeatures, leaf_groups, open_h5, pair_keys,
                       read_image_features, read_settings, write_pair_matches)
-from .journal import PartJournal
+from .journal import PartJournal, check_writable
 from .pairs import Pair, read_pairs
 
 logger = logging.getLogger(__name__)
@@ -186,7 +184,7 @@ def match_pairs(
             those the matches file was made with, an unwritable output folder.
     """
     features_path, out_path = Path(features_path), Path(out_path)
-    _check_writable(out_path)
+    check_writable(out_path)
     with open_h5(features_path, "r", "features file") as f:
         names = leaf_groups(f, "keypoints")
         if not names:
@@ -194,7 +192,7 @@ def match_pairs(
         features_settings = read_settings(f)
         descriptor_dim = int(f[names[0]]["descriptors"].shape[0])
     settings = settings or MatchSettings()
-    settings = dataclasses.replace(settings, features=check_features_fit(
+    settings = replace(settings, features=check_features_fit(
         features_settings, descriptor_dim, settings.features, features_path))
     source = f"the images of the features file {features_path}"
     pair_list = read_pairs(pairs, known=names, source=source) if isinstance(pairs, (str, Path)) else list(pairs)
