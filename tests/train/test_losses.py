@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from specglue.model.heads import sigmoid_log_double_softmax
-from specglue.train import IGNORE, UNMATCHED, confidence_loss, deep_supervision_loss, nll_loss
+from specglue.geometry import IGNORE, UNMATCHED
+from specglue.train import confidence_loss, deep_supervision_loss, nll_loss
 
 # pair 0: 0 <-> 1, 1 <-> 0, point 2 of image 0 unmatched, point 2 of image 1 ignored
 MATCHES0 = torch.tensor([[1, 0, UNMATCHED]])

@@ -20,7 +20,10 @@ from .estimators import (
 )
 from .homography import (
     DEFAULT_HOMOGRAPHY_SAMPLING,
+    IGNORE,
+    UNMATCHED,
     corner_error,
+    gt_matches_batch_from_homography,
     gt_matches_from_homography,
     gt_matches_pair_from_homography,
     homography_overlap,
@@ -37,6 +40,8 @@ __all__ = [
     "ESTIMATORS",
     "MIN_POINTS",
     "GeometryResult",
+    "IGNORE",
+    "UNMATCHED",
     "corner_error",
     "dlt_homography",
     "error_auc",
@@ -44,6 +49,7 @@ __all__ = [
     "estimate_essential",
     "estimate_fundamental",
     "estimate_homography",
+    "gt_matches_batch_from_homography",
     "gt_matches_from_homography",
     "gt_matches_pair_from_homography",
     "homography_overlap",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -476,6 +476,12 @@ def reprojection_error(kpts0: ArrayLike, kpts1: ArrayLike, H_0to1: ArrayLike) ->
 # ----------------------------------------------------------------------------------------
 
 
+#: ground-truth label of a keypoint that has no match in the other image
+UNMATCHED = -1
+#: ground-truth label of a keypoint that losses and metrics leave out
+IGNORE = -2
+
+
 def gt_matches_pair_from_homography(
     kpts0: ArrayLike,
     kpts1: ArrayLike,
@@ -483,35 +489,25 @@ def gt_matches_pair_from_homography(
     th_positive: float = 3.0,
     th_negative: float = 3.0,
 ) -> Tuple[ArrayLike, ArrayLike]:
-    """Ground-truth assignment of two keypoint sets related by a homography, both directions.
-
-    The pairwise distance is symmetric: ``d[i, j] = max(|H kpts0[i] - kpts1[j]|,
-    |kpts0[i] - H^-1 kpts1[j]|)``. Following glue-factory:
-
-    - ``matches0[i] = j`` if ``i`` and ``j`` are mutual nearest neighbours under ``d`` and
-      ``d[i, j] < th_positive``;
-    - ``matches0[i] = -1`` (unmatched, a negative) if ``min_j d[i, j] > th_negative``;
-    - ``matches0[i] = -2`` (ignored) otherwise.
-
-    Args:
-        kpts0: ``[M, 2]`` keypoints of image 0.
-        kpts1: ``[N, 2]`` keypoints of image 1.
-        H: ``[3, 3]`` homography from image 0 to image 1.
-        th_positive, th_negative: pixel thresholds, ``th_negative >= th_positive`` is usual.
+    """Ground-truth assignment of one pair: :func:`gt_matches_batch_from_homography` on
+    ``kpts0 [M, 2]``, ``kpts1 [N, 2]`` and ``H [3, 3]`` (no image sizes, no highlights).
 
     Returns:
-        ``(matches0 [M], matches1 [N])`` int64 (torch if any input is a tensor). Empty
-        keypoint sets are fine: with ``N = 0`` every ``matches0`` entry is -1.
+        ``(matches0 [M], matches1 [N])`` int64 (torch if any input is a tensor): index, ``-1``
+        unmatched, ``-2`` ignored. Empty keypoint sets are fine: with ``N = 0`` every
+        ``matches0`` entry is -1.
     """
     use_torch = _is_torch(kpts0, kpts1, H)
     ref = next((x for x in (kpts0, kpts1, H) if isinstance(x, torch.Tensor)), None)
-    k0 = _check_points(kpts0, "kpts0")
-    k1 = _check_points(kpts1, "kpts1")
-    Hn = _check_homography(H)
-    m0, m1 = _gt_matches_numpy(k0, k1, Hn, th_positive, th_negative)
+    k0 = torch.from_numpy(_check_points(kpts0, "kpts0"))
+    k1 = torch.from_numpy(_check_points(kpts1, "kpts1"))
+    Hn = torch.from_numpy(_check_homography(H))
+    gt = gt_matches_batch_from_homography(k0[None], k1[None], Hn[None], positive_px=th_positive,
+                                          negative_px=th_negative)
+    m0, m1 = gt["matches0"][0], gt["matches1"][0]
     if use_torch:
-        return torch.from_numpy(m0).to(ref.device), torch.from_numpy(m1).to(ref.device)
-    return m0, m1
+        return m0.to(ref.device), m1.to(ref.device)
+    return m0.numpy(), m1.numpy()
 
 
 def gt_matches_from_homography(
@@ -521,34 +517,84 @@ def gt_matches_from_homography(
     th_positive: float = 3.0,
     th_negative: float = 3.0,
 ) -> ArrayLike:
-    """``matches0 [M]`` of :func:`gt_matches_pair_from_homography` (see there for the rules).
-
-    Returns:
-        ``[M]`` int64: index into ``kpts1``, ``-1`` unmatched, ``-2`` ignored.
-    """
+    """``matches0 [M]`` of :func:`gt_matches_pair_from_homography`."""
     return gt_matches_pair_from_homography(kpts0, kpts1, H, th_positive, th_negative)[0]
 
 
-def _gt_matches_numpy(
-    k0: np.ndarray, k1: np.ndarray, H: np.ndarray, th_pos: float, th_neg: float
-) -> Tuple[np.ndarray, np.ndarray]:
-    M, N = len(k0), len(k1)
-    if M == 0 or N == 0:
-        return -np.ones(M, dtype=np.int64), -np.ones(N, dtype=np.int64)
-    k0_1 = warp_points(k0, H)  # [M, 2] in image 1
-    k1_0 = warp_points(k1, np.linalg.inv(H))  # [N, 2] in image 0
-    d01 = np.linalg.norm(k0_1[:, None] - k1[None], axis=-1)  # [M, N]
-    d10 = np.linalg.norm(k0[:, None] - k1_0[None], axis=-1)  # [M, N]
-    dist = np.maximum(d01, d10)
-    nn0, nn1 = dist.argmin(1), dist.argmin(0)  # [M], [N]
-    min0, min1 = dist.min(1), dist.min(0)
-    mutual0 = nn1[nn0] == np.arange(M)
-    mutual1 = nn0[nn1] == np.arange(N)
-    pos0 = mutual0 & (min0 < th_pos)
-    pos1 = mutual1 & (min1 < th_pos)
-    m0 = np.where(pos0, nn0, np.where(min0 > th_neg, -1, -2)).astype(np.int64)
-    m1 = np.where(pos1, nn1, np.where(min1 > th_neg, -1, -2)).astype(np.int64)
-    return m0, m1
+def gt_matches_batch_from_homography(
+    keypoints0: torch.Tensor,
+    keypoints1: torch.Tensor,
+    H_0to1: torch.Tensor,
+    size0: Optional[torch.Tensor] = None,
+    size1: Optional[torch.Tensor] = None,
+    valid0: Optional[torch.Tensor] = None,
+    valid1: Optional[torch.Tensor] = None,
+    covered0: Optional[torch.Tensor] = None,
+    covered1: Optional[torch.Tensor] = None,
+    positive_px: float = 3.0,
+    negative_px: float = 3.0,
+) -> Dict[str, torch.Tensor]:
+    """Ground-truth matches of batches of keypoint sets related by homographies (glue-factory).
+
+    The distance of keypoints ``i`` (image 0) and ``j`` (image 1) is symmetric: the larger of
+    ``|H x_i - y_j|`` and ``|x_i - H^-1 y_j|``. Labels, per keypoint of each image:
+
+    - a match ``j >= 0``: mutual nearest neighbours under that distance, closer than
+      ``positive_px``;
+    - :data:`UNMATCHED`: no keypoint of the other image within ``negative_px``; with the
+      sizes, also a point projecting outside the other image; with ``covered``, a point under
+      a highlight (it hides the surface: such points are never positives on either side);
+    - :data:`IGNORE`: the rest (near a keypoint, but no clean mutual match), and padding.
+
+    glue-factory uses 3 / 3 px for homographies (no ignore band), 3 / 5 px for MegaDepth.
+
+    Args:
+        keypoints0: [B, M, 2] and keypoints1: [B, N, 2] pixel (x, y).
+        H_0to1: [B, 3, 3] maps image-0 pixels to image-1 pixels.
+        size0, size1: optional [B, 2] (W, H) of each image.
+        valid0, valid1: optional [B, M], [B, N] bool, False on padding.
+        covered0, covered1: optional [B, M], [B, N] bool, True under a highlight.
+
+    Returns:
+        ``matches0`` [B, M], ``matches1`` [B, N] (int64) and ``distance`` [B, M, N] (float64;
+        inf where a point is padding or covered).
+    """
+    if positive_px > negative_px:
+        raise ValueError(f"positive_px ({positive_px}) must not exceed negative_px ({negative_px})")
+    b, m, n = keypoints0.shape[0], keypoints0.shape[1], keypoints1.shape[1]
+    device = keypoints0.device
+    valid0 = torch.ones(b, m, dtype=torch.bool, device=device) if valid0 is None else valid0
+    valid1 = torch.ones(b, n, dtype=torch.bool, device=device) if valid1 is None else valid1
+    free0 = valid0 if covered0 is None else valid0 & ~covered0
+    free1 = valid1 if covered1 is None else valid1 & ~covered1
+    k0, k1 = keypoints0.to(torch.float64), keypoints1.to(torch.float64)
+    H = H_0to1.to(device=device, dtype=torch.float64)
+    projected0 = warp_points(k0, H)  # [B, M, 2] in image 1
+    projected1 = warp_points(k1, torch.linalg.inv(H))  # [B, N, 2] in image 0
+    exact = "donot_use_mm_for_euclid_dist"
+    distance = torch.maximum(torch.cdist(projected0, k1, compute_mode=exact),
+                             torch.cdist(k0, projected1, compute_mode=exact))  # [B, M, N]
+    distance = distance.masked_fill(~(free0[:, :, None] & free1[:, None, :]), float("inf"))
+
+    nearest0 = nearest1 = None
+    if m and n:
+        nearest0, nearest1 = distance.min(2), distance.min(1)  # for each i the closest j, and back
+    matches = []
+    for nearest, other, count, projected, size, valid, covered in (
+            (nearest0, nearest1, m, projected0, size1, valid0, covered0),
+            (nearest1, nearest0, n, projected1, size0, valid1, covered1)):
+        label = torch.full((b, count), UNMATCHED, dtype=torch.int64, device=device)
+        if nearest is not None:
+            mutual = other.indices.gather(1, nearest.indices) == torch.arange(count, device=device)[None]
+            label[nearest.values <= negative_px] = IGNORE
+            if size is not None:  # projects outside the other image
+                label[((projected < -0.5) | (projected > size.to(projected)[:, None] - 0.5)).any(-1)] = UNMATCHED
+            label = torch.where(mutual & (nearest.values < positive_px), nearest.indices, label)
+        if covered is not None:
+            label = label.masked_fill(covered, UNMATCHED)
+        matches.append(label.masked_fill(~valid, IGNORE))
+    matches0, matches1 = matches
+    return {"matches0": matches0, "matches1": matches1, "distance": distance}
 
 
 __all__ = [
@@ -556,6 +602,9 @@ __all__ = [
     "rotation_homography",
     "DEFAULT_HOMOGRAPHY_SAMPLING",
     "corner_error",
+    "IGNORE",
+    "UNMATCHED",
+    "gt_matches_batch_from_homography",
     "gt_matches_from_homography",
     "gt_matches_pair_from_homography",
     "homography_overlap",

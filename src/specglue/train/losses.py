@@ -18,7 +18,7 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .ground_truth import UNMATCHED
+from ..geometry import UNMATCHED
 
 
 def nll_loss(log_assignment: torch.Tensor, matches0: torch.Tensor, matches1: torch.Tensor,
