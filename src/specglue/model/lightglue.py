@@ -289,6 +289,38 @@ class LightGlue(nn.Module):
                 return self._match_each_pair(image0, image1, mode)
             return self._match_pairs(image0, image1, mode)
 
+    def forward_train(self, data: Mapping[str, Any], specular_mode: Optional[str] = None) -> Dict[str, Any]:
+        """Every layer's assignment and token confidence, for training (glue-factory's recipe:
+        no early stopping, no pruning, the batch padded; same input dict as :meth:`forward`).
+
+        Returns:
+            log_assignment: list of L [B, M+1, N+1] (padding and hard-masked keypoints
+            have -inf rows / columns and a dustbin log-probability of 0); confidence: list of
+            L - 1 pairs ([B, M], [B, N]); valid0 [B, M], valid1 [B, N] bool (not padding).
+        """
+        mode = self.conf.specular_mode if specular_mode is None else specular_mode
+        if mode not in SPECULAR_MODES or mode == "filter":
+            raise ValueError(f"training needs a specular_mode among off, hard, cross, soft; got {mode!r}")
+        sizes: Dict[str, int] = {}
+        conf = dict(input_dim=self.conf.input_dim, add_scale_ori=self.conf.add_scale_ori,
+                    mask_margin=int(self.conf.mask_margin), owner="this LightGlue")
+        image0 = parse_image(data, "image0", "M", sizes, **conf)
+        image1 = parse_image(data, "image1", "N", sizes, **conf)
+        tokens0, tokens1 = self._tokens(image0, mode), self._tokens(image1, mode)
+        log_assignments, confidences = [], []
+        for i in range(self.conf.n_layers):
+            tokens0.desc, tokens1.desc = self.transformers[i](
+                tokens0.desc, tokens1.desc, tokens0.encoding, tokens1.encoding,
+                tokens0.self_mask, tokens1.self_mask, tokens1.cross_mask, tokens0.cross_mask,
+            )
+            scores, _ = self.log_assignment[i](tokens0.desc, tokens1.desc, tokens0.match_log_weight(),
+                                               tokens1.match_log_weight())
+            log_assignments.append(scores)
+            if i < self.conf.n_layers - 1:
+                confidences.append(self.token_confidence[i](tokens0.desc, tokens1.desc))
+        return {"log_assignment": log_assignments, "confidence": confidences,
+                "valid0": image0.valid, "valid1": image1.valid}
+
     # ------------------------------------------------------------------ matching
     def _match_pairs(self, image0: ImageInputs, image1: ImageInputs, mode: str) -> Dict[str, Any]:
         """The pairs of the batch matched together (padded to the longest)."""

@@ -9,6 +9,7 @@
 """
 
 from .data import HomographyDataConf, HomographyPairs
-from .losses import confidence_loss, deep_supervision_loss, nll_loss
+from .losses import confidence_loss, deep_supervision_loss, lightglue_loss, nll_loss
 
-__all__ = ["HomographyDataConf", "HomographyPairs", "confidence_loss", "deep_supervision_loss", "nll_loss"]
+__all__ = ["HomographyDataConf", "HomographyPairs", "confidence_loss", "deep_supervision_loss", "lightglue_loss",
+           "nll_loss"]

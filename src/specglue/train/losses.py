@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..geometry import UNMATCHED
+from ..model.heads import filter_matches
 
 
 def nll_loss(log_assignment: torch.Tensor, matches0: torch.Tensor, matches1: torch.Tensor,
@@ -88,4 +89,19 @@ def confidence_loss(confidences: Sequence[Tuple[torch.Tensor, torch.Tensor]],
     return torch.stack(terms).mean()
 
 
-__all__ = ["confidence_loss", "deep_supervision_loss", "nll_loss"]
+def lightglue_loss(outputs: Dict[str, Any], matches0: torch.Tensor, matches1: torch.Tensor, gamma: float = 1.0,
+                   balance: float = 0.5, filter_threshold: float = 0.1) -> Dict[str, torch.Tensor]:
+    """The whole loss of :meth:`specglue.LightGlue.forward_train` outputs against labels.
+
+    Returns:
+        ``total`` (scalar: mean over pairs of the deep-supervision NLL, plus the confidence
+        loss), ``nll`` [B], ``confidence`` (scalar), ``per_layer`` [L, B].
+    """
+    nll, per_layer = deep_supervision_loss(outputs["log_assignment"], matches0, matches1, gamma, balance)
+    predictions = [filter_matches(la.detach().float(), filter_threshold) for la in outputs["log_assignment"]]
+    confidence = confidence_loss(outputs["confidence"], [p[0] for p in predictions], [p[1] for p in predictions],
+                                 outputs["valid0"], outputs["valid1"])
+    return {"total": nll.mean() + confidence, "nll": nll, "confidence": confidence, "per_layer": per_layer}
+
+
+__all__ = ["confidence_loss", "deep_supervision_loss", "lightglue_loss", "nll_loss"]
