@@ -138,3 +138,30 @@ def test_unwritable_output_and_corrupt_file_keep_what_exists(frames_dir: Path, t
     with pytest.raises(ValueError, match="cannot read the features file .*features.h5.*--overwrite"):
         extract_features(frames_dir, corrupt, SMALL, progress=False)
     assert corrupt.read_bytes() == b"\x89HDF\r\n\x1a\n truncated"
+
+
+def test_ray_engine_extracts_the_same_features(frames_dir: Path, tmp_path: Path):
+    """Bit for bit with the same torch thread count (Ray workers run one thread each; other
+    thread counts change the convolutions' rounding, ~1e-5 px on keypoints)."""
+    pytest.importorskip("ray")
+    from specglue.collection.engine import RayEngine
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        extract_features(frames_dir, tmp_path / "plain.h5", SMALL, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    engine = RayEngine(num_workers=2)
+    try:
+        summary = extract_features(frames_dir, tmp_path / "ray.h5", SMALL, engine=engine, chunk_size=2,
+                                   progress=False)
+    finally:
+        engine.close()
+    assert summary["extracted"] == 12
+    with hloc_io.open_h5(tmp_path / "plain.h5") as plain, hloc_io.open_h5(tmp_path / "ray.h5") as ray:
+        assert hloc_io.leaf_groups(ray, "keypoints") == hloc_io.leaf_groups(plain, "keypoints")
+        for name in hloc_io.leaf_groups(plain, "keypoints"):
+            a, b = hloc_io.read_image_features(plain, name), hloc_io.read_image_features(ray, name)
+            for key in ("keypoints", "descriptors", "scores", "specularity"):
+                np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=f"{name} {key}")
