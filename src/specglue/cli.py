@@ -398,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_collection_commands(sub)
     _add_eval_commands(sub)
+    _add_train_command(sub)
     from .export import onnx as onnx_export
 
     export = sub.add_parser("export-onnx", help="export the matcher to a fixed-depth ONNX graph",
@@ -405,6 +406,32 @@ def build_parser() -> argparse.ArgumentParser:
     onnx_export.add_arguments(export)
     export.set_defaults(func=onnx_export.main)
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import load_config, train
+    from .train.config import dump_config
+
+    conf = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_config(conf), end="")
+        return 0
+    train(conf)
+    return 0
+
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train", help="train or fine-tune the matcher from a YAML config",
+        description="Train LightGlue (glue-factory's recipe) on homography pairs of any image folder or on "
+                    "pairs with depth and poses, with synthetic highlights and their masks. Overrides are "
+                    "dotted key=value pairs (optim.lr=3e-4). A run whose run.output holds a checkpoint "
+                    "continues from it. Several processes: torchrun --nproc-per-node N -m specglue.cli "
+                    "train CONFIG.yaml (needs specglue[train]).")
+    train.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the run's config (see configs/)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.steps=100 run.output=out")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.set_defaults(func=cmd_train)
 
 
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:

@@ -7,6 +7,7 @@ add::
     specglue[onnx]     onnx, onnxruntime   export-onnx and OnnxMatcher
     specglue[colmap]   pycolmap            specglue colmap / reconstruct (COLMAP database, mapping)
     specglue[ray]      ray                 --engine ray of extract and match-pairs
+    specglue[train]    pyyaml, tensorboard specglue train (YAML configs, TensorBoard logs)
     specglue[dev]      the above and pytest
 """
 

@@ -130,7 +130,8 @@ def load_state_dict(
     """Load a checkpoint file (or pass a state dict through) as a flat ``{key: tensor}`` dict.
 
     Files are read with ``weights_only=True`` on the CPU. ``subkey`` unwraps checkpoints that
-    nest the state dict (DISK stores it under ``"extractor"``). A missing, truncated or
+    nest the state dict (DISK stores it under ``"extractor"``); the training checkpoints of
+    :mod:`specglue.train` (``model``, ``optimizer``, ...) give their ``model``. A missing, truncated or
     non-checkpoint file raises ``ValueError`` naming the file.
     """
     if isinstance(source, dict):
@@ -144,6 +145,8 @@ def load_state_dict(
         raise ValueError(f"Could not read checkpoint file {path}: {err}") from err
     if subkey is not None and isinstance(state, dict) and subkey in state:
         state = state[subkey]
+    elif isinstance(state, dict) and isinstance(state.get("model"), dict) and "optimizer" in state:
+        state = state["model"]  # a `specglue train` checkpoint: its model weights
     if not isinstance(state, dict) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):

@@ -521,6 +521,58 @@ def gt_matches_from_homography(
     return gt_matches_pair_from_homography(kpts0, kpts1, H, th_positive, th_negative)[0]
 
 
+def _outside(projected: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """[B, K] True where pixel positions [B, K, 2] fall outside images of size [B, 2] (W, H)."""
+    return ((projected < -0.5) | (projected > size.to(projected)[:, None] - 0.5)).any(-1)
+
+
+def labels_from_distance(
+    distance: torch.Tensor,
+    valid0: torch.Tensor,
+    valid1: torch.Tensor,
+    outside0: Optional[torch.Tensor] = None,
+    outside1: Optional[torch.Tensor] = None,
+    covered0: Optional[torch.Tensor] = None,
+    covered1: Optional[torch.Tensor] = None,
+    unknown0: Optional[torch.Tensor] = None,
+    unknown1: Optional[torch.Tensor] = None,
+    positive_px: float = 3.0,
+    negative_px: float = 3.0,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth labels from a symmetric reprojection distance ``[B, M, N]`` (inf where a
+    pair cannot match): the rule of :func:`gt_matches_batch_from_homography`, shared with
+    :func:`specglue.geometry.gt_matches_batch_from_depth`.
+
+    ``outside`` marks points that project nowhere in the other image (outside it, or hidden
+    there: unmatched), ``covered`` points under a highlight (unmatched), ``unknown`` points
+    whose correspondence cannot be known (no depth: ignored), ``valid`` False on padding.
+
+    Returns:
+        ``(matches0 [B, M], matches1 [B, N])`` int64.
+    """
+    b, m, n = distance.shape
+    nearest0 = nearest1 = None
+    if m and n:
+        nearest0, nearest1 = distance.min(2), distance.min(1)  # for each i the closest j, and back
+    matches = []
+    for nearest, other, count, outside, valid, covered, unknown in (
+            (nearest0, nearest1, m, outside0, valid0, covered0, unknown0),
+            (nearest1, nearest0, n, outside1, valid1, covered1, unknown1)):
+        label = torch.full((b, count), UNMATCHED, dtype=torch.int64, device=distance.device)
+        if nearest is not None:
+            mutual = other.indices.gather(1, nearest.indices) == torch.arange(count, device=distance.device)[None]
+            label[nearest.values <= negative_px] = IGNORE
+            if outside is not None:
+                label[outside] = UNMATCHED
+            label = torch.where(mutual & (nearest.values < positive_px), nearest.indices, label)
+        if unknown is not None:
+            label = label.masked_fill(unknown & (label < 0), IGNORE)
+        if covered is not None:
+            label = label.masked_fill(covered, UNMATCHED)
+        matches.append(label.masked_fill(~valid, IGNORE))
+    return matches[0], matches[1]
+
+
 def gt_matches_batch_from_homography(
     keypoints0: torch.Tensor,
     keypoints1: torch.Tensor,
@@ -576,24 +628,13 @@ def gt_matches_batch_from_homography(
                              torch.cdist(k0, projected1, compute_mode=exact))  # [B, M, N]
     distance = distance.masked_fill(~(free0[:, :, None] & free1[:, None, :]), float("inf"))
 
-    nearest0 = nearest1 = None
-    if m and n:
-        nearest0, nearest1 = distance.min(2), distance.min(1)  # for each i the closest j, and back
-    matches = []
-    for nearest, other, count, projected, size, valid, covered in (
-            (nearest0, nearest1, m, projected0, size1, valid0, covered0),
-            (nearest1, nearest0, n, projected1, size0, valid1, covered1)):
-        label = torch.full((b, count), UNMATCHED, dtype=torch.int64, device=device)
-        if nearest is not None:
-            mutual = other.indices.gather(1, nearest.indices) == torch.arange(count, device=device)[None]
-            label[nearest.values <= negative_px] = IGNORE
-            if size is not None:  # projects outside the other image
-                label[((projected < -0.5) | (projected > size.to(projected)[:, None] - 0.5)).any(-1)] = UNMATCHED
-            label = torch.where(mutual & (nearest.values < positive_px), nearest.indices, label)
-        if covered is not None:
-            label = label.masked_fill(covered, UNMATCHED)
-        matches.append(label.masked_fill(~valid, IGNORE))
-    matches0, matches1 = matches
+    outside0 = outside1 = None
+    if size1 is not None:
+        outside0 = _outside(projected0, size1)
+    if size0 is not None:
+        outside1 = _outside(projected1, size0)
+    matches0, matches1 = labels_from_distance(distance, valid0, valid1, outside0, outside1, covered0, covered1,
+                                              positive_px=positive_px, negative_px=negative_px)
     return {"matches0": matches0, "matches1": matches1, "distance": distance}
 
 
@@ -608,6 +649,7 @@ __all__ = [
     "gt_matches_from_homography",
     "gt_matches_pair_from_homography",
     "homography_overlap",
+    "labels_from_distance",
     "reprojection_error",
     "sample_homography",
     "warp_image",

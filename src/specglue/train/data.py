@@ -1,5 +1,6 @@
-"""Training pairs from any folder of images: a photo and its random homography warp,
-photometric changes, and synthetic specular highlights with their masks.
+"""Training pairs: a photo and its random homography warp (:class:`HomographyPairs`, from any
+folder of images) or real pairs with depth and poses (:class:`DepthPairs`), with photometric
+changes and synthetic specular highlights with their masks.
 
 Each item is a pure function of ``(conf.seed, index)``: the same index gives the same pair in
 every process and after a resume. Image ``index % len(images)`` is resized to ``conf.size``;
@@ -13,18 +14,19 @@ get highlights (:func:`specglue.specular.synthesize_pair`, a placement drawn fro
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
 
 from .. import specular
-from ..eval.benchmarks.homography import photometric_augment
 from ..geometry import DEFAULT_HOMOGRAPHY_SAMPLING, sample_homography, warp_image
-from ..images import list_images, load_image, to_tensor
+from ..images import list_images, load_image, resize_max, to_tensor
+from .augment import lg_augment
 
 PathLike = Union[str, Path]
 
@@ -34,7 +36,7 @@ class HomographyDataConf:
     size: Tuple[int, int] = (320, 240)  # (W, H) of both views
     difficulty: float = 0.5  # scales scale / perspective / translation ranges; 0.5 = eval defaults
     max_angle_deg: float = 25.0  # in-plane rotation drawn in [-a, a]; 180 for rotation-aware
-    photometric: bool = True  # brightness, contrast, gamma, noise on the warped view
+    photometric: bool = True  # lg_augment on each view (gamma, colour, contrast, blur / noise / JPEG)
     specular_probability: float = 0.8  # share of pairs with synthetic highlights
     placements: Tuple[str, ...] = ("camera_fixed", "independent")
     seed: int = 0
@@ -87,17 +89,150 @@ class HomographyPairs(torch.utils.data.Dataset):
         image0 = rgb.astype(np.float32) / 255.0
         image1 = warp_image(image0, H)
         if conf.photometric:
-            image1 = photometric_augment(image1, rng)
-        t0, t1 = to_tensor(image0), to_tensor(image1)
-        mask0 = torch.zeros(height, width, dtype=torch.bool)
-        mask1 = torch.zeros(height, width, dtype=torch.bool)
-        if rng.random() < conf.specular_probability:
-            placement = str(rng.choice(conf.placements))
-            homography = torch.from_numpy(H).float() if placement == "surface_fixed" else None
-            t0, mask0, t1, mask1 = specular.synthesize_pair(t0, t1, homography, placement=placement,
-                                                            seed=int(rng.integers(2 ** 31 - 1)))
-        return {"image0": t0, "image1": t1, "H_0to1": torch.from_numpy(H).float(),
-                "specular_mask0": mask0, "specular_mask1": mask1, "index": int(index)}
+            image0, image1 = lg_augment(image0, rng), lg_augment(image1, rng)
+        homography = torch.from_numpy(H).float()
+        item = add_highlights(image0, image1, rng, conf.specular_probability, conf.placements, homography)
+        return {**item, "H_0to1": homography, "index": int(index)}
 
 
-__all__ = ["HomographyDataConf", "HomographyPairs"]
+def add_highlights(image0: np.ndarray, image1: np.ndarray, rng: np.random.Generator, probability: float,
+                   placements: Sequence[str], homography: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """Both views as tensors [3, H, W], with synthetic highlights and their masks [H, W] (all
+    False without) with ``probability``; the placement is drawn from ``placements``."""
+    t0, t1 = to_tensor(image0), to_tensor(image1)
+    mask0 = torch.zeros(t0.shape[-2:], dtype=torch.bool)
+    mask1 = torch.zeros(t1.shape[-2:], dtype=torch.bool)
+    if rng.random() < probability:
+        placement = str(rng.choice(list(placements)))
+        warp = homography if placement == "surface_fixed" else None
+        t0, mask0, t1, mask1 = specular.synthesize_pair(t0, t1, warp, placement=placement,
+                                                        seed=int(rng.integers(2 ** 31 - 1)))
+    return {"image0": t0, "image1": t1, "specular_mask0": mask0, "specular_mask1": mask1}
+
+
+@dataclass(frozen=True)
+class DepthDataConf:
+    resize: int = 640  # long side of both views in px (0: native); intrinsics follow
+    photometric: bool = True  # lg_augment on each view
+    specular_probability: float = 0.8
+    placements: Tuple[str, ...] = ("camera_fixed", "independent")  # surface_fixed needs a homography
+    positive_px: float = 3.0  # ground truth (glue-factory's MegaDepth: 3 / 5 px)
+    negative_px: float = 5.0
+    depth_tolerance: float = 0.1  # relative depth disagreement that counts as occluded
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.specular_probability <= 1.0:
+            raise ValueError(f"specular_probability must be in [0, 1], got {self.specular_probability}")
+        unknown = set(self.placements) - {"camera_fixed", "independent"}
+        if unknown or not self.placements:
+            raise ValueError(f"depth placements must be among camera_fixed, independent; got {self.placements}")
+
+
+def _read_depth(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        depth = np.load(path)
+    elif path.suffix in (".h5", ".hdf5"):
+        import h5py  # core dependency; imported here to keep `import specglue.train` light
+
+        with h5py.File(path, "r") as f:
+            if "depth" not in f:
+                raise ValueError(f"depth file {path} has no 'depth' dataset (MegaDepth's layout)")
+            depth = f["depth"][()]
+    else:
+        raise ValueError(f"depth file {path} must be .npy or .h5 (dataset 'depth'), got {path.suffix!r}")
+    if depth.ndim != 2:
+        raise ValueError(f"depth file {path} must hold an [H, W] map, got shape {depth.shape}")
+    return depth.astype(np.float32)
+
+
+class DepthPairs(torch.utils.data.Dataset):
+    """Image pairs with depth maps, intrinsics and poses (MegaDepth / ScanNet style).
+
+    Each scene is a folder with a ``scene.json``::
+
+        {"images": {"NAME": {"image": "images/a.jpg", "depth": "depths/a.h5",
+                             "K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
+                             "T_cam_from_world": [[...4 x 4...]]}, ...},
+         "pairs": [["NAME0", "NAME1"], ...]}
+
+    (paths relative to the folder; depth ``.npy`` or ``.h5`` with a ``depth`` dataset, 0 where
+    unknown). Item ``index`` is pair ``index % len(pairs)`` with its augmentation drawn from
+    ``(conf.seed, index)``. Items: ``image0`` / ``image1`` [3, H, W], ``depth0`` / ``depth1``
+    [H, W], ``K0`` / ``K1`` [3, 3], ``T_0to1`` [4, 4] (float64: camera 0 to camera 1),
+    ``specular_mask0`` / ``specular_mask1`` [H, W] bool, ``index``.
+
+    Args:
+        pairs: ``(scene folder, name0, name1)`` triples; :meth:`from_scenes` reads them.
+        length: items per epoch (default: one per pair).
+    """
+
+    def __init__(self, pairs: Sequence[Tuple[Path, str, str]], scenes: Dict[Path, Dict[str, Any]],
+                 conf: DepthDataConf = DepthDataConf(), length: int = 0) -> None:
+        if not pairs:
+            raise ValueError("DepthPairs needs at least one pair")
+        self.pairs, self.scenes, self.conf = list(pairs), scenes, conf
+        self.length = int(length) or len(self.pairs)
+
+    @staticmethod
+    def read_scene(folder: Union[str, Path]) -> Tuple[Dict[str, Any], List[Tuple[Path, str, str]]]:
+        """The images of ``folder/scene.json`` and its pairs; errors name the file and entry."""
+        folder = Path(folder)
+        path = folder / "scene.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"scene file not found: {path}")
+        try:
+            scene = json.loads(path.read_text())
+            images, pairs = scene["images"], scene["pairs"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} must be JSON with 'images' and 'pairs': {err}") from err
+        for name, entry in images.items():
+            missing = {"image", "depth", "K", "T_cam_from_world"} - set(entry)
+            if missing:
+                raise ValueError(f"{path}: image {name!r} lacks {sorted(missing)}")
+        for pair in pairs:
+            if len(pair) != 2 or pair[0] not in images or pair[1] not in images:
+                raise ValueError(f"{path}: pair {pair!r} must name two images of 'images'")
+        return images, [(folder, str(a), str(b)) for a, b in pairs]
+
+    @classmethod
+    def from_scenes(cls, folders: Sequence[Union[str, Path]], conf: DepthDataConf = DepthDataConf(),
+                    length: int = 0) -> "DepthPairs":
+        scenes, pairs = {}, []
+        for folder in folders:
+            images, scene_pairs = cls.read_scene(folder)
+            scenes[Path(folder)] = images
+            pairs += scene_pairs
+        return cls(pairs, scenes, conf, length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _view(self, folder: Path, name: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        entry = self.scenes[folder][name]
+        rgb = load_image(folder / entry["image"]).astype(np.float32) / 255.0
+        depth = _read_depth(folder / entry["depth"])
+        if depth.shape != rgb.shape[:2]:
+            raise ValueError(f"depth {folder / entry['depth']} is {depth.shape}, image is {rgb.shape[:2]}")
+        K = np.asarray(entry["K"], np.float64)
+        if self.conf.resize:
+            rgb, S = resize_max(rgb, self.conf.resize)  # S [3, 3]: input pixels to output pixels
+            height, width = rgb.shape[:2]
+            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+            K = S @ K
+        return rgb, depth, K, np.asarray(entry["T_cam_from_world"], np.float64)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        conf = self.conf
+        rng = np.random.default_rng([conf.seed, int(index)])
+        folder, name0, name1 = self.pairs[index % len(self.pairs)]
+        (image0, depth0, K0, T0), (image1, depth1, K1, T1) = self._view(folder, name0), self._view(folder, name1)
+        if conf.photometric:
+            image0, image1 = lg_augment(image0, rng), lg_augment(image1, rng)
+        item = add_highlights(image0, image1, rng, conf.specular_probability, conf.placements)
+        return {**item, "depth0": torch.from_numpy(depth0), "depth1": torch.from_numpy(depth1),
+                "K0": torch.from_numpy(K0), "K1": torch.from_numpy(K1),
+                "T_0to1": torch.from_numpy(T1 @ np.linalg.inv(T0)), "index": int(index)}
+
+
+__all__ = ["DepthDataConf", "DepthPairs", "HomographyDataConf", "HomographyPairs", "add_highlights"]
