@@ -2,8 +2,9 @@
 
 A keypoint is lifted with its depth (nearest pixel of the depth map; 0 or non-finite means
 unknown), moved into the other camera and projected. It is *visible* there when it lands inside
-the image in front of the camera and the other depth map agrees with its depth within
-``depth_tolerance`` (relative); otherwise it is occluded or out of view and projects nowhere.
+the image in front of the camera and the other depth map, where known, agrees with its depth
+within ``depth_tolerance`` (relative); otherwise it is occluded or out of view and projects
+nowhere.
 Labels then follow :func:`specglue.geometry.labels_from_distance`, as for homographies, with
 glue-factory's MegaDepth thresholds (3 px positive, 5 px negative): points without depth are
 ignored unless the other image's projection finds them a match.
@@ -48,7 +49,8 @@ def project_with_depth(points: torch.Tensor, depth_src: torch.Tensor, K_src: tor
 
     Returns:
         projected [B, K, 2] pixels in the destination (float64), known [B, K] (the source
-        depth exists), visible [B, K] (known, in front, inside and not occluded).
+        depth exists), visible [B, K] (known, in front, inside, and not contradicted by a known
+        destination depth).
     """
     z = sample_depth(depth_src, points)  # [B, K]
     known = z > 0
@@ -60,9 +62,12 @@ def project_with_depth(points: torch.Tensor, depth_src: torch.Tensor, K_src: tor
     z_dst = xyz_dst[..., 2]
     uvw = xyz_dst @ K_dst.to(torch.float64).transpose(1, 2)
     projected = uvw[..., :2] / uvw[..., 2:].clamp(min=1e-9)
+    h, w = depth_dst.shape[-2:]
+    inside = ((projected > -0.5) & (projected < torch.tensor([w, h], device=projected.device) - 0.5)).all(-1)
     observed = sample_depth(depth_dst, projected)
-    agree = (observed > 0) & ((z_dst - observed).abs() <= depth_tolerance * observed)
-    visible = known & (z_dst > 1e-9) & agree
+    # hidden when the other view's depth is known there and disagrees; unknown depth there is no proof
+    agree = (observed <= 0) | ((z_dst - observed).abs() <= depth_tolerance * observed)
+    visible = known & (z_dst > 1e-9) & inside & agree
     return projected, known, visible
 
 

@@ -12,8 +12,10 @@ Output folder (``run.output``)::
     checkpoint_last.pt   every run.checkpoint_every steps, written atomically (temp + rename):
                          model (official key layout), optimizer, scheduler, scaler, RNG states,
                          step, best validation, config
-    model_best.pt        weights (official keys) of the best validation loss so far
-    metrics.csv          train rows every run.log_every steps, val rows every run.val_every
+    model_best.pt        weights (official keys) of the best validation loss so far (the
+                         starting weights are validated at step 0 and count)
+    metrics.csv          train rows every run.log_every steps, val rows at step 0 and every
+                         run.val_every
     tensorboard/         the same scalars as TensorBoard events (run.tensorboard)
     cache/               HDF5 feature caches (features.cache)
 
@@ -430,6 +432,8 @@ class Trainer:
         window: Dict[str, float] = {}
         window_steps, started = 0, time.perf_counter()
         try:
+            if self.step == 0:  # the starting weights: the baseline that best-by-validation must beat
+                self._validate_and_keep_best(log)
             while self.step < conf.optim.steps:
                 values = self.train_step(self.train_batches.batch(self.order.indices(self.step)))
                 self.step += 1
