@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     for feature in args.features:
         extractor = build_extractor(feature, max_num_keypoints=args.max_keypoints, resize=args.resize,
                                     mask_margin=args.mask_margin).eval()
-        matcher = LightGlue(features=feature, mask_margin=args.mask_margin).eval()
+        matcher = LightGlue(features=feature, mask_margin=args.mask_margin, weights=args.weights).eval()
         for seq, frames in sequences.items():
             feats = [extractor.extract(f["rgb"]) for f in tqdm(frames, desc=f"{feature} {seq} extract", unit="frame")]
             pairs = [(i, i + gap) for gap in args.gaps for i in range(len(frames) - gap)]
@@ -329,6 +329,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--figure", type=Path, default=None, help="PNG of one laparoscopic pair (off vs hard)")
     parser.add_argument("--figure-pair", type=int, default=5, help="index i of the figure pair (frame i -> i+1)")
     parser.add_argument("--figure-scale", type=int, default=2, help="upscale the 320x240 frames for legibility")
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="matcher checkpoint (e.g. from specglue train; one --features); default: official")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--out", type=Path, default=None, help="JSON output (Markdown next to it as .md)")
     parser.add_argument("--figure-only", action="store_true",

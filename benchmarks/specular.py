@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     for feature in args.features:
         extractor = build_extractor(feature, max_num_keypoints=args.max_keypoints, resize=None,
                                     mask_margin=args.mask_margin).eval()
-        matcher = LightGlue(features=feature, mask_margin=args.mask_margin).eval()
+        matcher = LightGlue(features=feature, mask_margin=args.mask_margin, weights=args.weights).eval()
         records: Dict[tuple, List[Dict[str, Any]]] = {}
         for idx, pair in enumerate(tqdm(pairs, desc=f"{feature} pairs", unit="pair")):
             H, size = pair["H"], (pair["image0"].shape[-1], pair["image0"].shape[-2])
@@ -341,6 +341,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--soft-sigma", type=float, default=2.0, help="blur of the soft mask (px)")
     parser.add_argument("--touch-px", type=float, default=3.0, help="'touches a highlight' radius (px)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="matcher checkpoint (e.g. from specglue train; one --features); default: official")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON output (the Markdown goes next to it with suffix .md)")

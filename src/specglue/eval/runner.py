@@ -99,6 +99,7 @@ class RunOptions:
     device: str = "cpu"
     extractor_conf: Dict[str, Any] = field(default_factory=dict)
     lightglue_conf: Dict[str, Any] = field(default_factory=dict)  # for every LightGlue
+    weights: Optional[str] = None  # specglue-* methods: a checkpoint instead of the official weights
     mnn_ratio: float = 0.8
     ransac_threshold: Optional[float] = None  # None: the benchmark's default
 
@@ -344,7 +345,7 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
     config = {"benchmark": bench.name, **dataclasses.asdict(options), "out_dir": str(out_dir), **plan.settings}
     logger.info("%s evaluation, config: %s", bench.name, config)
     context = MethodContext(options.features, torch.device(options.device), options.lightglue_conf,
-                            options.mnn_ratio)
+                            options.mnn_ratio, weights=options.weights)
     methods = build_methods(options.methods, context, has_masks=options.specular is not None)
     check_fingerprint(out_dir, {k: v for k, v in config.items() if k not in UNFINGERPRINTED}, options.overwrite)
     views = {name: view for m in methods for name, view in m.views.items()}
@@ -406,6 +407,9 @@ def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None
     parser.add_argument("--overwrite", action="store_true", help="recompute instead of resuming from the caches")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--mnn-ratio", type=float, default=0.8, help="ratio test of the mnn baseline (default: 0.8)")
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="specglue-* methods: a matcher checkpoint (e.g. from specglue train) instead of "
+                             "the official weights")
     benchmark.add_arguments(parser.add_argument_group(f"{benchmark.name} options"))
 
 
@@ -417,7 +421,8 @@ def run_from_args(benchmark: Benchmark, args: argparse.Namespace) -> Dict[str, A
                specular=None if args.specular == "none" else args.specular, seed=args.seed,
                max_num_keypoints=args.max_num_keypoints, resize=args.resize or None,
                ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
-               device=args.device, mnn_ratio=args.mnn_ratio, **settings)
+               device=args.device, mnn_ratio=args.mnn_ratio,
+               weights=args.weights, **settings)
 
 
 __all__ = [

@@ -46,6 +46,7 @@ class MethodContext:
     lightglue_conf: Dict[str, Any] = field(default_factory=dict)
     mnn_ratio: float = 0.8
     models: Dict[str, Any] = field(default_factory=dict)
+    weights: Optional[str] = None  # specglue-* methods: a checkpoint instead of the official weights
 
     def shared(self, key: str, build: Callable[[], Any]) -> Any:
         """The model stored under ``key``, built on first use."""
