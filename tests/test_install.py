@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: the optional packages and the extra that installs them
-OPTIONAL = {"onnx": "onnx", "onnxruntime": "onnx", "pycolmap": "colmap", "ray": "ray"}
+OPTIONAL = {"onnx": "onnx", "onnxruntime": "onnx", "pycolmap": "colmap", "ray": "ray", "yaml": "train",
+            "tensorboard": "train"}
 TORCH_VERSION = os.environ.get("TORCH_VERSION", "2.13.0")
 
 # the CLI with the optional packages made unimportable (an entry of None in sys.modules makes
@@ -24,6 +25,15 @@ BLOCKED_CLI = (
     "from specglue.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
+
+
+def tiny_training_config(images, output):
+    """Two steps of a tiny matcher on a folder of photos."""
+    return (f"data: {{images: ['{images}'], train_pairs: 2, val_pairs: 1, val_fraction: 0.0}}\n"
+            "features: {max_keypoints: 64}\n"
+            "model: {weights: null, n_layers: 1, descriptor_dim: 32, num_heads: 1}\n"
+            "optim: {steps: 2, batch_size: 1}\n"
+            f"run: {{output: {output}, progress: false}}\n")
 
 
 def run(command, cwd, timeout=600):
@@ -58,8 +68,10 @@ def check_core_commands(cli, pair, tmp_path):
     out = run([*cli, "match-pairs", "f.h5", "pairs.txt", "--out", "m.h5"], tmp_path)
     assert out.returncode == 0 and (tmp_path / "m.h5").exists(), out.stderr
     # the extras' commands fail with one line naming the extra, and write nothing
+    (tmp_path / "train.yaml").write_text(tiny_training_config(image0.parent, "trained"))
     for command, extra, written in (
             (["export-onnx", "--features", "aliked", "lg.onnx"], "onnx", "lg.onnx"),
+            (["train", "train.yaml"], "train", "trained"),
             (["colmap", "f.h5", "m.h5", "--database", "sfm.db"], "colmap", "sfm.db"),
             (["match-pairs", "f.h5", "pairs.txt", "--out", "ray.h5", "--engine", "ray"], "ray", "ray.h5")):
         out = run([*cli, *command], tmp_path)
@@ -122,3 +134,10 @@ def test_every_documented_install_from_a_fresh_venv(photo_pair, tmp_path):
               work)
     assert out.returncode == 0, out.stderr
     assert "6 pairs in ray.h5 (6 matched" in out.stdout
+
+    # specglue[train]: a two-step run with TensorBoard logs and a loadable checkpoint
+    _pip(python, f"{source}[train]")
+    (work / "train.yaml").write_text(tiny_training_config(photo_pair[0].parent, "trained"))
+    out = run([str(cli), "train", "train.yaml"], work)
+    assert out.returncode == 0, out.stderr
+    assert (work / "trained" / "checkpoint_last.pt").is_file() and list((work / "trained" / "tensorboard").iterdir())
