@@ -486,7 +486,11 @@ def _summarize(totals: Dict[str, float], pairs: int) -> Dict[str, float]:
 
 def train(conf: TrainConf) -> Path:
     """Train with ``conf`` (see the module docstring); returns the output folder."""
-    return Trainer(conf).run()
+    try:
+        return Trainer(conf).run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def iter_metrics(path: Path) -> Iterator[Dict[str, Any]]:
