@@ -62,3 +62,9 @@ def test_confidence_targets_are_agreement_with_the_last_layer():
     assert confidence_loss([wrong], layers0, layers1, valid, valid) > 3.0
     with pytest.raises(ValueError, match="one prediction per layer"):
         confidence_loss([right], layers0[:1], layers1[:1], valid, valid)
+
+
+def test_a_one_layer_matcher_has_no_confidence_term():
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    predictions = [torch.tensor([[0, 1, -1]])]
+    assert float(confidence_loss([], predictions, predictions, valid, valid)) == 0.0

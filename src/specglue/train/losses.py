@@ -80,6 +80,8 @@ def confidence_loss(confidences: Sequence[Tuple[torch.Tensor, torch.Tensor]],
     if len(layer_matches0) != len(confidences) + 1:
         raise ValueError(f"need one prediction per layer ({len(confidences) + 1}), got {len(layer_matches0)}")
     final0, final1 = layer_matches0[-1], layer_matches1[-1]
+    if not confidences:  # a one-layer matcher has no token confidence
+        return final0.new_zeros((), dtype=torch.float32)
     terms = []
     for (conf0, conf1), pred0, pred1 in zip(confidences, layer_matches0, layer_matches1):
         target0, target1 = (pred0 == final0).to(conf0.dtype), (pred1 == final1).to(conf1.dtype)
