@@ -102,12 +102,7 @@ def gt_matches_batch_from_depth(
         ``matches0`` [B, M], ``matches1`` [B, N] (int64: index, -1 unmatched, -2 ignored) and
         ``distance`` [B, M, N] (float64).
     """
-    if positive_px > negative_px:
-        raise ValueError(f"positive_px ({positive_px}) must not exceed negative_px ({negative_px})")
-    b, m, n = keypoints0.shape[0], keypoints0.shape[1], keypoints1.shape[1]
     device = keypoints0.device
-    valid0 = torch.ones(b, m, dtype=torch.bool, device=device) if valid0 is None else valid0
-    valid1 = torch.ones(b, n, dtype=torch.bool, device=device) if valid1 is None else valid1
     T_1to0 = torch.linalg.inv(T_0to1.to(torch.float64))
     projected0, known0, visible0 = project_with_depth(keypoints0, depth0, K0, K1, T_0to1, depth1, depth_tolerance)
     projected1, known1, visible1 = project_with_depth(keypoints1, depth1, K1, K0, T_1to0, depth0, depth_tolerance)
@@ -121,12 +116,9 @@ def gt_matches_batch_from_depth(
     # a point seen with depth but hidden / out of view in the other image matches nothing
     hidden0, hidden1 = known0 & ~visible0, known1 & ~visible1
     distance = distance.masked_fill(hidden0[:, :, None] | hidden1[:, None, :], float("inf"))
-    free0 = valid0 if covered0 is None else valid0 & ~covered0
-    free1 = valid1 if covered1 is None else valid1 & ~covered1
-    distance = distance.masked_fill(~(free0[:, :, None] & free1[:, None, :]), float("inf"))
-    matches0, matches1 = labels_from_distance(distance, valid0, valid1, hidden0, hidden1, covered0, covered1,
-                                              unknown0=~known0, unknown1=~known1, positive_px=positive_px,
-                                              negative_px=negative_px)
+    matches0, matches1, distance = labels_from_distance(
+        distance, valid0, valid1, hidden0, hidden1, covered0, covered1, unknown0=~known0, unknown1=~known1,
+        positive_px=positive_px, negative_px=negative_px)
     return {"matches0": matches0, "matches1": matches1, "distance": distance}
 
 

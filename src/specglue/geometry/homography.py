@@ -528,8 +528,8 @@ def _outside(projected: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
 
 def labels_from_distance(
     distance: torch.Tensor,
-    valid0: torch.Tensor,
-    valid1: torch.Tensor,
+    valid0: Optional[torch.Tensor] = None,
+    valid1: Optional[torch.Tensor] = None,
     outside0: Optional[torch.Tensor] = None,
     outside1: Optional[torch.Tensor] = None,
     covered0: Optional[torch.Tensor] = None,
@@ -538,9 +538,9 @@ def labels_from_distance(
     unknown1: Optional[torch.Tensor] = None,
     positive_px: float = 3.0,
     negative_px: float = 3.0,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ground-truth labels from a symmetric reprojection distance ``[B, M, N]`` (inf where a
-    pair cannot match): the rule of :func:`gt_matches_batch_from_homography`, shared with
+    pair cannot match; padding and covered points are set to inf here): the rule of :func:`gt_matches_batch_from_homography`, shared with
     :func:`specglue.geometry.gt_matches_batch_from_depth`.
 
     ``outside`` marks points that project nowhere in the other image (outside it, or hidden
@@ -548,9 +548,17 @@ def labels_from_distance(
     whose correspondence cannot be known (no depth: ignored), ``valid`` False on padding.
 
     Returns:
-        ``(matches0 [B, M], matches1 [B, N])`` int64.
+        ``(matches0 [B, M], matches1 [B, N], distance [B, M, N])``: int64 labels and the
+        distance with padding and covered points at inf.
     """
+    if positive_px > negative_px:
+        raise ValueError(f"positive_px ({positive_px}) must not exceed negative_px ({negative_px})")
     b, m, n = distance.shape
+    valid0 = torch.ones(b, m, dtype=torch.bool, device=distance.device) if valid0 is None else valid0
+    valid1 = torch.ones(b, n, dtype=torch.bool, device=distance.device) if valid1 is None else valid1
+    free0 = valid0 if covered0 is None else valid0 & ~covered0
+    free1 = valid1 if covered1 is None else valid1 & ~covered1
+    distance = distance.masked_fill(~(free0[:, :, None] & free1[:, None, :]), float("inf"))
     nearest0 = nearest1 = None
     if m and n:
         nearest0, nearest1 = distance.min(2), distance.min(1)  # for each i the closest j, and back
@@ -570,7 +578,7 @@ def labels_from_distance(
         if covered is not None:
             label = label.masked_fill(covered, UNMATCHED)
         matches.append(label.masked_fill(~valid, IGNORE))
-    return matches[0], matches[1]
+    return matches[0], matches[1], distance
 
 
 def gt_matches_batch_from_homography(
@@ -611,30 +619,20 @@ def gt_matches_batch_from_homography(
         ``matches0`` [B, M], ``matches1`` [B, N] (int64) and ``distance`` [B, M, N] (float64;
         inf where a point is padding or covered).
     """
-    if positive_px > negative_px:
-        raise ValueError(f"positive_px ({positive_px}) must not exceed negative_px ({negative_px})")
-    b, m, n = keypoints0.shape[0], keypoints0.shape[1], keypoints1.shape[1]
-    device = keypoints0.device
-    valid0 = torch.ones(b, m, dtype=torch.bool, device=device) if valid0 is None else valid0
-    valid1 = torch.ones(b, n, dtype=torch.bool, device=device) if valid1 is None else valid1
-    free0 = valid0 if covered0 is None else valid0 & ~covered0
-    free1 = valid1 if covered1 is None else valid1 & ~covered1
     k0, k1 = keypoints0.to(torch.float64), keypoints1.to(torch.float64)
-    H = H_0to1.to(device=device, dtype=torch.float64)
+    H = H_0to1.to(device=keypoints0.device, dtype=torch.float64)
     projected0 = warp_points(k0, H)  # [B, M, 2] in image 1
     projected1 = warp_points(k1, torch.linalg.inv(H))  # [B, N, 2] in image 0
     exact = "donot_use_mm_for_euclid_dist"
     distance = torch.maximum(torch.cdist(projected0, k1, compute_mode=exact),
                              torch.cdist(k0, projected1, compute_mode=exact))  # [B, M, N]
-    distance = distance.masked_fill(~(free0[:, :, None] & free1[:, None, :]), float("inf"))
-
     outside0 = outside1 = None
     if size1 is not None:
         outside0 = _outside(projected0, size1)
     if size0 is not None:
         outside1 = _outside(projected1, size0)
-    matches0, matches1 = labels_from_distance(distance, valid0, valid1, outside0, outside1, covered0, covered1,
-                                              positive_px=positive_px, negative_px=negative_px)
+    matches0, matches1, distance = labels_from_distance(distance, valid0, valid1, outside0, outside1, covered0,
+                                                        covered1, positive_px=positive_px, negative_px=negative_px)
     return {"matches0": matches0, "matches1": matches1, "distance": distance}
 
 
