@@ -66,7 +66,8 @@ def build_methods(adaptive: bool, bf16: bool = False, onnx: Optional[Callable] =
     if reference is not None:
         methods["reference"] = reference(features="aliked", **conf).eval()
     methods["specglue"] = ours
-    methods["specglue, PyTorch kernels"] = LightGlue(features="aliked", onednn=False, **conf).eval()
+    methods["specglue, oneDNN kernels"] = LightGlue(features="aliked", kernels="onednn", **conf).eval()
+    methods["specglue, PyTorch kernels"] = LightGlue(features="aliked", kernels="pytorch", **conf).eval()
     if bf16:
         methods["specglue bf16"] = LightGlue(features="aliked", mp=True, **conf).eval()
     kornia_cls = load_kornia_lightglue()
@@ -240,13 +241,14 @@ def kernel_table(args) -> str:
             flop = 2 * n * k_in * k_out
             rows.append(f"| {name} | [{n}, {k_in}] x [{k_in}, {k_out}] | "
                         f"{gflops(lambda: F.linear(x, layer.weight, layer.bias), flop):.0f} | "
-                        f"{gflops(lambda: layer(x), flop):.0f} |")
+                        f"{gflops(lambda: kernels._onednn_linear(x, layer.weight, layer.bias), flop):.0f} |")
         q, k, v = (torch.randn(1, h, n, d // h) for _ in range(3))
         flop = 4 * n * n * d
-        with kernels.use_onednn(False):
+        with kernels.use_kernels("pytorch"):
             sdpa = gflops(lambda: kernels.attention(q, k, v), flop)
-        rows.append(f"| attention | {h} heads, {n} x {n}, Dh {d // h} | {sdpa:.0f} | "
-                    f"{gflops(lambda: kernels.attention(q, k, v), flop):.0f} |")
+        with kernels.use_kernels("onednn"):
+            blocked = gflops(lambda: kernels.attention(q, k, v), flop)
+        rows.append(f"| attention | {h} heads, {n} x {n}, Dh {d // h} | {sdpa:.0f} | {blocked:.0f} |")
     return "\n".join(rows)
 
 

@@ -1,6 +1,9 @@
-"""The oneDNN CPU kernels equal PyTorch's, and are taken only where they apply."""
+"""The oneDNN CPU kernels equal PyTorch's, are taken only where they apply, and are chosen by measurement."""
 
 from __future__ import annotations
+
+import json
+import time
 
 import pytest
 import torch
@@ -8,7 +11,7 @@ import torch.nn.functional as F
 
 from specglue import LightGlue
 from specglue.model import kernels
-from specglue.model.kernels import Linear, attention, matmul_nt, onednn_dtype, use_onednn
+from specglue.model.kernels import Linear, attention, matmul_nt, onednn_dtype, use_kernels
 
 from ..conftest import pair_paths
 
@@ -77,7 +80,7 @@ def test_dispatch_rules():
     with torch.no_grad():
         assert onednn_dtype(x, w) == torch.float32
         assert onednn_dtype(x.double(), w) is None
-        with use_onednn(False):
+        with use_kernels("pytorch"):
             assert onednn_dtype(x, w) is None
         assert onednn_dtype(x, w) == torch.float32
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -105,12 +108,102 @@ def test_gradients_flow_through_the_fallback():
     assert q.grad is not None and layer.weight.grad is not None
 
 
-def test_lightglue_matches_are_the_same_with_and_without_onednn(data_dir, reference_features):
+@pytest.mark.parametrize("mode", ["auto", "onednn"])
+def test_lightglue_matches_are_the_same_whichever_kernels_run(mode, data_dir, reference_features, kernel_cache):
     path0, path1 = pair_paths(data_dir, "dsc")
     data = {"image0": reference_features("aliked", path0), "image1": reference_features("aliked", path1)}
-    fast, plain = LightGlue(features="aliked").eval(), LightGlue(features="aliked", onednn=False).eval()
+    fast, plain = LightGlue(features="aliked", kernels=mode).eval(), LightGlue(features="aliked", kernels="pytorch").eval()
     with torch.inference_mode():
         a, b = fast(data), plain(data)
     assert a["stop"] == b["stop"]
     assert torch.equal(a["matches0"], b["matches0"]) and torch.equal(a["prune0"], b["prune0"])
     torch.testing.assert_close(a["matching_scores0"], b["matching_scores0"], rtol=0, atol=1e-4)
+    if mode == "auto":  # every product the forward ran was measured and its choice saved
+        stored = json.loads((kernel_cache / "kernels.json").read_text())[kernels.machine_key()]
+        ops = {key.split()[0] for key in stored}
+        assert ops == {"linear", "attention", "matmul_nt"}
+        assert all(set(entry["ms"]) == {"onednn", "pytorch"} for entry in stored.values())
+
+
+# ----------------------------------------------------------------------------------------
+# Choice by measurement
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kernel_cache(tmp_path, monkeypatch):
+    """An empty choices file for the test; the process's choices forgotten before and after."""
+    monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
+    monkeypatch.delenv(kernels.KERNELS_ENV, raising=False)
+    kernels.CHOICES.clear()
+    yield tmp_path
+    kernels.CHOICES.clear()
+
+
+def counting(calls, name, delay_s=0.0):
+    def run():
+        calls[name] += 1
+        if delay_s:
+            time.sleep(delay_s)
+        return torch.full((2,), float(len(name)))
+    return run
+
+
+def test_the_faster_path_is_kept_saved_and_reused(kernel_cache):
+    calls = {"onednn": 0, "pytorch": 0}
+    paths = {"onednn": counting(calls, "onednn", delay_s=0.003), "pytorch": counting(calls, "pytorch")}
+    out = kernels.CHOICES.run("op A", paths)
+    assert torch.equal(out, torch.full((2,), 7.0))  # the pytorch path's own output
+    timed = 1 + kernels._TIMING_REPEATS
+    assert calls == {"onednn": timed, "pytorch": timed}
+    entry = json.loads((kernel_cache / "kernels.json").read_text())[kernels.machine_key()]["op A"]
+    assert entry["path"] == "pytorch" and entry["ms"]["onednn"] > entry["ms"]["pytorch"]
+    kernels.CHOICES.run("op A", paths)  # remembered: only the chosen path runs
+    assert calls == {"onednn": timed, "pytorch": timed + 1}
+    kernels.CHOICES.clear()  # a new process reads the file instead of measuring again
+    kernels.CHOICES.run("op A", paths)
+    assert calls == {"onednn": timed, "pytorch": timed + 2}
+
+
+def test_a_choice_file_of_another_machine_is_not_used_and_is_kept(kernel_cache):
+    other = {"other CPU | torch 0 | 1 threads": {"op B": {"path": "onednn", "ms": {}}}}
+    (kernel_cache / "kernels.json").write_text(json.dumps(other))
+    calls = {"onednn": 0, "pytorch": 0}
+    kernels.CHOICES.run("op B", {"onednn": counting(calls, "onednn"), "pytorch": counting(calls, "pytorch")})
+    assert calls["pytorch"] > 1  # measured here
+    stored = json.loads((kernel_cache / "kernels.json").read_text())
+    assert set(stored) == set(other) | {kernels.machine_key()}
+
+
+def test_an_unreadable_or_unwritable_choice_file_only_costs_a_measurement(kernel_cache, caplog):
+    (kernel_cache / "kernels.json").write_text("{not json")
+    calls = {"onednn": 0, "pytorch": 0}
+    paths = {"onednn": counting(calls, "onednn"), "pytorch": counting(calls, "pytorch")}
+    with caplog.at_level("WARNING", logger="specglue.model.kernels"):
+        kernels.CHOICES.run("op C", paths)
+    assert "unreadable" in caplog.text
+    assert "op C" in json.loads((kernel_cache / "kernels.json").read_text())[kernels.machine_key()]
+
+
+def test_pinned_modes_and_the_environment_variable(kernel_cache, monkeypatch):
+    x, layer = torch.randn(40, 16), Linear(16, 8)
+    with torch.inference_mode():
+        with use_kernels("onednn"):
+            layer(x)
+        with use_kernels("pytorch"):
+            assert onednn_dtype(x, layer.weight) is None
+            layer(x)
+        monkeypatch.setenv(kernels.KERNELS_ENV, "pytorch")
+        assert kernels.kernel_mode() == "pytorch" and onednn_dtype(x, layer.weight) is None
+        with use_kernels("onednn"):  # an explicit mode wins over the variable
+            assert kernels.kernel_mode() == "onednn"
+        monkeypatch.setenv(kernels.KERNELS_ENV, "fastest")
+        with pytest.raises(ValueError, match="SPECGLUE_KERNELS"):
+            layer(x)
+    assert not (kernel_cache / "kernels.json").exists()  # pinned paths are never measured
+    with pytest.raises(ValueError, match="kernels"):
+        LightGlue(features=None, kernels="mkl")
+
+
+def test_size_buckets():
+    assert [kernels.size_bucket(n) for n in (1, 64, 65, 512, 513, 2048)] == [64, 64, 128, 512, 1024, 2048]

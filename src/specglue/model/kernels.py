@@ -1,30 +1,58 @@
-"""Matrix-product kernels: oneDNN on the CPU for fp32 inference, PyTorch's defaults elsewhere.
+"""Matrix-product kernels for CPU inference, chosen by measurement on the machine that runs them.
 
-PyTorch's CPU ``nn.Linear`` and ``bmm`` call MKL, whose fp32 GEMM does not use AVX-512 on every
-CPU (on this project's AMD EPYC it runs at ~215 GFLOP/s on 2 cores); oneDNN, which PyTorch
-ships too, reaches ~500 GFLOP/s on the same cores (``benchmarks/speed.py --kernels``). Both
-are fp32 with fp32 accumulation; results differ only by summation order (~1e-6 relative).
+Every product of the matcher has two implementations on the CPU:
 
-The oneDNN path is taken for float32 CPU tensors outside autograd (``torch.inference_mode``,
-``torch.no_grad``, or nothing requiring grad), outside tracing and ``torch.compile``, and while
-:func:`use_onednn` allows it (the default). Under CPU bf16 autocast (``LightGlue(mp=True)``)
-the attention runs in bf16 through the same blocked oneDNN path, about twice as fast as
-PyTorch's bf16 SDPA kernel here; the linear layers are left to autocast (PyTorch already calls
-oneDNN for bf16). Everything else (training, CUDA, fp16, ONNX export) goes through
-``F.linear`` and ``F.scaled_dot_product_attention``.
+* linear layers (and the similarity ``a @ b^T``): oneDNN's ``_linear_pointwise`` or PyTorch's
+  ``F.linear`` / ``bmm`` (MKL on x86 builds);
+* attention: blocked oneDNN products (scores for at most :data:`_SCORE_BLOCK` entries at a time,
+  then softmax, then the values) or ``F.scaled_dot_product_attention``.
+
+Both are fp32 with fp32 accumulation (bf16 under CPU autocast for attention); results differ only
+by summation order (~1e-6 relative), so the matches are the same whichever runs. Which one is
+faster depends on the CPU, not the vendor: on an AMD EPYC MKL's fp32 GEMM reached ~215 GFLOP/s
+on 2 cores against ~500 for oneDNN; on an Intel Xeon with AMX both reach ~280 and SDPA beats the
+blocked attention (203 vs 129 GFLOP/s). So in the default mode ``"auto"``, the first call of an
+operation in a size bucket (shapes rounded up to a power of two) times both paths on that call's
+own tensors and keeps the faster; choices are remembered in memory and in
+``<cache>/kernels.json`` (``$SPECGLUE_CACHE`` or ``~/.cache/specglue``), keyed by CPU model,
+torch version and thread count, so a process pays for a bucket once per machine.
+
+``"onednn"`` or ``"pytorch"`` pins a path (``LightGlue(kernels=...)``, :func:`use_kernels`, or
+the environment variable ``SPECGLUE_KERNELS``, which applies wherever the mode is ``"auto"``).
+The oneDNN path only applies to CPU tensors outside autograd (``torch.inference_mode``,
+``torch.no_grad``, or nothing requiring grad), outside tracing, ONNX export and
+``torch.compile``: everything else (training, CUDA, fp16, export) goes through ``F.linear`` and
+``F.scaled_dot_product_attention``. Under CPU bf16 autocast (``LightGlue(mp=True)``) the linear
+layers are left to autocast (PyTorch calls oneDNN for bf16) and attention is chosen in bf16.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
 from contextvars import ContextVar
-from typing import Iterator, Optional
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_ONEDNN_ALLOWED: ContextVar[bool] = ContextVar("specglue_onednn", default=True)
+logger = logging.getLogger(__name__)
+
+#: kernel modes: measure and keep the faster path, or pin one
+KERNEL_MODES = ("auto", "onednn", "pytorch")
+KERNELS_ENV = "SPECGLUE_KERNELS"
+
+_MODE: ContextVar[str] = ContextVar("specglue_kernels", default="auto")
 _HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 _HAS_ONEDNN_BF16 = _HAS_ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
@@ -32,28 +60,49 @@ _HAS_ONEDNN_BF16 = _HAS_ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_suppo
 # fp32): memory stays bounded whatever the keypoint count, and of the blocks tried (2^18 to
 # 2^22 entries) this one gave the fastest forward at 512-2048 keypoints.
 _SCORE_BLOCK = 1 << 19
+_TIMING_REPEATS = 5  # timed calls per path (after one untimed), interleaved; the median decides
+_SMALLEST_BUCKET = 64
+
+
+def _check_mode(mode: str, source: str) -> str:
+    if mode not in KERNEL_MODES:
+        raise ValueError(f"{source} must be one of {KERNEL_MODES}, got {mode!r}")
+    return mode
 
 
 @contextlib.contextmanager
-def use_onednn(enabled: bool = True) -> Iterator[None]:
-    """Allow (default) or forbid the oneDNN CPU path inside the block."""
-    token = _ONEDNN_ALLOWED.set(enabled)
+def use_kernels(mode: str = "auto") -> Iterator[None]:
+    """Run the block with the kernel ``mode``: ``"auto"`` (measure), ``"onednn"`` or ``"pytorch"``."""
+    token = _MODE.set(_check_mode(mode, "kernels"))
     try:
         yield
     finally:
-        _ONEDNN_ALLOWED.reset(token)
+        _MODE.reset(token)
+
+
+def kernel_mode() -> str:
+    """The mode in force: the innermost :func:`use_kernels`, where that is ``"auto"`` the
+    environment variable ``SPECGLUE_KERNELS`` if set."""
+    mode = _MODE.get()
+    if mode == "auto":
+        pinned = os.environ.get(KERNELS_ENV)
+        if pinned:
+            return _check_mode(pinned, f"${KERNELS_ENV}")
+    return mode
 
 
 def onednn_dtype(*tensors: Optional[torch.Tensor]) -> Optional[torch.dtype]:
-    """The dtype in which an operation on ``tensors`` (the first one is the input) takes the
-    oneDNN path: float32, bfloat16 under CPU bf16 autocast, or None for PyTorch's kernels."""
-    # Checked first: torch.compile must not trace the rest (a context variable).
-    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    """The dtype in which an operation on ``tensors`` (the first one is the input) may take the
+    oneDNN path: float32, bfloat16 under CPU bf16 autocast, or None where only PyTorch's
+    kernels apply (the path is then not measured either)."""
+    # Checked first: torch.compile and torch.export (ONNX export included) must not trace the
+    # rest (a context variable); the legacy ONNX exporter traces.
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return None
-    if not (_HAS_ONEDNN_LINEAR and _ONEDNN_ALLOWED.get() and torch.backends.mkldnn.enabled):
+    if not (_HAS_ONEDNN_LINEAR and torch._C._get_mkldnn_enabled()) or kernel_mode() == "pytorch":
         return None
     x = tensors[0]
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         return None
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return None
@@ -63,43 +112,168 @@ def onednn_dtype(*tensors: Optional[torch.Tensor]) -> Optional[torch.dtype]:
     return torch.float32 if x.dtype == torch.float32 else None
 
 
+# ----------------------------------------------------------------------------------------
+# Choice by measurement
+# ----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_key() -> str:
+    """What a timing depends on besides the shapes: CPU model, torch version, threads."""
+    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
+def size_bucket(n: int) -> int:
+    """``n`` rounded up to a power of two (at least 64): the sizes that share a choice."""
+    return max(_SMALLEST_BUCKET, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def choices_file() -> Path:
+    """The JSON file the choices are remembered in."""
+    from ..weights import cache_dir
+
+    return cache_dir() / "kernels.json"
+
+
+class KernelChoices:
+    """The measured choice of each operation bucket on this machine, in memory and on disk.
+
+    ``entries`` maps an operation key (e.g. ``"attention float32 H4 Dh64 q512 k512 mask=none"``)
+    to ``{"path": "onednn" | "pytorch", "ms": {path: median ms}}``.
+    """
+
+    def __init__(self) -> None:
+        self.entries: Dict[str, Dict] = {}
+        self._loaded_for: Optional[int] = None
+        self._write_failed = False
+
+    def _load(self) -> None:
+        # cheap on every call: the file is read again only when the thread count changes (or
+        # after clear(), e.g. when $SPECGLUE_CACHE was changed)
+        key = torch.get_num_threads()
+        if self._loaded_for == key:
+            return
+        self._loaded_for, self.entries = key, {}
+        path = choices_file()
+        try:
+            stored = json.loads(path.read_text())
+            entries = stored.get(machine_key(), {}) if isinstance(stored, dict) else {}
+            self.entries = {k: v for k, v in entries.items()
+                            if isinstance(v, dict) and v.get("path") in ("onednn", "pytorch")}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as error:
+            logger.warning("Kernel choices %s unreadable (%s): measuring again", path, error)
+
+    def _save(self) -> None:
+        path = choices_file()
+        try:
+            try:
+                stored = json.loads(path.read_text())
+                stored = stored if isinstance(stored, dict) else {}
+            except (OSError, ValueError):
+                stored = {}
+            stored[machine_key()] = self.entries
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+                json.dump(stored, tmp, indent=1, sort_keys=True)
+            os.replace(tmp.name, path)
+        except OSError as error:
+            if not self._write_failed:
+                logger.warning("Kernel choices not saved to %s (%s): kept for this process", path, error)
+            self._write_failed = True
+
+    def clear(self) -> None:
+        """Forget the choices of this process (the file stays; it is read again on next use)."""
+        self.entries, self._loaded_for = {}, None
+
+    def run(self, key: str, paths: Dict[str, Callable[[], torch.Tensor]]) -> torch.Tensor:
+        """The output of the chosen path for ``key``; the first time, every path is timed on
+        this call (one untimed call each, then interleaved repeats) and the fastest kept."""
+        self._load()
+        entry = self.entries.get(key)
+        if entry is not None:
+            return paths[entry["path"]]()
+        times: Dict[str, list] = {name: [] for name in paths}
+        outputs = {name: run() for name, run in paths.items()}
+        for _ in range(_TIMING_REPEATS):
+            for name, run in paths.items():
+                start = time.perf_counter()
+                outputs[name] = run()
+                times[name].append((time.perf_counter() - start) * 1e3)
+        ms = {name: round(statistics.median(t), 4) for name, t in times.items()}
+        best = min(ms, key=ms.get)
+        self.entries[key] = {"path": best, "ms": ms}
+        logger.info("Kernels: %s -> %s (%s)", key, best, ", ".join(f"{n} {t:.3f} ms" for n, t in ms.items()))
+        self._save()
+        return outputs[best]
+
+
+#: the process-wide choices
+CHOICES = KernelChoices()
+
+
+def _dispatch(key: str, onednn: Callable[[], torch.Tensor], pytorch: Callable[[], torch.Tensor]) -> torch.Tensor:
+    mode = kernel_mode()
+    if mode == "onednn":
+        return onednn()
+    return CHOICES.run(key, {"onednn": onednn, "pytorch": pytorch})
+
+
+# ----------------------------------------------------------------------------------------
+# The operations
+# ----------------------------------------------------------------------------------------
+
+
 def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and state-dict keys) that uses oneDNN when it applies."""
+    """``nn.Linear`` (same parameters and state-dict keys) whose CPU kernel is chosen by measurement."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if onednn_dtype(x, self.weight, self.bias) == torch.float32 and x.numel():
-            return _onednn_linear(x, self.weight, self.bias)
-        return F.linear(x, self.weight, self.bias)
+        if onednn_dtype(x, self.weight, self.bias) != torch.float32 or not x.numel():
+            return F.linear(x, self.weight, self.bias)
+        rows = x.numel() // x.shape[-1]
+        key = f"linear float32 {self.in_features}x{self.out_features} rows{size_bucket(rows)}"
+        return _dispatch(key, lambda: _onednn_linear(x, self.weight, self.bias),
+                         lambda: F.linear(x, self.weight, self.bias))
 
 
-def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a [B, M, K] @ b[B, N, K]^T -> [B, M, N]."""
-    if not (onednn_dtype(a, b) == torch.float32 and a.numel() and b.numel()):
-        return a @ b.transpose(-1, -2)
+def _onednn_matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     out = a.new_empty((a.shape[0], a.shape[1], b.shape[1]))
     for i in range(a.shape[0]):
         out[i] = _onednn_linear(a[i], b[i].contiguous(), None)
     return out
 
 
-def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """Scaled dot-product attention. q: [B, H, Lq, Dh], k, v: [B, H, Lk, Dh] -> [B, H, Lq, Dh].
+def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a [B, M, K] @ b[B, N, K]^T -> [B, M, N]."""
+    if onednn_dtype(a, b) != torch.float32 or not (a.numel() and b.numel()):
+        return a @ b.transpose(-1, -2)
+    key = f"matmul_nt float32 K{a.shape[-1]} m{size_bucket(a.shape[1])} n{size_bucket(b.shape[1])}"
+    return _dispatch(key, lambda: _onednn_matmul_nt(a, b), lambda: a @ b.transpose(-1, -2))
 
-    ``mask`` broadcastable to [B, H, Lq, Lk]: boolean (True = may attend) or additive float.
-    A query whose keys are all masked gets a zero message instead of NaN.
-    """
-    if q.shape[-2] == 0 or k.shape[-2] == 0:
-        return q.new_zeros((*q.shape[:-1], v.shape[-1]))
-    dtype = onednn_dtype(q, k, v)
-    if dtype is None:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return out if mask is None else out.nan_to_num()
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out if mask is None else out.nan_to_num()
+
+
+def _onednn_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
+                      dtype: torch.dtype) -> torch.Tensor:
     if mask is not None and mask.dim() < 4:
         mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
     q = q.to(dtype) * q.shape[-1] ** -0.5
@@ -121,3 +295,22 @@ def attention(
                         scores += block_mask
                 out[b, h, start:stop] = _onednn_linear(scores.softmax(-1), v_t[b, h], None)
     return out if mask is None else out.nan_to_num()
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Scaled dot-product attention. q: [B, H, Lq, Dh], k, v: [B, H, Lk, Dh] -> [B, H, Lq, Dh].
+
+    ``mask`` broadcastable to [B, H, Lq, Lk]: boolean (True = may attend) or additive float.
+    A query whose keys are all masked gets a zero message instead of NaN.
+    """
+    if q.shape[-2] == 0 or k.shape[-2] == 0:
+        return q.new_zeros((*q.shape[:-1], v.shape[-1]))
+    dtype = onednn_dtype(q, k, v)
+    if dtype is None:
+        return _sdpa(q, k, v, mask)
+    mask_kind = "none" if mask is None else ("bool" if mask.dtype == torch.bool else "float")
+    key = (f"attention {str(dtype).replace('torch.', '')} B{q.shape[0]} H{q.shape[1]} Dh{q.shape[-1]} "
+           f"q{size_bucket(q.shape[-2])} k{size_bucket(k.shape[-2])} mask={mask_kind}")
+    return _dispatch(key, lambda: _onednn_attention(q, k, v, mask, dtype), lambda: _sdpa(q, k, v, mask))

@@ -23,7 +23,7 @@ from .attention import TransformerLayer
 from .encoding import LearnableFourierPositionalEncoding
 from .heads import MatchAssignment, TokenConfidence, filter_matches
 from .inputs import ImageInputs, kept_order, parse_image
-from .kernels import Linear, use_onednn
+from .kernels import KERNEL_MODES, Linear, use_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,9 @@ class LightGlue(nn.Module):
         "num_heads": 4,  # attention heads
         "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
         "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
-        "onednn": True,  # CPU inference: matrix products through oneDNN (fp32; bf16 attention with mp)
+        # CPU inference kernels: "auto" times oneDNN against PyTorch's on first use of each size
+        # and keeps the faster (cached per CPU); "onednn" / "pytorch" pin one (model/kernels.py)
+        "kernels": "auto",
         "depth_confidence": 0.95,  # early stopping, disable with -1
         "width_confidence": 0.99,  # point pruning, disable with -1
         "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
@@ -161,6 +163,8 @@ class LightGlue(nn.Module):
         merged = {**self.default_conf, **(self.features[features] if features else {}), **conf}
         if merged["specular_mode"] not in SPECULAR_MODES:
             raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {merged['specular_mode']!r}")
+        if merged["kernels"] not in KERNEL_MODES:
+            raise ValueError(f"kernels must be one of {KERNEL_MODES}, got {merged['kernels']!r}")
         self.conf = conf = _FrozenConf(merged)
 
         d, h, n = conf.descriptor_dim, conf.num_heads, conf.n_layers
@@ -284,7 +288,7 @@ class LightGlue(nn.Module):
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel, \
-                use_onednn(self.conf.onednn):
+                use_kernels(self.conf.kernels):
             if image0.valid.shape[0] > 1 and device.type not in self.padded_batch_devices:
                 return self._match_each_pair(image0, image1, mode)
             return self._match_pairs(image0, image1, mode)
