@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from specglue.eval.methods.official import load_reference_aliked
 from specglue.features import ALIKED, build_extractor
@@ -104,7 +105,7 @@ class TestALIKEDBehaviour:
         for mode in ("pytorch", "onednn", "auto"):
             with kernels.use_kernels(mode):
                 results[mode] = extractor.extract(image)
-        (entry,) = [v for k, v in kernels.CHOICES.entries.items() if k.startswith("aliked dense")]
+        (entry,) = [v for k, v in kernels.CHOICES.entries.items() if k.startswith("aliked network")]
         assert set(entry["ms"]) == {"channels_last", "contiguous"}  # measured in "auto"
         kernels.CHOICES.clear()
         plain = results["pytorch"]
@@ -114,6 +115,24 @@ class TestALIKEDBehaviour:
             assert other["keypoints"].shape == plain["keypoints"].shape == (1, 512, 2)
             assert float(dist.max()) < 1e-3 and len(torch.unique(idx)) == 512  # the same set
             assert float((other["descriptors"][0] - plain["descriptors"][0][idx]).abs().max()) < 1e-4
+
+    def test_sparse_feature_map_equals_the_dense_one(self):
+        """The feature map read where the descriptor head reads it equals kornia's dense map:
+        at integer pixels and bilinearly (grid_sample, zeros outside), also beyond the border."""
+        from specglue.features.aliked import _FeatureMap
+
+        torch.manual_seed(0)
+        hp, wp, top, left, h, w = 64, 96, 3, 5, 57, 88  # padded size, padding, cropped size
+        parts = [torch.randn(32, hp // s, wp // s) for s in (1, 2, 8, 32)]
+        up = [parts[0]] + [F.interpolate(p[None], size=(hp, wp), mode="bilinear", align_corners=True)[0]
+                           for p in parts[1:]]
+        dense = F.normalize(torch.cat(up, 0), dim=0)[:, top:top + h, left:left + w]  # [128, h, w]
+        sparse = _FeatureMap([p.permute(1, 2, 0).contiguous().permute(2, 0, 1) for p in parts], (left, top), (h, w))
+        y, x = torch.randint(0, h, (300,)), torch.randint(0, w, (300,))
+        torch.testing.assert_close(sparse.at(y, x), dense[:, y, x].T, rtol=0, atol=1e-5)
+        grid = torch.rand(40, 16, 2) * 2.4 - 1.2  # some samples outside the map
+        expected = F.grid_sample(dense[None], grid[None], mode="bilinear", align_corners=True)[0]
+        torch.testing.assert_close(sparse.bilinear(grid), expected.permute(1, 2, 0), rtol=0, atol=1e-5)
 
     def test_batch_equals_single(self, data_dir):
         frames = [read_rgb(data_dir / GLINT_FRAME.replace("00", f"{i:02d}")) for i in (0, 6)]

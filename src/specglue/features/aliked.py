@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from kornia.feature.aliked import ALIKED as KorniaALIKED
+from kornia.feature.aliked.aliked import InputPadder
 
 from .. import weights as _weights
 from ..model import kernels
@@ -138,6 +139,41 @@ class ALIKED(Extractor):
             selected.append(indices)
         return selected
 
+    def _describe(self, feature_map: "_FeatureMap", keypoints: torch.Tensor) -> torch.Tensor:
+        """Descriptors [N, D] at ``keypoints`` [N, 2] (normalised to [-1, 1]): kornia's SDDH
+        (deformable sampling head) reading ``feature_map`` only where it samples.
+
+        Per keypoint: the 3x3 patch of the feature map around it gives ``n_pos`` offsets; the
+        map is sampled bilinearly there (``grid_sample``: align_corners, zeros outside), then a
+        1x1 convolution, SELU, the learned aggregation over positions and an L2 norm.
+        """
+        head = self.net.desc_head
+        if head.kernel_size < 2 or head.mask or head.conv2d:
+            raise NotImplementedError("only ALIKED's SDDH configuration (3x3 patches, no mask, "
+                                      "aggregation weights) is supported")
+        h, w = feature_map.size
+        n, ps = keypoints.shape[0], head.kernel_size
+        if n == 0:
+            return keypoints.new_zeros((0, self.descriptor_dim))
+        wh = torch.tensor([[w - 1, h - 1]], device=keypoints.device,
+                          dtype=torch.promote_types(keypoints.dtype, torch.float32))
+        keypoints_wh = (keypoints / 2 + 0.5) * wh  # [N, 2] pixels
+        # the patch as kornia's get_patches: its corner moved inside the map
+        corner = (keypoints_wh.long() - ps / 2 + 1).long()
+        cx = corner[:, 0].clamp(min=0, max=w - 1 - ps)
+        cy = corner[:, 1].clamp(min=0, max=h - 1 - ps)
+        steps = torch.arange(ps, device=keypoints.device)
+        ys = (cy[:, None, None] + steps[None, :, None]).expand(n, ps, ps)  # [N, dy, dx]
+        xs = (cx[:, None, None] + steps[None, None, :]).expand(n, ps, ps)
+        patch = feature_map.at(ys.reshape(-1), xs.reshape(-1)).reshape(n, ps, ps, -1).permute(0, 3, 1, 2)
+        offset = head.offset_conv(patch).clamp(-max(h, w) / 4.0, max(h, w) / 4.0)
+        offset = offset[:, :, 0, 0].view(n, 2, head.n_pos).permute(0, 2, 1)  # [N, P, 2]
+        grid = 2.0 * (keypoints_wh.unsqueeze(1) + offset) / wh[None] - 1  # [N, P, 2] in [-1, 1]
+        sampled = feature_map.bilinear(grid)  # [N, P, D]
+        features = torch.selu_(head.sf_conv(sampled.permute(0, 2, 1)[..., None])).squeeze(-1)  # [N, D, P]
+        descriptors = torch.einsum("ncp,pcd->nd", features, head.agg_weights)
+        return F.normalize(descriptors, p=2.0, dim=1)
+
     def _refine(self, score_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Sub-pixel ``[N, 2]`` (x, y) by a soft-argmax over each ``(2r+1)^2`` window.
 
@@ -158,36 +194,57 @@ class ALIKED(Extractor):
         residual = weights @ grid
         return torch.stack([x, y], -1).to(score_map.dtype) + residual
 
-    def _dense_maps(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The network's feature map [B, D, H, W] and score map [B, 1, H, W].
+    def _network(self, image: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor, Tuple[int, int]]:
+        """The backbone's four gated feature maps, the score map [B, 1, H, W] and the padding.
 
         On the CPU the network runs in the memory layout measured fastest for this image size
         (:func:`specglue.model.kernels.measured`; pinned: ``onednn`` -> channels-last, its
-        native layout, ``pytorch`` -> contiguous). Channels-last makes the dense L2 norm, the
-        concatenation and the descriptor sampling, all over channels, contiguous reads (30 %
-        faster at 320x240 on an AMD EPYC). Both give the same maps up to summation order.
+        native layout, ``pytorch`` -> contiguous): channels-last also makes the reads of the
+        sparse feature map (:class:`_FeatureMap`) contiguous.
         """
         if image.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return self.net.extract_dense_map(image)
+            return self._network_in(image, None)
         b, _, h, w = image.shape
-        key = (f"aliked dense {self.conf['model_name']} {str(image.dtype).replace('torch.', '')} "
+        key = (f"aliked network {self.conf['model_name']} {str(image.dtype).replace('torch.', '')} "
                f"B{b} pixels{kernels.size_bucket(h * w)}")
-        paths = {layout: functools.partial(self._dense_maps_in, image, layout)
-                 for layout in (torch.channels_last, torch.contiguous_format)}
-        paths = {"channels_last": paths[torch.channels_last], "contiguous": paths[torch.contiguous_format]}
+        paths = {"channels_last": functools.partial(self._network_in, image, torch.channels_last),
+                 "contiguous": functools.partial(self._network_in, image, torch.contiguous_format)}
         return kernels.measured(key, paths, {"onednn": "channels_last", "pytorch": "contiguous"}, repeats=3)
 
-    def _dense_maps_in(self, image: torch.Tensor, layout: torch.memory_format) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`KorniaALIKED.extract_dense_map` with the image and the weights in ``layout``
-        (a convolution's output takes the layout of its weights)."""
-        if self._net_layout != layout:
-            self.net.to(memory_format=layout)
-            self._net_layout = layout
-        return self.net.extract_dense_map(image.contiguous(memory_format=layout))
+    def _network_in(self, image: torch.Tensor, layout: Optional[torch.memory_format]
+                    ) -> Tuple[List[torch.Tensor], torch.Tensor, Tuple[int, int]]:
+        """:meth:`_network` with the image and the weights in ``layout`` (None: as they are;
+        a convolution's output takes the layout of its weights).
+
+        The same computation as kornia's ``extract_dense_map`` up to summation order, without
+        its dense ``[B, D, H, W]`` feature map: the score head's first layer (a 1x1 convolution,
+        linear) is applied to each part before the bilinear upsampling instead of after it.
+        """
+        if layout is not None:
+            if self._net_layout != layout:
+                self.net.to(memory_format=layout)
+                self._net_layout = layout
+            image = image.contiguous(memory_format=layout)
+        net = self.net
+        padder = InputPadder(image.shape[-2], image.shape[-1], 32)
+        x1 = net.block1(padder.pad(image))
+        x2 = net.block2(net.pool2(x1))
+        x3 = net.block3(net.pool4(x2))
+        x4 = net.block4(net.pool4(x3))
+        parts = [net.gate(net.conv1(x1)), net.gate(net.conv2(x2)), net.gate(net.conv3(x3)), net.gate(net.conv4(x4))]
+        first = net.score_head[0]  # Conv2d(D, 8, 1, bias=False)
+        weights = first.weight.split([p.shape[1] for p in parts], dim=1)
+        size = parts[0].shape[-2:]
+        logits = F.conv2d(parts[0], weights[0])
+        for part, weight in zip(parts[1:], weights[1:]):
+            logits = logits + F.interpolate(F.conv2d(part, weight), size=size, mode="bilinear", align_corners=True)
+        score_map = padder.unpad(torch.sigmoid(net.score_head[1:](logits)))
+        left, top = padder._pad[0], padder._pad[2]
+        return parts, score_map, (left, top)
 
     def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
         """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 3, H, W]`` RGB."""
-        feature_map, score_map = self._dense_maps(image)
+        parts, score_map, offset = self._network(image)
         _, _, h, w = image.shape
         wh = torch.tensor([w - 1, h - 1], dtype=score_map.dtype, device=score_map.device)
         keypoints_px = [
@@ -195,7 +252,8 @@ class ALIKED(Extractor):
             for i, idx in enumerate(self._select(score_map[:, 0]))
         ]
         normalised = [kp / wh * 2 - 1 for kp in keypoints_px]  # [-1, 1], align_corners=True
-        descriptors, _ = self.net.desc_head(feature_map, normalised)
+        descriptors = [self._describe(_FeatureMap([p[i] for p in parts], offset, (h, w)), kn)
+                       for i, kn in enumerate(normalised)]
         out = []
         for i, (kp, kn, desc) in enumerate(zip(keypoints_px, normalised, descriptors)):
             scores = F.grid_sample(
@@ -207,3 +265,87 @@ class ALIKED(Extractor):
                 "descriptors": desc.reshape(-1, self.descriptor_dim),
             })
         return out
+
+
+class _FeatureMap:
+    """ALIKED's L2-normalised dense feature map [D, H, W] of one image, computed only where read.
+
+    The map is ``normalize(cat(x1, up2(x2), up8(x3), up32(x4)))`` over channels, at the padded
+    size, cropped by the padding (kornia's ``extract_dense_map``; ``up`` = bilinear,
+    align_corners). The descriptor head reads it at about 73 pixels per keypoint (a 3x3 patch
+    and the 4 neighbours of 16 samples), so those pixels are computed from the four parts
+    directly: at 320x240 and 512 keypoints fewer than half of the pixels, at 640x480 an
+    eighth, and the 128-channel map (40 MB at 320x240) is never allocated.
+
+    Args:
+        parts: the four gated maps of one image, ``[C_i, H / s_i, W / s_i]`` at the padded size.
+        offset: (left, top) padding in pixels.
+        size: (H, W) of the cropped map.
+    """
+
+    def __init__(self, parts: List[torch.Tensor], offset: Tuple[int, int], size: Tuple[int, int]) -> None:
+        self.parts = [p.permute(1, 2, 0) for p in parts]  # [h, w, C]: rows of channels
+        self.left, self.top = offset
+        self.size = size
+        self.padded = tuple(parts[0].shape[-2:])
+
+    def at(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The normalised features [K, D] at integer pixels ``y``, ``x`` [K] of the cropped map."""
+        yp, xp = y + self.top, x + self.left
+        first = self.parts[0]
+        widths = [p.shape[-1] for p in self.parts]
+        out = first.new_empty((y.shape[0], sum(widths)))  # [K, D], filled part by part
+        out[:, :widths[0]] = first.reshape(-1, widths[0]).index_select(0, yp * first.shape[1] + xp)
+        start = widths[0]
+        for part, width in zip(self.parts[1:], widths[1:]):
+            out[:, start:start + width] = _upsampled_at(part, yp, xp, self.padded)
+            start += width
+        # F.normalize(out, dim=-1), in place
+        return out.div_(torch.linalg.vector_norm(out, dim=-1, keepdim=True).clamp_min_(1e-12))
+
+    def bilinear(self, grid: torch.Tensor) -> torch.Tensor:
+        """``grid_sample(map, grid, "bilinear", align_corners=True)`` (zeros outside the map) at
+        ``grid`` [..., 2] (x, y in [-1, 1]) -> [..., D]."""
+        h, w = self.size
+        ix = (grid[..., 0] + 1) * ((w - 1) / 2)
+        iy = (grid[..., 1] + 1) * ((h - 1) / 2)
+        x0, y0 = ix.floor(), iy.floor()
+        fx, fy = ix - x0, iy - y0
+        corners = []  # (x, y, weight) of the 4 neighbours
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            for dx, wx in ((0, 1 - fx), (1, fx)):
+                corners.append((x0.long() + dx, y0.long() + dy, wx * wy))
+        xs = torch.stack([c[0] for c in corners], -1)  # [..., 4]
+        ys = torch.stack([c[1] for c in corners], -1)
+        weights = torch.stack([c[2] for c in corners], -1)
+        inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+        weights = weights * inside
+        flat = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).reshape(-1)
+        pixels, inverse = torch.unique(flat, return_inverse=True)  # each pixel computed once
+        features = self.at(torch.div(pixels, w, rounding_mode="floor"), pixels % w)  # [U, D]
+        mixed = _weighted_rows(features, inverse.reshape(-1, 4), weights.reshape(-1, 4))
+        return mixed.reshape(*weights.shape[:-1], -1)
+
+
+def _upsampled_at(part: torch.Tensor, y: torch.Tensor, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(part, size, "bilinear", align_corners=True)`` read at integer pixels
+    ``y``, ``x`` [K] of the output; ``part`` is [h, w, C] -> [K, C] (the weights of PyTorch's
+    kernel: source = scale * destination, scale = (in - 1) / (out - 1))."""
+    h, w = part.shape[0], part.shape[1]
+    out_h, out_w = size
+    scale_y = torch.tensor(h - 1, dtype=torch.float32) / (out_h - 1) if out_h > 1 else torch.tensor(0.0)
+    scale_x = torch.tensor(w - 1, dtype=torch.float32) / (out_w - 1) if out_w > 1 else torch.tensor(0.0)
+    sy, sx = scale_y * y.to(torch.float32), scale_x * x.to(torch.float32)
+    y0, x0 = sy.long(), sx.long()
+    y1, x1 = (y0 + 1).clamp(max=h - 1), (x0 + 1).clamp(max=w - 1)
+    ly, lx = (sy - y0).clamp(0, 1), (sx - x0).clamp(0, 1)
+    index = torch.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], -1)  # [K, 4]
+    weight = torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], -1)
+    return _weighted_rows(part.reshape(h * w, -1), index, weight)
+
+
+def _weighted_rows(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``sum_j weight[k, j] * table[index[k, j]]`` -> [K, C] without materialising the
+    [K, J, C] gathered rows (``embedding_bag``, fp32)."""
+    out = F.embedding_bag(index, table.float(), per_sample_weights=weight.float(), mode="sum")
+    return out.to(table.dtype)

@@ -86,9 +86,17 @@ def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
     maps = scores.unsqueeze(1) if squeeze else scores
 
     def pool(x: torch.Tensor) -> torch.Tensor:
-        # the square window as a row pass then a column pass: the same maxima, fewer comparisons
-        rows = F.max_pool2d(x, kernel_size=(1, 2 * radius + 1), stride=1, padding=(0, radius))
-        return F.max_pool2d(rows, kernel_size=(2 * radius + 1, 1), stride=1, padding=(radius, 0))
+        # max over the (2r+1)^2 window, as a row pass then a column pass of shifted maxima: the
+        # same values as max_pool2d (max is exact), without its index bookkeeping
+        for dim in (-1, -2):
+            size = x.shape[dim]
+            pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
+            padded = F.pad(x, pad, value=-torch.inf)
+            out = padded.narrow(dim, 0, size)
+            for shift in range(1, 2 * radius + 1):
+                out = torch.maximum(out, padded.narrow(dim, shift, size))
+            x = out
+        return x
 
     keep = maps == pool(maps)
     for _ in range(2):
