@@ -152,11 +152,17 @@ def test_eval_pose_and_rotation_take_their_own_options(tmp_path, data_dir):
     assert config["pairs_file"] == str(pairs.resolve()) and config["ransac_threshold"] == 1.0
     run = specglue("eval", "rotation", "--images", data_dir / "06_oxford_graffiti_homography", "--max-images", "1",
                    "--per-bin", "1", "--max-num-keypoints", "128", "--resize", "320", "--methods", "mnn",
-                   "--ransac-threshold", "2", "--out-dir", tmp_path / "rot")
+                   "specglue-off", "--ransac-threshold", "2", "--variant", "aliked-n16rot", "--bf16",
+                   "--out-dir", tmp_path / "rot")
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0].startswith("| method | 0–30° |")
-    config = json.loads((tmp_path / "rot" / "results.json").read_text())["config"]
+    results = json.loads((tmp_path / "rot" / "results.json").read_text())
+    config = results["config"]
     assert config["per_bin"] == 1 and config["ransac_threshold"] == 2.0 and len(config["images"]) == 1
+    # the rotation-invariant ALIKED weights extracted, the matcher in bf16 autocast
+    assert config["extractor_conf"] == {"model_name": "aliked-n16rot"} and config["lightglue_conf"] == {"mp": True}
+    (specglue_off,) = [m for m in results["methods"] if m["name"] == "specglue-off"]
+    assert specglue_off["conf"]["mp"] is True
 
 
 def test_pairs_command(tmp_path):

@@ -340,8 +340,9 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
         options.ransac_threshold = bench.ransac_threshold
     plan = bench.prepare(options, **{k: v for k, v in kwargs.items() if k not in common})
     out_dir = Path(options.out_dir) if options.out_dir is not None else (
-        Path("outputs") / "eval" / f"{bench.name}-{options.features}-n{options.max_num_keypoints}"
-                                   f"-r{options.resize or 'orig'}-{plan.out_name}")
+        Path("outputs") / "eval" / f"{bench.name}-{options.extractor_conf.get('model_name', options.features)}"
+                                   f"-n{options.max_num_keypoints}-r{options.resize or 'orig'}-{plan.out_name}"
+                                   f"{'-mp' if options.lightglue_conf.get('mp') else ''}")
     config = {"benchmark": bench.name, **dataclasses.asdict(options), "out_dir": str(out_dir), **plan.settings}
     logger.info("%s evaluation, config: %s", bench.name, config)
     context = MethodContext(options.features, torch.device(options.device), options.lightglue_conf,
@@ -410,6 +411,11 @@ def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None
     parser.add_argument("--weights", default=None, metavar="PATH",
                         help="specglue-* methods: a matcher checkpoint (e.g. from specglue train) instead of "
                              "the official weights")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="extractor weights variant (ALIKED model_name, e.g. aliked-n16rot); default: the "
+                             "extractor's own")
+    parser.add_argument("--bf16", action="store_true",
+                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast on CPU for specglue-*, fp16 on CUDA (the official and kornia models autocast on CUDA only)")
     benchmark.add_arguments(parser.add_argument_group(f"{benchmark.name} options"))
 
 
@@ -421,8 +427,9 @@ def run_from_args(benchmark: Benchmark, args: argparse.Namespace) -> Dict[str, A
                specular=None if args.specular == "none" else args.specular, seed=args.seed,
                max_num_keypoints=args.max_num_keypoints, resize=args.resize or None,
                ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
-               device=args.device, mnn_ratio=args.mnn_ratio,
-               weights=args.weights, **settings)
+               device=args.device, mnn_ratio=args.mnn_ratio, weights=args.weights,
+               extractor_conf={"model_name": args.variant} if args.variant else {},
+               lightglue_conf={"mp": True} if args.bf16 else {}, **settings)
 
 
 __all__ = [
