@@ -6,7 +6,7 @@ kornia, reference, ...) after warm-up with the same thread count; tables give me
 ratio reference / method (> 1: faster than the reference), the agreement of ``matches0`` with
 the reference, and the peak memory one forward allocates.
 
-    python benchmarks/speed.py                   # latency table, adaptive on and off
+    python benchmarks/speed.py                   # latency table, adaptive on and off, + kernel choices
     python benchmarks/speed.py --bf16 --onnx     # + specglue bf16 (mp=True), + ONNX Runtime
     python benchmarks/speed.py --scaling         # 512 ... 8192 keypoints, attention share
     python benchmarks/speed.py --batch           # pairs per second for B = 1, 4, 16
@@ -138,7 +138,7 @@ def latency_table(args) -> str:
         onnx = export_onnx_matcher(Path(tmp), args.threads) if args.onnx else None
         for n in args.keypoints:
             pairs = features_for(n, args.resize)
-            for adaptive in (True, False):
+            for adaptive in {"on": (True,), "off": (False,), "both": (True, False)}[args.adaptive]:
                 methods = build_methods(adaptive, args.bf16, onnx)
                 medians, agreement, memory = time_methods(methods, pairs, args.repeats, args.warmup)
                 ref = medians.get("reference")
@@ -259,6 +259,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--adaptive", choices=("on", "off", "both"), default="both",
+                        help="early stopping and pruning on, off or both (default)")
     parser.add_argument("--bf16", action="store_true", help="also time specglue with bf16 autocast")
     parser.add_argument("--onnx", action="store_true", help="also time the exported graph in ONNX Runtime")
     parser.add_argument("--scaling", action="store_true")
@@ -266,7 +268,8 @@ def main() -> None:
     parser.add_argument("--kernels", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, CPU")
+    print(f"CPU: {kernels.cpu_model()}, torch {torch.__version__}, {args.threads} threads, "
+          f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}")
     if args.scaling:
         print(scaling_table(args))
     elif args.batch:
@@ -275,6 +278,9 @@ def main() -> None:
         print(kernel_table(args))
     else:
         print(latency_table(args))
+        print("\nKernel choices of specglue's default (kernels='auto'), median ms per call:")
+        for key, entry in sorted(kernels.CHOICES.entries.items()):
+            print(f"  {key}: {entry['path']} ({', '.join(f'{k} {v:.3f}' for k, v in entry['ms'].items())})")
 
 
 if __name__ == "__main__":

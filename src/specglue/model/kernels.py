@@ -32,7 +32,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
 import os
 import platform
 import statistics
@@ -136,7 +135,7 @@ def machine_key() -> str:
 
 def size_bucket(n: int) -> int:
     """``n`` rounded up to a power of two (at least 64): the sizes that share a choice."""
-    return max(_SMALLEST_BUCKET, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+    return max(_SMALLEST_BUCKET, 1 << (max(n, 1) - 1).bit_length())
 
 
 def choices_file() -> Path:
@@ -246,14 +245,18 @@ def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
 
+@functools.lru_cache(maxsize=None)
+def _linear_key(in_features: int, out_features: int, rows: int) -> str:
+    return f"linear float32 {in_features}x{out_features} rows{rows}"
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` (same parameters and state-dict keys) whose CPU kernel is chosen by measurement."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if onednn_dtype(x, self.weight, self.bias) != torch.float32 or not x.numel():
             return F.linear(x, self.weight, self.bias)
-        rows = x.numel() // x.shape[-1]
-        key = f"linear float32 {self.in_features}x{self.out_features} rows{size_bucket(rows)}"
+        key = _linear_key(self.in_features, self.out_features, size_bucket(x.numel() // x.shape[-1]))
         return _dispatch(key, lambda: _onednn_linear(x, self.weight, self.bias),
                          lambda: F.linear(x, self.weight, self.bias))
 
