@@ -102,6 +102,16 @@ def test_user_options_override_the_preset():
         model.conf.filter_threshold = 0.2
 
 
+def test_weights_none_means_the_presets_weights():
+    """weights=None (e.g. an unset --weights option passed through) keeps the official weights;
+    only features=None and weights=None give random weights."""
+    official = LightGlue(features="aliked").state_dict()
+    passed_none = LightGlue(features="aliked", weights=None).state_dict()
+    assert all(torch.equal(official[k], passed_none[k]) for k in official)
+    random = LightGlue(features=None, input_dim=128).state_dict()
+    assert not torch.equal(random["input_proj.weight"], official["input_proj.weight"])
+
+
 def test_corrupt_checkpoint_names_the_file(tmp_path):
     bad = tmp_path / "broken_lightglue.pth"
     good = weights_registry.resolve("aliked_lightglue").read_bytes()

@@ -160,7 +160,10 @@ class LightGlue(nn.Module):
             )
         if features is not None and features not in self.features:
             raise ValueError(f"Unknown features {features!r}; expected one of {sorted(self.features)}")
-        merged = {**self.default_conf, **(self.features[features] if features else {}), **conf}
+        preset = self.features[features] if features else {}
+        merged = {**self.default_conf, **preset, **conf}
+        if merged["weights"] is None:  # weights=None given: the preset's weights, as documented
+            merged["weights"] = preset.get("weights")
         if merged["specular_mode"] not in SPECULAR_MODES:
             raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {merged['specular_mode']!r}")
         if merged["kernels"] not in KERNEL_MODES:
