@@ -207,3 +207,15 @@ def test_pinned_modes_and_the_environment_variable(kernel_cache, monkeypatch):
 
 def test_size_buckets():
     assert [kernels.size_bucket(n) for n in (1, 64, 65, 512, 513, 2048)] == [64, 64, 128, 512, 1024, 2048]
+
+
+def test_fastest_preset_takes_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import specglue.model.lightglue as lightglue_module
+
+    for native in (False, True):
+        monkeypatch.setattr(lightglue_module, "native_bf16", lambda native=native: native)
+        model = LightGlue.fastest("aliked")
+        assert model.conf.mp is native and model.conf.kernels == "auto" and model.conf.input_dim == 128
+    assert LightGlue.fastest("aliked", mp=False).conf.mp is False  # the caller's choice wins
+    flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
+    assert kernels.native_bf16() == (("amx_bf16" in flags or "avx512_bf16" in flags) and kernels._HAS_ONEDNN_BF16)

@@ -128,6 +128,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 products natively (AMX-BF16 or AVX512-BF16 in
+    ``/proc/cpuinfo``); elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return bool(flags & {"amx_bf16", "avx512_bf16"}) and _HAS_ONEDNN_BF16
+    except OSError:
+        pass
+    return False
+
+
 def machine_key() -> str:
     """What a timing depends on besides the shapes: CPU model, torch version, threads."""
     return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
