@@ -15,7 +15,8 @@ blocked attention (203 vs 129 GFLOP/s). So in the default mode ``"auto"``, the f
 operation in a size bucket (shapes rounded up to a power of two) times both paths on that call's
 own tensors and keeps the faster; choices are remembered in memory and in
 ``<cache>/kernels.json`` (``$SPECGLUE_CACHE`` or ``~/.cache/specglue``), keyed by CPU model,
-torch version and thread count, so a process pays for a bucket once per machine.
+torch version and thread count, so a process pays for a bucket once per machine (delete the file
+to measure again, e.g. after timings taken on a loaded machine).
 
 ``"onednn"`` or ``"pytorch"`` pins a path (``LightGlue(kernels=...)``, :func:`use_kernels`, or
 the environment variable ``SPECGLUE_KERNELS``, which applies wherever the mode is ``"auto"``).
@@ -196,7 +197,8 @@ class KernelChoices:
                 stored = stored if isinstance(stored, dict) else {}
             except (OSError, ValueError):
                 stored = {}
-            stored[machine_key()] = self.entries
+            # merged: another process may have measured other buckets meanwhile
+            stored[machine_key()] = {**stored.get(machine_key(), {}), **self.entries}
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
                 json.dump(stored, tmp, indent=1, sort_keys=True)
