@@ -284,22 +284,22 @@ class _FeatureMap:
     """
 
     def __init__(self, parts: List[torch.Tensor], offset: Tuple[int, int], size: Tuple[int, int]) -> None:
-        self.parts = [p.permute(1, 2, 0) for p in parts]  # [h, w, C]: rows of channels
+        # [h * w, C] row tables (views of channels-last maps; one copy of contiguous ones)
+        self.tables = [p.permute(1, 2, 0).reshape(-1, p.shape[0]) for p in parts]
+        self.shapes = [tuple(p.shape[-2:]) for p in parts]
         self.left, self.top = offset
         self.size = size
-        self.padded = tuple(parts[0].shape[-2:])
 
     def at(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The normalised features [K, D] at integer pixels ``y``, ``x`` [K] of the cropped map."""
         yp, xp = y + self.top, x + self.left
-        first = self.parts[0]
-        widths = [p.shape[-1] for p in self.parts]
-        out = first.new_empty((y.shape[0], sum(widths)))  # [K, D], filled part by part
-        out[:, :widths[0]] = first.reshape(-1, widths[0]).index_select(0, yp * first.shape[1] + xp)
-        start = widths[0]
-        for part, width in zip(self.parts[1:], widths[1:]):
-            out[:, start:start + width] = _upsampled_at(part, yp, xp, self.padded)
-            start += width
+        padded = self.shapes[0]
+        out = self.tables[0].new_empty((y.shape[0], sum(t.shape[1] for t in self.tables)))  # [K, D]
+        start = self.tables[0].shape[1]
+        out[:, :start] = self.tables[0].index_select(0, yp * padded[1] + xp)
+        for table, shape in zip(self.tables[1:], self.shapes[1:]):
+            out[:, start:start + table.shape[1]] = _upsampled_at(table, shape, yp, xp, padded)
+            start += table.shape[1]
         # F.normalize(out, dim=-1), in place
         return out.div_(torch.linalg.vector_norm(out, dim=-1, keepdim=True).clamp_min_(1e-12))
 
@@ -327,11 +327,13 @@ class _FeatureMap:
         return mixed.reshape(*weights.shape[:-1], -1)
 
 
-def _upsampled_at(part: torch.Tensor, y: torch.Tensor, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """``F.interpolate(part, size, "bilinear", align_corners=True)`` read at integer pixels
-    ``y``, ``x`` [K] of the output; ``part`` is [h, w, C] -> [K, C] (the weights of PyTorch's
-    kernel: source = scale * destination, scale = (in - 1) / (out - 1))."""
-    h, w = part.shape[0], part.shape[1]
+def _upsampled_at(table: torch.Tensor, shape: Tuple[int, int], y: torch.Tensor, x: torch.Tensor,
+                  size: Tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(map, size, "bilinear", align_corners=True)`` read at integer pixels ``y``,
+    ``x`` [K] of the output, for the map of ``shape`` (h, w) given as its [h * w, C] rows
+    ``table`` -> [K, C] (the weights of PyTorch's kernel: source = scale * destination,
+    scale = (in - 1) / (out - 1))."""
+    h, w = shape
     out_h, out_w = size
     scale_y = torch.tensor(h - 1, dtype=torch.float32) / (out_h - 1) if out_h > 1 else torch.tensor(0.0)
     scale_x = torch.tensor(w - 1, dtype=torch.float32) / (out_w - 1) if out_w > 1 else torch.tensor(0.0)
@@ -341,7 +343,7 @@ def _upsampled_at(part: torch.Tensor, y: torch.Tensor, x: torch.Tensor, size: Tu
     ly, lx = (sy - y0).clamp(0, 1), (sx - x0).clamp(0, 1)
     index = torch.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], -1)  # [K, 4]
     weight = torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], -1)
-    return _weighted_rows(part.reshape(h * w, -1), index, weight)
+    return _weighted_rows(table, index, weight)
 
 
 def _weighted_rows(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
