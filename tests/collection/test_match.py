@@ -31,10 +31,12 @@ def read_all(path: Path) -> dict:
 
 
 def assert_same_matches(a: dict, b: dict) -> None:
+    """The same matches; scores equal up to summation order (each process measures its own
+    fastest CPU kernels, model/kernels.py, which differ by rounding only)."""
     assert sorted(a) == sorted(b)
     for key in a:
         np.testing.assert_array_equal(a[key][0], b[key][0], err_msg=key)
-        np.testing.assert_array_equal(a[key][1], b[key][1], err_msg=key)
+        np.testing.assert_allclose(a[key][1], b[key][1], rtol=0, atol=1e-3, err_msg=key)
 
 
 @pytest.fixture(scope="module")
