@@ -100,6 +100,32 @@ def test_bf16_autocast_attention_is_close_to_fp32_and_linear_is_left_to_autocast
     torch.testing.assert_close(masked.float(), sdpa_reference(q, k, v, bias), rtol=0, atol=3e-2)
 
 
+def test_bf16_linear_casts_its_weights_once_and_again_when_they_change():
+    layer = Linear(64, 32)
+    x = torch.randn(10, 64)
+
+    def autocast_linear():  # what autocast computes from the current fp32 parameters
+        return F.linear(x.bfloat16(), layer.weight.bfloat16(), layer.bias.bfloat16())
+
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first = layer(x)
+        cached = layer._bf16_cache[1]
+        assert torch.equal(first, autocast_linear())
+        assert layer(x) is not first and layer._bf16_cache[1] is cached  # no new cast
+    layer.load_state_dict({"weight": torch.randn(32, 64), "bias": torch.randn(32)})  # copy_ in place
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x), autocast_linear())
+    with torch.no_grad():
+        layer.bias.add_(1.0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x), autocast_linear())
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autograd records: autocast's own casts
+        out = layer(x)
+    out.float().sum().backward()
+    assert layer.weight.grad is not None
+
+
 def test_gradients_flow_through_the_fallback():
     layer = Linear(8, 3)
     q = torch.randn(1, 2, 5, 4, requires_grad=True)
