@@ -46,6 +46,7 @@ Usage (from the repository root; ~6-11 min for both features on 2 CPU cores):
         --out benchmarks/results/real_glare.json
     python benchmarks/real_glare.py --features aliked disk --gaps 5 --out benchmarks/results/real_glare_gap5.json
     python benchmarks/real_glare.py --figure-only --figure docs/real_glare.png   # the picture alone (~1 min)
+    python benchmarks/real_glare.py --features aliked --bf16 --out benchmarks/results/real_glare_bf16.json
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     for feature in args.features:
         extractor = build_extractor(feature, max_num_keypoints=args.max_keypoints, resize=args.resize,
                                     mask_margin=args.mask_margin).eval()
-        matcher = LightGlue(features=feature, mask_margin=args.mask_margin, weights=args.weights).eval()
+        matcher = LightGlue(features=feature, mask_margin=args.mask_margin, weights=args.weights, mp=args.bf16).eval()
         for seq, frames in sequences.items():
             feats = [extractor.extract(f["rgb"]) for f in tqdm(frames, desc=f"{feature} {seq} extract", unit="frame")]
             pairs = [(i, i + gap) for gap in args.gaps for i in range(len(frames) - gap)]
@@ -331,6 +332,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--figure-scale", type=int, default=2, help="upscale the 320x240 frames for legibility")
     parser.add_argument("--weights", default=None, metavar="PATH",
                         help="matcher checkpoint (e.g. from specglue train; one --features); default: official")
+    parser.add_argument("--bf16", action="store_true",
+                        help="match under bf16 autocast (LightGlue(mp=True)); features stay fp32")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--out", type=Path, default=None, help="JSON output (Markdown next to it as .md)")
     parser.add_argument("--figure-only", action="store_true",
@@ -350,7 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     conf = {"features": args.features, "sequences": args.sequences, "gaps": args.gaps,
             "max_keypoints": args.max_keypoints, "resize": args.resize, "mask_margin": args.mask_margin,
             "soft_sigma": args.soft_sigma, "detectors": DETECTORS, "issue_glare": ISSUE_GLARE,
-            "near_px": NEAR_PX, "ransac_px": RANSAC_PX, "torch_threads": args.threads,
+            "near_px": NEAR_PX, "ransac_px": RANSAC_PX, "torch_threads": args.threads, "bf16": args.bf16,
             "figure": str(figure) if figure else None, "seconds": round(seconds, 1)}
     text = format_tables(report, conf)
     definitions = DEFINITIONS.format(sigma=args.soft_sigma, margin=args.mask_margin,

@@ -116,6 +116,36 @@ class TestALIKEDBehaviour:
             assert float(dist.max()) < 1e-3 and len(torch.unique(idx)) == 512  # the same set
             assert float((other["descriptors"][0] - plain["descriptors"][0][idx]).abs().max()) < 1e-4
 
+    def test_bf16_autocast_runs_a_bf16_copy_of_the_network_close_to_fp32(self, data_dir):
+        """Under CPU bf16 autocast the network runs as a bf16 copy (made once, again after the
+        weights change); keypoints and descriptors stay close to fp32 and come back in fp32."""
+        from specglue.model import kernels
+
+        if not kernels._HAS_ONEDNN_BF16:
+            pytest.skip("no bf16 oneDNN on this CPU")
+        image = read_rgb(data_dir / GLINT_FRAME)
+        extractor = ALIKED(max_num_keypoints=512, detection_threshold=0.0, resize=None)
+        fp32 = extractor.extract(image)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = extractor.extract(image)
+            copy = extractor._bf16_net[1]
+            assert next(copy.parameters()).dtype == torch.bfloat16
+            extractor.extract(image)
+            assert extractor._bf16_net[1] is copy  # kept between calls
+        assert bf16["keypoints"].dtype == bf16["descriptors"].dtype == torch.float32
+        dist, idx = nearest(bf16["keypoints"][0], fp32["keypoints"][0])
+        close = dist < 1.0
+        assert float(close.float().mean()) > 0.9
+        cosine = (bf16["descriptors"][0][close] * fp32["descriptors"][0][idx[close]]).sum(-1)
+        assert float(cosine.median()) > 0.99
+        with torch.no_grad():
+            extractor.net.block1.conv1.weight.mul_(0.5)  # in place: the copy must follow
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            extractor.extract(image)
+        assert extractor._bf16_net[1] is not copy
+        assert torch.equal(extractor._bf16_net[1].block1.conv1.weight,
+                           extractor.net.block1.conv1.weight.to(torch.bfloat16))
+
     def test_sparse_feature_map_equals_the_dense_one(self):
         """The feature map read where the descriptor head reads it equals kornia's dense map:
         at integer pixels and bilinearly (grid_sample, zeros outside), also beyond the border."""

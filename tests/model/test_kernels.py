@@ -124,6 +124,13 @@ def test_bf16_linear_casts_its_weights_once_and_again_when_they_change():
         out = layer(x)
     out.float().sum().backward()
     assert layer.weight.grad is not None
+    with torch.inference_mode():  # inference-tensor weights have no version counter: cast per call
+        frozen = Linear(64, 32)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = F.linear(x.bfloat16(), frozen.weight.bfloat16(), frozen.bias.bfloat16())
+            assert torch.equal(frozen(x), expected)
+            frozen.weight.mul_(2.0)
+            assert not torch.equal(frozen(x), expected)
 
 
 def test_gradients_flow_through_the_fallback():

@@ -11,6 +11,7 @@ default settings the keypoints therefore equal the official ones.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from kornia.feature.aliked import ALIKED as KorniaALIKED
 from kornia.feature.aliked.aliked import InputPadder
 
@@ -88,7 +90,6 @@ class ALIKED(Extractor):
                 f"unexpected {result.unexpected_keys}"
             )
         self.net.eval()
-        self._net_layout = torch.contiguous_format
         logger.info("Loaded ALIKED %s from %s", name, source)
 
     @property
@@ -200,32 +201,55 @@ class ALIKED(Extractor):
         On the CPU the network runs in the memory layout measured fastest for this image size
         (:func:`specglue.model.kernels.measured`; pinned: ``onednn`` -> channels-last, its
         native layout, ``pytorch`` -> contiguous): channels-last also makes the reads of the
-        sparse feature map (:class:`_FeatureMap`) contiguous.
+        sparse feature map (:class:`_FeatureMap`) contiguous. Under CPU bf16 autocast outside
+        autograd, a bf16 copy of the network runs on the bf16 image (autocast would cast every
+        weight again on every call) and the maps come back in fp32.
         """
         if image.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return self._network_in(image, None)
+            return self._network_in(image, None, self.net)
+        bf16_net = self._bf16_network() if kernels.cpu_bf16_inference(image, *self.net.parameters()) else None
+        net, image = (self.net, image) if bf16_net is None else (bf16_net, image.to(torch.bfloat16))
         b, _, h, w = image.shape
         key = (f"aliked network {self.conf['model_name']} {str(image.dtype).replace('torch.', '')} "
                f"B{b} pixels{kernels.size_bucket(h * w)}")
-        paths = {"channels_last": functools.partial(self._network_in, image, torch.channels_last),
-                 "contiguous": functools.partial(self._network_in, image, torch.contiguous_format)}
-        return kernels.measured(key, paths, {"onednn": "channels_last", "pytorch": "contiguous"}, repeats=3)
+        paths = {"channels_last": functools.partial(self._network_in, image, torch.channels_last, net),
+                 "contiguous": functools.partial(self._network_in, image, torch.contiguous_format, net)}
+        parts, score_map, offset = kernels.measured(
+            key, paths, {"onednn": "channels_last", "pytorch": "contiguous"}, repeats=3)
+        if bf16_net is not None:
+            parts, score_map = [part.float() for part in parts], score_map.float()
+        return parts, score_map, offset
 
-    def _network_in(self, image: torch.Tensor, layout: Optional[torch.memory_format]
+    def _bf16_network(self) -> Optional[nn.Module]:
+        """A bf16 copy of :attr:`net`, made again when a parameter or buffer of it changes; None
+        where the weights were created under ``torch.inference_mode`` (no version counter: the
+        network then runs under autocast as it is)."""
+        version = kernels.versions([*self.net.parameters(), *self.net.buffers()])
+        if version is None:
+            return None
+        cached = self.__dict__.get("_bf16_net")  # a plain attribute: not a submodule, not saved
+        if cached is None or cached[0] != version:
+            with torch.no_grad():
+                cached = (version, copy.deepcopy(self.net).to(torch.bfloat16))
+            self.__dict__["_bf16_net"] = cached
+        return cached[1]
+
+    @staticmethod
+    def _network_in(image: torch.Tensor, layout: Optional[torch.memory_format], net: nn.Module
                     ) -> Tuple[List[torch.Tensor], torch.Tensor, Tuple[int, int]]:
-        """:meth:`_network` with the image and the weights in ``layout`` (None: as they are;
-        a convolution's output takes the layout of its weights).
+        """:meth:`_network` with the image and the weights of ``net`` in ``layout`` (None: as
+        they are; a convolution's output takes the layout of its weights), in ``net``'s dtype.
 
         The same computation as kornia's ``extract_dense_map`` up to summation order, without
         its dense ``[B, D, H, W]`` feature map: the score head's first layer (a 1x1 convolution,
-        linear) is applied to each part before the bilinear upsampling instead of after it.
+        linear) is applied to each part before the bilinear upsampling instead of after it
+        (the upsampling in fp32 whatever the network's dtype: bf16 upsampling is slower).
         """
         if layout is not None:
-            if self._net_layout != layout:
-                self.net.to(memory_format=layout)
-                self._net_layout = layout
+            if getattr(net, "specglue_layout", torch.contiguous_format) != layout:
+                net.to(memory_format=layout)
+                net.specglue_layout = layout
             image = image.contiguous(memory_format=layout)
-        net = self.net
         padder = InputPadder(image.shape[-2], image.shape[-1], 32)
         x1 = net.block1(padder.pad(image))
         x2 = net.block2(net.pool2(x1))
@@ -235,10 +259,11 @@ class ALIKED(Extractor):
         first = net.score_head[0]  # Conv2d(D, 8, 1, bias=False)
         weights = first.weight.split([p.shape[1] for p in parts], dim=1)
         size = parts[0].shape[-2:]
-        logits = F.conv2d(parts[0], weights[0])
+        logits = F.conv2d(parts[0], weights[0]).float()
         for part, weight in zip(parts[1:], weights[1:]):
-            logits = logits + F.interpolate(F.conv2d(part, weight), size=size, mode="bilinear", align_corners=True)
-        score_map = padder.unpad(torch.sigmoid(net.score_head[1:](logits)))
+            logits = logits + F.interpolate(F.conv2d(part, weight).float(), size=size, mode="bilinear",
+                                            align_corners=True)
+        score_map = padder.unpad(torch.sigmoid(net.score_head[1:](logits.to(first.weight.dtype))))
         left, top = padder._pad[0], padder._pad[2]
         return parts, score_map, (left, top)
 

@@ -40,7 +40,7 @@ import tempfile
 import time
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -266,7 +266,7 @@ def _linear_key(in_features: int, out_features: int, rows: int) -> str:
     return f"linear float32 {in_features}x{out_features} rows{rows}"
 
 
-def _cpu_bf16_inference(*tensors: Optional[torch.Tensor]) -> bool:
+def cpu_bf16_inference(*tensors: Optional[torch.Tensor]) -> bool:
     """Whether an operation on ``tensors`` runs under CPU bf16 autocast outside autograd (and
     outside tracing / compilation)."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
@@ -277,6 +277,21 @@ def _cpu_bf16_inference(*tensors: Optional[torch.Tensor]) -> bool:
     return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
 
 
+def versions(tensors: Iterable[Optional[torch.Tensor]]) -> Optional[Tuple]:
+    """What identifies the values of ``tensors`` (storage and version counter of each), or None
+    where one is an inference tensor (created under ``torch.inference_mode``: it has no
+    version counter, so a copy of it cannot be kept safely)."""
+    key = []
+    for t in tensors:
+        if t is None:
+            key.append(None)
+        elif t.is_inference():
+            return None
+        else:
+            key.append((t.data_ptr(), t._version))
+    return tuple(key)
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` (same parameters and state-dict keys) whose CPU kernel is chosen by measurement.
 
@@ -284,21 +299,22 @@ class Linear(nn.Linear):
     between calls (autocast's own cast cache only keeps tensors recorded by autograd, so it
     would cast the fp32 weights again on every call: ~13 % of a bf16 forward on an AMX Xeon);
     the copies are made again whenever a parameter changes (its version counter or storage).
+    Parameters created under ``torch.inference_mode`` have no version counter: they are cast
+    on every call, as autocast does.
     """
 
     def _bf16_parameters(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         bias = self.bias
-        version = (self.weight.data_ptr(), self.weight._version,
-                   None if bias is None else (bias.data_ptr(), bias._version))
+        version = versions((self.weight, bias))
         cached = self.__dict__.get("_bf16_cache")  # a plain attribute: not in the state dict
-        if cached is None or cached[0] != version:
+        if version is None or cached is None or cached[0] != version:
             with torch.no_grad():
                 cached = (version, self.weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16))
             self.__dict__["_bf16_cache"] = cached
         return cached[1], cached[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _cpu_bf16_inference(x, self.weight, self.bias):
+        if cpu_bf16_inference(x, self.weight, self.bias):
             return F.linear(x, *self._bf16_parameters())
         if onednn_dtype(x, self.weight, self.bias) != torch.float32 or not x.numel():
             return F.linear(x, self.weight, self.bias)
