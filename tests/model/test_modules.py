@@ -3,10 +3,11 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from specglue.model import (CrossBlock, LearnableFourierPositionalEncoding, MatchAssignment, SelfBlock,
                             TokenConfidence, TransformerLayer, filter_matches)
-from specglue.model.heads import sigmoid_log_double_softmax
+from specglue.model.heads import log_unmatched, sigmoid_log_double_softmax
 
 D, H = 64, 4
 
@@ -109,3 +110,20 @@ def test_token_confidence_in_unit_interval_and_detached():
     assert not c0.requires_grad or c0.grad_fn is not None
     c0.sum().backward()
     assert x.grad is None  # confidence is trained without moving the descriptors
+
+
+def test_log_unmatched_is_exact_and_finite_where_sigmoid_rounds_to_one():
+    z = torch.tensor([-30.0, -3.0, 0.0, 2.5, 8.0, 15.0], dtype=torch.float64)  # the fp64 formula is exact here
+    for w in (0.0, -0.3, -5.0):
+        expected = torch.log1p(-torch.sigmoid(z) * math.exp(w))
+        torch.testing.assert_close(log_unmatched(z, torch.full_like(z, w)).double(), expected, rtol=1e-5, atol=1e-6)
+    z = torch.tensor([-30.0, 0.0, 20.0, 40.0, 80.0], dtype=torch.float64)
+    zero = torch.zeros_like(z)  # w = 0: log(1 - sigmoid(z)) = logsigmoid(-z), also where fp64 rounds
+    torch.testing.assert_close(log_unmatched(z, zero).double(), F.logsigmoid(-z), rtol=1e-5, atol=1e-6)
+    assert torch.equal(log_unmatched(z, torch.full_like(z, -math.inf)), torch.zeros(len(z)))  # unmatchable
+    big = torch.tensor([7.0, 12.0, 30.0], dtype=torch.bfloat16, requires_grad=True)
+    assert torch.sigmoid(big).eq(1).all()  # the case that gave -inf
+    out = log_unmatched(big, torch.zeros(3, dtype=torch.bfloat16))
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(big.grad).all()

@@ -28,6 +28,18 @@ class TokenConfidence(nn.Module):
         )
 
 
+def log_unmatched(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """log(1 - sigmoid(z) e^w), the dustbin log-probability of a point with matchability logit
+    ``z`` and log-weight ``w`` in [-inf, 0], in fp32 and without rounding sigmoid(z) to 1 (which
+    made it -inf for z > ~5.5 in bf16, > ~17 in fp32): with c = log(1 - e^w),
+    1 - sigmoid(z) e^w = (1 + e^(z + c)) / (1 + e^z) = (e^-z + e^c) / (e^-z + 1), the first form
+    for z <= 0, the second for z > 0 (no cancellation of large terms). z, w: [B, N] -> [B, N]
+    float32."""
+    z, w = z.float(), w.float()
+    c = torch.log(-torch.expm1(w))  # -inf at w = 0 (the point as it is), 0 at w = -inf (unmatchable)
+    return torch.where(z > 0, torch.logaddexp(-z, c) - F.softplus(-z), F.softplus(z + c) - F.softplus(z))
+
+
 def sigmoid_log_double_softmax(
     sim: torch.Tensor,
     z0: torch.Tensor,
@@ -67,8 +79,7 @@ def sigmoid_log_double_softmax(
     scores0 = F.log_softmax(sim, 2)
     scores1 = F.log_softmax(sim.transpose(-1, -2).contiguous(), 2).transpose(-1, -2)
     inner = torch.where(allowed, scores0 + scores1 + certainties, -torch.inf)
-    dust0 = torch.log1p(-torch.sigmoid(z0.squeeze(-1)) * w0.exp())  # log(1 - sigma(z) e^w)
-    dust1 = torch.log1p(-torch.sigmoid(z1.squeeze(-1)) * w1.exp())
+    dust0, dust1 = log_unmatched(z0.squeeze(-1), w0), log_unmatched(z1.squeeze(-1), w1)
     scores = sim.new_full((b, m + 1, n + 1), 0)
     scores[:, :m, :n] = inner
     scores[:, :-1, -1] = dust0
