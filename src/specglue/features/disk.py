@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Union
+from typing import Any, ClassVar, Dict, List, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,45 @@ class DISK(Extractor):
     def descriptor_dim(self) -> int:
         return self.net.desc_dim
 
+    def _network(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The heatmap [B, 1, H, W] and the input [B, C, H, W] of the last convolution, whose
+        other outputs (the descriptors) are computed by :meth:`_describe` at the keypoints only.
+
+        kornia's U-Net computes its last 5x5 convolution (80 -> 129 channels at full
+        resolution: about 80 % of DISK's operations) on every pixel, for descriptors that are
+        then read at a few hundred keypoints. Its instance norm and PReLU before it need the
+        whole map and stay dense; the convolution is linear, so computing it per keypoint gives
+        the same values up to summation order.
+        """
+        unet = self.net.unet
+        features = [image]
+        for layer in unet.path_down:
+            features.append(layer(features[-1]))
+        bottom, skips = features[-1], features[-2::-1][: len(unet.path_up)]
+        for layer, skip in zip(unet.path_up[:-1], skips[:-1]):
+            bottom = layer(bottom, skip)
+        last = unet.path_up[-1]
+        norm, gate, _, conv = last.conv  # InstanceNorm2d, PReLU, (no dropout), Conv2d(C, D + 1, 5)
+        x = gate(norm(torch.cat([last.upsample(bottom), skips[-1]], dim=1)))  # [B, C, H, W]
+        d = self.descriptor_dim
+        heatmap = F.conv2d(x, conv.weight[d:], conv.bias[d:], padding=conv.kernel_size[0] // 2)
+        return heatmap, x
+
+    def _describe(self, x: torch.Tensor, xys: torch.Tensor) -> torch.Tensor:
+        """The last convolution's descriptor channels at integer pixels ``xys`` [K, 2] of one
+        image's map ``x`` [C, H, W] (zero padding, as ``padding="same"``), L2-normalised: [K, D]."""
+        conv = self.net.unet.path_up[-1].conv[-1]
+        size = conv.kernel_size[0]
+        r = size // 2
+        padded = F.pad(x, (r, r, r, r))
+        offsets = torch.arange(size, device=x.device)
+        rows = (xys[:, 1, None] + offsets)[:, :, None]  # [K, k, 1]: y - r + i in the padded map
+        cols = (xys[:, 0, None] + offsets)[:, None, :]  # [K, 1, k]
+        patches = padded[:, rows, cols].permute(1, 0, 2, 3).flatten(1)  # [K, C * k * k]
+        d = self.descriptor_dim
+        desc = F.linear(patches, conv.weight[:d].flatten(1), conv.bias[:d])  # [K, D]
+        return F.normalize(desc, dim=-1)
+
     def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
         """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 3, H, W]`` RGB."""
         h, w = image.shape[-2:]
@@ -76,8 +115,8 @@ class DISK(Extractor):
             )
         if h % 16 or w % 16:  # zero-pad bottom and right to multiples of 16, as kornia
             image = F.pad(image, (0, -w % 16, 0, -h % 16), value=0.0)
-        heatmaps, dense = self.net.heatmap_and_dense_descriptors(image)
-        heatmaps, dense = heatmaps[..., :h, :w], dense[..., :h, :w]  # [B, 1, H, W], [B, D, H, W]
+        heatmaps, last_input = self._network(image)
+        heatmaps = heatmaps[..., :h, :w]  # [B, 1, H, W]; keypoints index last_input uncropped
         budget = self.conf["max_num_keypoints"]
         n = int(budget) if budget is not None and budget > 0 else None
         window = int(self.conf["nms_window_size"])
@@ -91,10 +130,11 @@ class DISK(Extractor):
                 (keypoints,) = heatmap_to_keypoints(
                     heatmaps[i : i + 1], n=n, window_size=window, score_threshold=-float("inf")
                 )
-            f = keypoints.merge_with_descriptors(dense[i])
+            dtype = last_input.dtype
             out.append({
-                "keypoints": f.keypoints,
-                "keypoint_scores": f.detection_scores,
-                "descriptors": f.descriptors,
+                # integer pixels in at least float32 (bfloat16 holds no odd integer above 256)
+                "keypoints": keypoints.xys.to(torch.promote_types(dtype, torch.float32)),
+                "keypoint_scores": keypoints.detection_logp.to(dtype),
+                "descriptors": self._describe(last_input[i], keypoints.xys),
             })
         return out

@@ -23,8 +23,9 @@ the environment variable ``SPECGLUE_KERNELS``, which applies wherever the mode i
 The oneDNN path only applies to CPU tensors outside autograd (``torch.inference_mode``,
 ``torch.no_grad``, or nothing requiring grad), outside tracing, ONNX export and
 ``torch.compile``: everything else (training, CUDA, fp16, export) goes through ``F.linear`` and
-``F.scaled_dot_product_attention``. Under CPU bf16 autocast (``LightGlue(mp=True)``) the linear
-layers are left to autocast (PyTorch calls oneDNN for bf16) and attention is chosen in bf16.
+``F.scaled_dot_product_attention``. Under CPU bf16 autocast (``LightGlue(mp=True)``) outside
+autograd the linear layers run ``F.linear`` (oneDNN bf16, AMX where the CPU has it) on bf16
+copies of their weights kept between calls (:class:`Linear`), and attention is chosen in bf16.
 """
 
 from __future__ import annotations
