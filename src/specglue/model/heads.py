@@ -36,8 +36,10 @@ def log_unmatched(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     for z <= 0, the second for z > 0 (no cancellation of large terms). z, w: [B, N] -> [B, N]
     float32."""
     z, w = z.float(), w.float()
-    c = torch.log(-torch.expm1(w))  # -inf at w = 0 (the point as it is), 0 at w = -inf (unmatchable)
-    return torch.where(z > 0, torch.logaddexp(-z, c) - F.softplus(-z), F.softplus(z + c) - F.softplus(z))
+    c = torch.log1p(-torch.exp(w))  # -inf at w = 0 (the point as it is), 0 at w = -inf (unmatchable)
+    # log(e^-z + e^c) written out (the ONNX exporter has no logaddexp / expm1)
+    log_sum = torch.maximum(-z, c) + torch.log1p(torch.exp(-(-z - c).abs()))
+    return torch.where(z > 0, log_sum - F.softplus(-z), F.softplus(z + c) - F.softplus(z))
 
 
 def sigmoid_log_double_softmax(
