@@ -123,6 +123,7 @@ class DISK(Extractor):
         detected = heatmap_to_keypoints(
             heatmaps, n=n, window_size=window, score_threshold=float(self.conf["detection_threshold"])
         )
+        dtype = last_input.dtype
         out = []
         for i, keypoints in enumerate(detected):
             if len(keypoints.xys) < self._keypoint_floor():  # low texture: the strongest maxima
@@ -130,7 +131,6 @@ class DISK(Extractor):
                 (keypoints,) = heatmap_to_keypoints(
                     heatmaps[i : i + 1], n=n, window_size=window, score_threshold=-float("inf")
                 )
-            dtype = last_input.dtype
             out.append({
                 # integer pixels in at least float32 (bfloat16 holds no odd integer above 256)
                 "keypoints": keypoints.xys.to(torch.promote_types(dtype, torch.float32)),

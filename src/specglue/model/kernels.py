@@ -92,25 +92,37 @@ def kernel_mode() -> str:
     return mode
 
 
+def _cpu_inference(tensors: Tuple[Optional[torch.Tensor], ...]) -> bool:
+    """Whether an operation on ``tensors`` (the first one is the input) runs eagerly on the CPU
+    outside autograd (``torch.inference_mode``, ``torch.no_grad``, or nothing requiring grad)."""
+    # Checked first: torch.compile and torch.export (ONNX export included) must not trace the
+    # rest (a context variable); the legacy ONNX exporter traces.
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    if not tensors[0].is_cpu:
+        return False
+    return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
+
+
 def onednn_dtype(*tensors: Optional[torch.Tensor]) -> Optional[torch.dtype]:
     """The dtype in which an operation on ``tensors`` (the first one is the input) may take the
     oneDNN path: float32, bfloat16 under CPU bf16 autocast, or None where only PyTorch's
     kernels apply (the path is then not measured either)."""
-    # Checked first: torch.compile and torch.export (ONNX export included) must not trace the
-    # rest (a context variable); the legacy ONNX exporter traces.
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if not _cpu_inference(tensors):
         return None
     if not (_HAS_ONEDNN_LINEAR and torch._C._get_mkldnn_enabled()) or kernel_mode() == "pytorch":
-        return None
-    x = tensors[0]
-    if not x.is_cpu:
-        return None
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return None
     if torch.is_autocast_enabled("cpu"):
         bf16 = torch.get_autocast_dtype("cpu") == torch.bfloat16 and _HAS_ONEDNN_BF16
         return torch.bfloat16 if bf16 else None
-    return torch.float32 if x.dtype == torch.float32 else None
+    return torch.float32 if tensors[0].dtype == torch.float32 else None
+
+
+def cpu_bf16_inference(*tensors: Optional[torch.Tensor]) -> bool:
+    """Whether an operation on ``tensors`` runs under CPU bf16 autocast outside autograd (and
+    outside tracing / compilation)."""
+    return (_cpu_inference(tensors) and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------------------
@@ -265,17 +277,6 @@ def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
 @functools.lru_cache(maxsize=None)
 def _linear_key(in_features: int, out_features: int, rows: int) -> str:
     return f"linear float32 {in_features}x{out_features} rows{rows}"
-
-
-def cpu_bf16_inference(*tensors: Optional[torch.Tensor]) -> bool:
-    """Whether an operation on ``tensors`` runs under CPU bf16 autocast outside autograd (and
-    outside tracing / compilation)."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return False
-    if not (tensors[0].is_cpu and torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16):
-        return False
-    return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
 
 
 def versions(tensors: Iterable[Optional[torch.Tensor]]) -> Optional[Tuple]:
