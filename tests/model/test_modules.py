@@ -1,12 +1,15 @@
 """Unit tests of the building blocks on hand-built inputs."""
 
+import contextlib
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from specglue.model import (CrossBlock, LearnableFourierPositionalEncoding, MatchAssignment, SelfBlock,
                             TokenConfidence, TransformerLayer, filter_matches)
+from specglue.model.encoding import rotate_half
 from specglue.model.heads import log_unmatched, sigmoid_log_double_softmax
 
 D, H = 64, 4
@@ -52,10 +55,71 @@ def test_cross_block_is_symmetric():
     torch.manual_seed(0)
     block = CrossBlock(D, H).eval()
     x0, x1 = torch.randn(2, 5, D), torch.randn(2, 8, D)
-    a0, a1 = block(x0, x1)
-    b1, b0 = block(x1, x0)
-    torch.testing.assert_close(a0, b0)
-    torch.testing.assert_close(a1, b1)
+    a = block(torch.cat([x0, x1], 1), 5)
+    b = block(torch.cat([x1, x0], 1), 8)
+    torch.testing.assert_close(a[:, :5], b[:, 8:])
+    torch.testing.assert_close(a[:, 5:], b[:, :8])
+
+
+def test_stacked_self_attention_equals_one_image_at_a_time():
+    torch.manual_seed(0)
+    block = SelfBlock(D, H).eval()
+    x0, x1 = torch.randn(2, 5, D), torch.randn(2, 8, D)
+    enc0, enc1 = _encoding(2, 5, seed=1), _encoding(2, 8, seed=2)
+    mask1 = torch.rand(2, 1, 1, 8) > 0.3
+    stacked = block(torch.cat([x0, x1], 1), (enc0, enc1), (None, mask1))
+    torch.testing.assert_close(stacked[:, :5], block(x0, enc0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stacked[:, 5:], block(x1, enc1, mask1), atol=1e-5, rtol=1e-5)
+
+
+def _official_layer(layer, x0, x1, enc0, enc1):
+    """The official model's form of one layer: each image through each linear layer apart, the
+    output projection before the MLP (autograd on, so nothing is folded)."""
+    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)  # noqa: E731
+    s = layer.self_attn
+    outs = []
+    for x, enc in ((x0, enc0), (x1, enc1)):
+        q, k, v = s.Wqkv(x).unflatten(-1, (H, -1, 3)).permute(4, 0, 2, 1, 3).unbind(0)
+        q, k = enc[0] * q + rotate_half(q) * enc[1], enc[0] * k + rotate_half(k) * enc[1]
+        message = s.out_proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(-2))
+        outs.append(x + s.ffn(torch.cat([x, message], -1)))
+    s0, s1 = outs
+    c = layer.cross_attn
+    qk0, qk1, v0, v1 = heads(c.to_qk(s0)), heads(c.to_qk(s1)), heads(c.to_v(s0)), heads(c.to_v(s1))
+    m0 = c.to_out(F.scaled_dot_product_attention(qk0, qk1, v1).transpose(1, 2).flatten(-2))
+    m1 = c.to_out(F.scaled_dot_product_attention(qk1, qk0, v0).transpose(1, 2).flatten(-2))
+    return s0 + c.ffn(torch.cat([s0, m0], -1)), s1 + c.ffn(torch.cat([s1, m1], -1))
+
+
+@pytest.mark.parametrize("grad", ["autograd", "no_grad", "inference_mode"])
+def test_layer_equals_the_official_two_call_form(grad):
+    """Stacking both images through each linear layer, and (outside autograd) folding the output
+    projection into the MLP, change nothing but rounding."""
+    torch.manual_seed(0)
+    layer = TransformerLayer(D, H).eval()
+    x0, x1 = torch.randn(1, 6, D), torch.randn(1, 9, D)
+    enc0, enc1 = _encoding(1, 6, seed=1), _encoding(1, 9, seed=2)
+    expected = _official_layer(layer, x0, x1, enc0, enc1)
+    context = {"autograd": contextlib.nullcontext, "no_grad": torch.no_grad,
+               "inference_mode": torch.inference_mode}[grad]
+    with context():
+        y0, y1 = layer(x0, x1, enc0, enc1)
+    assert y0.requires_grad == (grad == "autograd")
+    torch.testing.assert_close(y0, expected[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y1, expected[1], atol=1e-5, rtol=1e-5)
+
+
+def test_folded_projection_follows_weight_changes_and_bias_free_blocks():
+    torch.manual_seed(0)
+    block = SelfBlock(D, H, bias=False).eval()
+    x, enc = torch.randn(1, 7, D), _encoding(1, 7)
+    for _ in range(2):  # the fold is made again after the weights change in place
+        with torch.no_grad():
+            folded = block(x, enc)
+        torch.testing.assert_close(folded, block(x, enc).detach(), atol=1e-5, rtol=1e-5)
+        state = {k: torch.randn_like(v) for k, v in block.state_dict().items()}
+        block.load_state_dict(state)
+    assert "_folded_update" not in block.state_dict()
 
 
 def test_log_assignment_probabilities():

@@ -92,16 +92,20 @@ def kernel_mode() -> str:
     return mode
 
 
-def _cpu_inference(tensors: Tuple[Optional[torch.Tensor], ...]) -> bool:
-    """Whether an operation on ``tensors`` (the first one is the input) runs eagerly on the CPU
-    outside autograd (``torch.inference_mode``, ``torch.no_grad``, or nothing requiring grad)."""
+def inference(*tensors: Optional[torch.Tensor]) -> bool:
+    """Whether an operation on ``tensors`` runs eagerly outside autograd (any device), where
+    weights may be replaced by values derived from them (:func:`derived`)."""
     # Checked first: torch.compile and torch.export (ONNX export included) must not trace the
     # rest (a context variable); the legacy ONNX exporter traces.
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
-    if not tensors[0].is_cpu:
-        return False
     return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
+
+
+def _cpu_inference(tensors: Tuple[Optional[torch.Tensor], ...]) -> bool:
+    """Whether an operation on ``tensors`` (the first one is the input) runs eagerly on the CPU
+    outside autograd (``torch.inference_mode``, ``torch.no_grad``, or nothing requiring grad)."""
+    return tensors[0].is_cpu and inference(*tensors)
 
 
 def onednn_dtype(*tensors: Optional[torch.Tensor]) -> Optional[torch.dtype]:
@@ -294,35 +298,51 @@ def versions(tensors: Iterable[Optional[torch.Tensor]]) -> Optional[Tuple]:
     return tuple(key)
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and state-dict keys) whose CPU kernel is chosen by measurement.
+def derived(owner: nn.Module, name: str, sources: Tuple[Optional[torch.Tensor], ...],
+            make: Callable[[], Any]) -> Any:
+    """``make()``, a value computed from the tensors ``sources`` (e.g. weights in another
+    precision), kept on ``owner`` as the plain attribute ``name`` (not in the state dict) and made
+    again whenever a source changes (its version counter or storage). Sources created under
+    ``torch.inference_mode`` have no version counter: the value is then made on every call."""
+    version = versions(sources)
+    cached = owner.__dict__.get(name)
+    if version is None or cached is None or cached[0] != version:
+        with torch.no_grad():
+            cached = (version, make())
+        owner.__dict__[name] = cached
+    return cached[1]
 
-    Under CPU bf16 autocast outside autograd, the bf16 copies of the weight and bias are kept
-    between calls (autocast's own cast cache only keeps tensors recorded by autograd, so it
-    would cast the fp32 weights again on every call: ~13 % of a bf16 forward on an AMX Xeon);
-    the copies are made again whenever a parameter changes (its version counter or storage).
-    Parameters created under ``torch.inference_mode`` have no version counter: they are cast
-    on every call, as autocast does.
-    """
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+           bf16: Callable[[], Tuple[torch.Tensor, Optional[torch.Tensor]]]) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with the CPU kernel chosen by measurement. Under CPU bf16
+    autocast outside autograd it runs on ``bf16()``, bf16 copies of weight and bias that the
+    caller keeps between calls (autocast's own cast cache only keeps tensors recorded by
+    autograd, so it would cast the fp32 weights again on every call: ~13 % of a bf16 forward on
+    an AMX Xeon)."""
+    if cpu_bf16_inference(x, weight, bias):
+        return F.linear(x, *bf16())
+    if onednn_dtype(x, weight, bias) != torch.float32 or not x.numel():
+        return F.linear(x, weight, bias)
+    key = _linear_key(weight.shape[1], weight.shape[0], size_bucket(x.numel() // x.shape[-1]))
+    return _dispatch(key, lambda: _onednn_linear(x, weight, bias), lambda: F.linear(x, weight, bias))
+
+
+def bf16_copies(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """weight and bias in bf16 (for :func:`linear`)."""
+    return weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state-dict keys) whose CPU kernel is chosen by
+    measurement (:func:`linear`); its bf16 copies for CPU bf16 autocast are kept between calls
+    and made again when a parameter changes (:func:`derived`)."""
 
     def _bf16_parameters(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        bias = self.bias
-        version = versions((self.weight, bias))
-        cached = self.__dict__.get("_bf16_cache")  # a plain attribute: not in the state dict
-        if version is None or cached is None or cached[0] != version:
-            with torch.no_grad():
-                cached = (version, self.weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16))
-            self.__dict__["_bf16_cache"] = cached
-        return cached[1], cached[2]
+        return derived(self, "_bf16_cache", (self.weight, self.bias), lambda: bf16_copies(self.weight, self.bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if cpu_bf16_inference(x, self.weight, self.bias):
-            return F.linear(x, *self._bf16_parameters())
-        if onednn_dtype(x, self.weight, self.bias) != torch.float32 or not x.numel():
-            return F.linear(x, self.weight, self.bias)
-        key = _linear_key(self.in_features, self.out_features, size_bucket(x.numel() // x.shape[-1]))
-        return _dispatch(key, lambda: _onednn_linear(x, self.weight, self.bias),
-                         lambda: F.linear(x, self.weight, self.bias))
+        return linear(x, self.weight, self.bias, self._bf16_parameters)
 
 
 def _onednn_matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
