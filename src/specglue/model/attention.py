@@ -112,11 +112,13 @@ class SelfBlock(nn.Module):
         # The official layout interleaves q, k, v per channel: [..., H, Dh, 3].
         qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3))  # [B, N, H, Dh, 3]
         qkv = qkv.permute(4, 0, 2, 1, 3).contiguous()  # [3, B, H, N, Dh] in one copy
+        encoding = encodings[0] if len(encodings) == 1 else torch.cat(encodings, -2)  # [2, B, 1, N, Dh]
+        qk = apply_rotary(encoding, qkv[:2])  # q and k of every image at once: [2, B, H, N, Dh]
         contexts, start = [], 0
-        for encoding, mask in zip(encodings, masks):
-            stop = start + encoding.shape[-2]
-            q, k, v = qkv[..., start:stop, :].unbind(0)  # [B, H, Ni, Dh]
-            context = attention(apply_rotary(encoding, q), apply_rotary(encoding, k), v, mask)
+        for image_encoding, mask in zip(encodings, masks):
+            stop = start + image_encoding.shape[-2]
+            q, k = qk[:, :, :, start:stop].unbind(0)  # [B, H, Ni, Dh]
+            context = attention(q, k, qkv[2, :, :, start:stop], mask)
             contexts.append(context.transpose(1, 2))  # [B, Ni, H, Dh]
             start = stop
         return _update(self, x, contexts, self.out_proj, self.ffn)
