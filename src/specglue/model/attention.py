@@ -109,6 +109,8 @@ class SelfBlock(nn.Module):
             encodings, masks = (encodings,), (masks,)
         elif masks is None:
             masks = (None,) * len(encodings)
+        elif isinstance(masks, torch.Tensor) or len(masks) != len(encodings):
+            raise ValueError(f"masks must be one per image ({len(encodings)} encodings) or None")
         # The official layout interleaves q, k, v per channel: [..., H, Dh, 3].
         qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3))  # [B, N, H, Dh, 3]
         qkv = qkv.permute(4, 0, 2, 1, 3).contiguous()  # [3, B, H, N, Dh] in one copy
