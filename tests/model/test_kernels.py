@@ -198,6 +198,17 @@ def test_the_faster_path_is_kept_saved_and_reused(kernel_cache):
     assert calls == {"onednn": timed, "pytorch": timed + 2}
 
 
+def test_a_near_tie_keeps_the_stock_path(kernel_cache):
+    """Another path replaces the default only when clearly faster (here: equal sleeps)."""
+    calls = {"onednn": 0, "pytorch": 0}
+    paths = {"onednn": counting(calls, "onednn", delay_s=0.01), "pytorch": counting(calls, "pytorch", delay_s=0.01)}
+    kernels.CHOICES.run("op tie", paths, default="pytorch")
+    assert kernels.CHOICES.entries["op tie"]["path"] == "pytorch"
+    paths["pytorch"] = counting(calls, "pytorch", delay_s=0.02)  # twice as slow: the other path wins
+    kernels.CHOICES.run("op slow default", paths, default="pytorch")
+    assert kernels.CHOICES.entries["op slow default"]["path"] == "onednn"
+
+
 def test_a_choice_file_of_another_machine_is_not_used_and_is_kept(kernel_cache):
     other = {"other CPU | torch 0 | 1 threads": {"op B": {"path": "onednn", "ms": {}}}}
     (kernel_cache / "kernels.json").write_text(json.dumps(other))

@@ -13,7 +13,8 @@ faster depends on the CPU, not the vendor: on an AMD EPYC MKL's fp32 GEMM reache
 on 2 cores against ~500 for oneDNN; on an Intel Xeon with AMX both reach ~280 and SDPA beats the
 blocked attention (203 vs 129 GFLOP/s). So in the default mode ``"auto"``, the first call of an
 operation in a size bucket (shapes rounded up to a power of two) times both paths on that call's
-own tensors and keeps the faster; choices are remembered in memory and in
+own tensors and keeps the faster (oneDNN only where it beats PyTorch's path by 10 %: smaller gaps
+are noise); choices are remembered in memory and in
 ``<cache>/kernels.json`` (``$SPECGLUE_CACHE`` or ``~/.cache/specglue``), keyed by CPU model,
 torch version and thread count, so a process pays for a bucket once per machine (delete the file
 to measure again, e.g. after timings taken on a loaded machine).
@@ -62,6 +63,10 @@ _HAS_ONEDNN_BF16 = _HAS_ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_suppo
 # 2^22 entries) this one gave the fastest forward at 512-2048 keypoints.
 _SCORE_BLOCK = 1 << 19
 _TIMING_REPEATS = 5  # timed calls per path (after one untimed), interleaved; the median decides
+# Another path replaces the stock PyTorch one only when it is at least this much faster: on the
+# AMX Xeon, near-ties (1-2 %) measured in favour of oneDNN's linear layers made the whole forward
+# 5-12 % slower than PyTorch's kernels throughout (benchmarks/speed.py, 256-2048 keypoints).
+_MIN_GAIN = 0.10
 _SMALLEST_BUCKET = 64
 
 
@@ -229,9 +234,12 @@ class KernelChoices:
         """Forget the choices of this process (the file stays; it is read again on next use)."""
         self.entries, self._loaded_for = {}, None
 
-    def run(self, key: str, paths: Dict[str, Callable[[], Any]], repeats: int = _TIMING_REPEATS) -> Any:
+    def run(self, key: str, paths: Dict[str, Callable[[], Any]], repeats: int = _TIMING_REPEATS,
+            default: Optional[str] = None) -> Any:
         """The output of the chosen path for ``key``; the first time, every path is timed on
-        this call (one untimed call each, then ``repeats`` interleaved ones) and the fastest kept."""
+        this call (one untimed call each, then ``repeats`` interleaved ones) and the fastest kept,
+        except that a path must beat ``default`` (the stock path) by :data:`_MIN_GAIN` to be
+        chosen over it."""
         self._load()
         entry = self.entries.get(key)
         if entry is not None and entry["path"] in paths:
@@ -245,6 +253,8 @@ class KernelChoices:
                 times[name].append((time.perf_counter() - start) * 1e3)
         ms = {name: round(statistics.median(t), 4) for name, t in times.items()}
         best = min(ms, key=ms.get)
+        if default in ms and ms[best] > (1 - _MIN_GAIN) * ms[default]:
+            best = default
         self.entries[key] = {"path": best, "ms": ms}
         logger.info("Kernels: %s -> %s (%s)", key, best, ", ".join(f"{n} {t:.3f} ms" for n, t in ms.items()))
         self._save()
@@ -257,12 +267,13 @@ CHOICES = KernelChoices()
 
 def measured(key: str, paths: Dict[str, Callable[[], Any]], pinned: Dict[str, str],
              repeats: int = _TIMING_REPEATS) -> Any:
-    """Run the path of ``paths`` measured fastest for ``key`` (mode ``"auto"``), or
+    """Run the path of ``paths`` measured fastest for ``key`` (mode ``"auto"``; the path of
+    ``pinned["pytorch"]``, the stock one, unless another beats it by :data:`_MIN_GAIN`), or
     ``paths[pinned[mode]]`` when the mode is pinned to ``"onednn"`` or ``"pytorch"``."""
     mode = kernel_mode()
     if mode != "auto":
         return paths[pinned[mode]]()
-    return CHOICES.run(key, paths, repeats)
+    return CHOICES.run(key, paths, repeats, default=pinned["pytorch"])
 
 
 def _dispatch(key: str, onednn: Callable[[], torch.Tensor], pytorch: Callable[[], torch.Tensor]) -> torch.Tensor:
