@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from specglue.model import (CrossBlock, LearnableFourierPositionalEncoding, MatchAssignment, SelfBlock,
                             TokenConfidence, TransformerLayer, filter_matches)
-from specglue.model.encoding import rotate_half
+from specglue.model.attention import _rotate_split_pairs
+from specglue.model.encoding import apply_rotary, rotate_half
 from specglue.model.heads import log_unmatched, sigmoid_log_double_softmax
 
 D, H = 64, 4
@@ -109,17 +110,42 @@ def test_layer_equals_the_official_two_call_form(grad):
     torch.testing.assert_close(y1, expected[1], atol=1e-5, rtol=1e-5)
 
 
-def test_folded_projection_follows_weight_changes_and_bias_free_blocks():
+@pytest.mark.parametrize("block", ["self", "cross"])
+def test_inference_weights_follow_weight_changes_and_bias_free_blocks(block):
+    """The weights derived for inference (folded output projection, reordered or stacked q/k/v
+    projections) are made again after the parameters change in place."""
     torch.manual_seed(0)
-    block = SelfBlock(D, H, bias=False).eval()
     x, enc = torch.randn(1, 7, D), _encoding(1, 7)
-    for _ in range(2):  # the fold is made again after the weights change in place
+    if block == "self":
+        module = SelfBlock(D, H, bias=False).eval()
+        run = lambda: module(x, enc)  # noqa: E731
+    else:
+        module = CrossBlock(D, H, bias=False).eval()
+        run = lambda: module(x, 3)  # noqa: E731
+    for _ in range(2):
         with torch.no_grad():
-            folded = block(x, enc)
-        torch.testing.assert_close(folded, block(x, enc).detach(), atol=1e-5, rtol=1e-5)
-        state = {k: torch.randn_like(v) for k, v in block.state_dict().items()}
-        block.load_state_dict(state)
-    assert "_folded_update" not in block.state_dict()
+            derived = run()
+        torch.testing.assert_close(derived, run().detach(), atol=1e-5, rtol=1e-5)
+        state = {k: torch.randn_like(v) for k, v in module.state_dict().items()}
+        module.load_state_dict(state)
+    assert not any("cache" in key or "folded" in key for key in module.state_dict())
+
+
+def test_pair_split_rotary_equals_the_official_rotary():
+    """Rotating channels stored pair-split (0, 2, 4, ..., 1, 3, 5, ...) equals the official
+    rotary on the official channel order, for any encoding, in fp32 and (close) in bf16."""
+    torch.manual_seed(0)
+    dh = D // H
+    split = torch.cat([torch.arange(0, dh, 2), torch.arange(1, dh, 2)])
+    stored = torch.randn(2, 7, 2, H, dh)  # [B, N, S, H, Dh], channel j is official channel split[j]
+    encoding = torch.randn(2, 2, 1, 7, dh)  # not only pair-repeated values: the formula is general
+    official = torch.empty_like(stored)
+    official[..., split] = stored
+    expected = apply_rotary(encoding, official.permute(2, 0, 3, 1, 4)).permute(1, 3, 0, 2, 4)[..., split]
+    torch.testing.assert_close(_rotate_split_pairs(stored, encoding), expected)
+    half = _rotate_split_pairs(stored.bfloat16(), encoding)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), expected, atol=0.1, rtol=0.02)
 
 
 def test_log_assignment_probabilities():

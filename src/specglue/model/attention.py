@@ -79,6 +79,28 @@ def _update(owner: nn.Module, x: torch.Tensor, contexts: Sequence[torch.Tensor],
     return x + hidden
 
 
+def _rotate_split_pairs(t: torch.Tensor, encoding: torch.Tensor) -> torch.Tensor:
+    """The rotary encoding of :func:`apply_rotary` on channels stored pair-split: each head's
+    channels (0, 2, 4, ..., 1, 3, 5, ...), so that a pair (2j, 2j + 1) sits at (j, j + Dh / 2).
+    t: [B, N, S, H, Dh] (S stacked tensors, e.g. q and k); encoding: [2, B, 1, N, Dh] in the
+    official channel order, used in t's dtype (bf16 under CPU autocast: mixed-dtype products
+    took 2.4x longer). Returns a new [B, N, S, H, Dh] tensor in t's dtype."""
+    half = t.shape[-1] // 2
+    enc = encoding.squeeze(2).to(t.dtype)  # [2, B, N, Dh]
+    # each [B, N, 1, 1, Dh / 2], contiguous
+    cos_even, cos_odd, sin_even, sin_odd = (e.contiguous()[:, :, None, None] for e in (
+        enc[0, ..., 0::2], enc[0, ..., 1::2], enc[1, ..., 0::2], enc[1, ..., 1::2]))
+    even, odd = t[..., :half], t[..., half:]
+    out = t.new_empty(t.shape)
+    out_even, out_odd = out[..., :half], out[..., half:]
+    # official: out[2j] = t[2j] e0[2j] - t[2j+1] e1[2j], out[2j+1] = t[2j+1] e0[2j+1] + t[2j] e1[2j+1]
+    torch.mul(even, cos_even, out=out_even)
+    out_even.addcmul_(odd, sin_even, value=-1)
+    torch.mul(odd, cos_odd, out=out_odd)
+    out_odd.addcmul_(even, sin_odd)
+    return out
+
+
 class SelfBlock(nn.Module):
     """Multi-head self-attention within each image, with rotary positional encoding.
 
@@ -96,6 +118,32 @@ class SelfBlock(nn.Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.ffn = _ffn(embed_dim)
 
+    def _inference_qkv(self) -> Optional[Tuple[torch.Tensor, ...]]:
+        """Wqkv with its rows reordered for inference: q, k, v one after the other, each head
+        by head, and within a head of q and k the even channels first, then the odd ones (one
+        permutation of both q and k leaves q . k unchanged). The projection then needs no
+        copy to split q, k and v, and the rotary pairs (2j, 2j + 1) become (j, j + Dh / 2):
+        contiguous halves. fp32 and bf16; None for inference-mode parameters (as
+        :func:`_folded_update`)."""
+        sources = (self.Wqkv.weight, self.Wqkv.bias)
+        if versions(sources) is None:
+            return None
+
+        def reorder() -> Tuple[torch.Tensor, ...]:
+            dim = self.Wqkv.weight.shape[1]
+            head_dim = dim // self.num_heads
+            split = torch.cat([torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)])
+            channels = torch.stack([split, split, torch.arange(head_dim)])  # [3, Dh]
+            heads = torch.arange(self.num_heads)[None, :, None]  # [1, H, 1]
+            # official row of (q|k|v c, head h, channel d): (h * Dh + d) * 3 + c
+            rows = ((heads * head_dim + channels[:, None]) * 3 + torch.arange(3)[:, None, None]).flatten()
+            rows = rows.to(self.Wqkv.weight.device)
+            weight = self.Wqkv.weight[rows]
+            bias = None if self.Wqkv.bias is None else self.Wqkv.bias[rows]
+            return (weight, bias, *bf16_copies(weight, bias))
+
+        return derived(self, "_inference_qkv_cache", sources, reorder)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -111,16 +159,25 @@ class SelfBlock(nn.Module):
             masks = (None,) * len(encodings)
         elif isinstance(masks, torch.Tensor) or len(masks) != len(encodings):
             raise ValueError(f"masks must be one per image ({len(encodings)} encodings) or None")
-        # The official layout interleaves q, k, v per channel: [..., H, Dh, 3].
-        qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3))  # [B, N, H, Dh, 3]
-        qkv = qkv.permute(4, 0, 2, 1, 3).contiguous()  # [3, B, H, N, Dh] in one copy
         encoding = encodings[0] if len(encodings) == 1 else torch.cat(encodings, -2)  # [2, B, 1, N, Dh]
-        qk = apply_rotary(encoding, qkv[:2])  # q and k of every image at once: [2, B, H, N, Dh]
+        weights = self._inference_qkv() if inference(x, self.Wqkv.weight) else None
+        if weights is None:
+            # The official layout interleaves q, k, v per channel: [..., H, Dh, 3].
+            qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3))  # [B, N, H, Dh, 3]
+            qkv = qkv.permute(4, 0, 2, 1, 3).contiguous()  # [3, B, H, N, Dh] in one copy
+            q, k = apply_rotary(encoding, qkv[:2]).unbind(0)  # q and k of every image at once
+            v = qkv[2]
+        else:
+            weight, bias, weight_bf16, bias_bf16 = weights
+            qkv = linear(x, weight, bias, lambda: (weight_bf16, bias_bf16))
+            qkv = qkv.unflatten(-1, (3, self.num_heads, -1))  # [B, N, 3, H, Dh]
+            qk = _rotate_split_pairs(qkv[:, :, :2], encoding)  # [B, N, 2, H, Dh]
+            q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
         contexts, start = [], 0
         for image_encoding, mask in zip(encodings, masks):
             stop = start + image_encoding.shape[-2]
-            q, k = qk[:, :, :, start:stop].unbind(0)  # [B, H, Ni, Dh]
-            context = attention(q, k, qkv[2, :, :, start:stop], mask)
+            part = slice(start, stop)
+            context = attention(q[:, :, part], k[:, :, part], v[:, :, part], mask)  # [B, H, Ni, Dh]
             contexts.append(context.transpose(1, 2))  # [B, Ni, H, Dh]
             start = stop
         return _update(self, x, contexts, self.out_proj, self.ffn)
@@ -145,6 +202,20 @@ class CrossBlock(nn.Module):
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # [B, L, D] -> [B, H, L, Dh]
 
+    def _inference_qkv(self) -> Optional[Tuple[torch.Tensor, ...]]:
+        """to_qk and to_v as one projection for inference ([2D, D] weight: one product instead
+        of two), fp32 and bf16; None for inference-mode parameters (as :func:`_folded_update`)."""
+        sources = (self.to_qk.weight, self.to_qk.bias, self.to_v.weight, self.to_v.bias)
+        if versions(sources) is None:
+            return None
+
+        def stack() -> Tuple[torch.Tensor, ...]:
+            weight = torch.cat([self.to_qk.weight, self.to_v.weight])
+            bias = None if self.to_qk.bias is None else torch.cat([self.to_qk.bias, self.to_v.bias])
+            return (weight, bias, *bf16_copies(weight, bias))
+
+        return derived(self, "_inference_qkv_cache", sources, stack)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -154,7 +225,14 @@ class CrossBlock(nn.Module):
     ) -> torch.Tensor:
         """x: [B, M + N, D], the M tokens of image 0 then the N of image 1; mask01 (queries of 0,
         keys of 1) broadcastable to [B, H, M, N], mask10 to [B, H, N, M]. Returns [B, M + N, D]."""
-        qk, v = self._heads(self.to_qk(x)), self._heads(self.to_v(x))  # [B, H, M + N, Dh]
+        weights = self._inference_qkv() if inference(x, self.to_qk.weight) else None
+        if weights is None:
+            qk, v = self._heads(self.to_qk(x)), self._heads(self.to_v(x))  # [B, H, M + N, Dh]
+        else:
+            weight, bias, weight_bf16, bias_bf16 = weights
+            qkv = linear(x, weight, bias, lambda: (weight_bf16, bias_bf16))
+            qkv = qkv.unflatten(-1, (2, self.heads, -1))  # [B, M + N, 2, H, Dh]
+            qk, v = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
         qk0, qk1, v0, v1 = qk[:, :, :m], qk[:, :, m:], v[:, :, :m], v[:, :, m:]
         message0 = attention(qk0, qk1, v1, mask01).transpose(1, 2)  # [B, M, H, Dh]
         message1 = attention(qk1, qk0, v0, mask10).transpose(1, 2)  # [B, N, H, Dh]
