@@ -241,6 +241,8 @@ def test_pinned_modes_and_the_environment_variable(kernel_cache, monkeypatch):
         assert kernels.kernel_mode() == "pytorch" and onednn_dtype(x, layer.weight) is None
         with use_kernels("onednn"):  # an explicit mode wins over the variable
             assert kernels.kernel_mode() == "onednn"
+        with use_kernels("auto"):  # the variable applies where the mode is auto, read on entry
+            assert kernels.kernel_mode() == "pytorch"
         monkeypatch.setenv(kernels.KERNELS_ENV, "fastest")
         with pytest.raises(ValueError, match="SPECGLUE_KERNELS"):
             layer(x)
