@@ -140,11 +140,15 @@ def test_unwritable_output_and_corrupt_file_keep_what_exists(frames_dir: Path, t
     assert corrupt.read_bytes() == b"\x89HDF\r\n\x1a\n truncated"
 
 
-def test_ray_engine_extracts_the_same_features(frames_dir: Path, tmp_path: Path):
+def test_ray_engine_extracts_the_same_features(frames_dir: Path, tmp_path: Path, monkeypatch):
     """Bit for bit with the same torch thread count (Ray workers run one thread each; other
-    thread counts change the convolutions' rounding, ~1e-5 px on keypoints)."""
+    thread counts change the convolutions' rounding, ~1e-5 px on keypoints) and the same kernels:
+    pinned here, as each process otherwise measures its own choice (ALIKED's layout, the linear
+    layers' kernels), which may differ by rounding (seen: descriptors ~1e-7 apart in a full run)."""
     pytest.importorskip("ray")
     from specglue.collection.engine import RayEngine
+
+    monkeypatch.setenv("SPECGLUE_KERNELS", "pytorch")  # inherited by the local Ray cluster's workers
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
