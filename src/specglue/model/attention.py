@@ -8,13 +8,13 @@ A query whose keys are all masked gets a zero message instead of NaN.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from .encoding import apply_rotary
-from .kernels import Linear, attention, bf16_copies, cpu_bf16_inference, derived, inference, linear, versions
+from .kernels import Linear, attention, cpu_bf16_inference, derived_linear, inference
 
 
 def _ffn(dim: int) -> nn.Sequential:
@@ -27,28 +27,25 @@ def _ffn(dim: int) -> nn.Sequential:
     )
 
 
-def _folded_update(owner: nn.Module, out_proj: Linear, ffn: nn.Sequential) -> Optional[Tuple[torch.Tensor, ...]]:
+def _folded_update(owner: nn.Module, out_proj: Linear, ffn: nn.Sequential
+                   ) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     """The output projection folded into the MLP's first layer, for inference: with W1 = [Wx | Wm],
-    W1 [x, Wo c + bo] + b1 = [Wx | Wm Wo] [x, c] + (Wm bo + b1). Returns the folded weight
-    [2D, 2D] and bias [2D] in fp32 and in bf16, kept on ``owner`` until a source changes; None
-    for parameters created under ``torch.inference_mode`` (no version counter: the fold would be
-    made again on every call)."""
+    W1 [x, Wo c + bo] + b1 = [Wx | Wm Wo] [x, c] + (Wm bo + b1). Returns that layer on [x, c]
+    ([2D] -> [2D]), its weights kept on ``owner`` until a source changes; None for parameters
+    created under ``torch.inference_mode`` (:func:`derived_linear`)."""
     first = ffn[0]
-    sources = (out_proj.weight, out_proj.bias, first.weight, first.bias)
-    if versions(sources) is None:
-        return None
 
-    def fold() -> Tuple[torch.Tensor, ...]:
+    def fold() -> Tuple[torch.Tensor, torch.Tensor]:
         d = out_proj.weight.shape[0]
         w1, wo = first.weight.double(), out_proj.weight.double()
         weight = torch.cat([w1[:, :d], w1[:, d:] @ wo], 1).to(first.weight.dtype)
         bias = first.bias.double()
         if out_proj.bias is not None:
             bias = bias + w1[:, d:] @ out_proj.bias.double()
-        bias = bias.to(first.bias.dtype)
-        return (weight, bias, *bf16_copies(weight, bias))
+        return weight, bias.to(first.bias.dtype)
 
-    return derived(owner, "_folded_update", sources, fold)
+    sources = (out_proj.weight, out_proj.bias, first.weight, first.bias)
+    return derived_linear(owner, "_folded_update", sources, fold)
 
 
 def _update(owner: nn.Module, x: torch.Tensor, contexts: Sequence[torch.Tensor], out_proj: Linear,
@@ -63,9 +60,8 @@ def _update(owner: nn.Module, x: torch.Tensor, contexts: Sequence[torch.Tensor],
     if folded is None:
         message = out_proj(torch.cat(contexts, 1).flatten(start_dim=-2))  # [B, L, D]
         return x + ffn(torch.cat([x, message], -1))
-    weight, bias, weight_bf16, bias_bf16 = folded
     d = x.shape[-1]
-    dtype = torch.bfloat16 if cpu_bf16_inference(x, weight) else x.dtype
+    dtype = torch.bfloat16 if cpu_bf16_inference(x, ffn[0].weight) else x.dtype
     inputs = x.new_empty((*x.shape[:-1], 2 * d), dtype=dtype)  # [B, L, 2D] = [x, context]
     inputs[..., :d] = x
     context = inputs[..., d:].unflatten(-1, contexts[0].shape[-2:])  # [B, L, H, Dh] view
@@ -73,7 +69,7 @@ def _update(owner: nn.Module, x: torch.Tensor, contexts: Sequence[torch.Tensor],
     for part in contexts:
         context[:, start:start + part.shape[1]] = part
         start += part.shape[1]
-    hidden = linear(inputs, weight, bias, lambda: (weight_bf16, bias_bf16))
+    hidden = folded(inputs)
     for layer in ffn[1:]:
         hidden = layer(hidden)
     return x + hidden
@@ -118,18 +114,14 @@ class SelfBlock(nn.Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.ffn = _ffn(embed_dim)
 
-    def _inference_qkv(self) -> Optional[Tuple[torch.Tensor, ...]]:
+    def _inference_qkv(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
         """Wqkv with its rows reordered for inference: q, k, v one after the other, each head
         by head, and within a head of q and k the even channels first, then the odd ones (one
         permutation of both q and k leaves q . k unchanged). The projection then needs no
         copy to split q, k and v, and the rotary pairs (2j, 2j + 1) become (j, j + Dh / 2):
-        contiguous halves. fp32 and bf16; None for inference-mode parameters (as
-        :func:`_folded_update`)."""
-        sources = (self.Wqkv.weight, self.Wqkv.bias)
-        if versions(sources) is None:
-            return None
+        contiguous halves. None for inference-mode parameters (:func:`derived_linear`)."""
 
-        def reorder() -> Tuple[torch.Tensor, ...]:
+        def reorder() -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
             dim = self.Wqkv.weight.shape[1]
             head_dim = dim // self.num_heads
             split = torch.cat([torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)])
@@ -138,11 +130,9 @@ class SelfBlock(nn.Module):
             # official row of (q|k|v c, head h, channel d): (h * Dh + d) * 3 + c
             rows = ((heads * head_dim + channels[:, None]) * 3 + torch.arange(3)[:, None, None]).flatten()
             rows = rows.to(self.Wqkv.weight.device)
-            weight = self.Wqkv.weight[rows]
-            bias = None if self.Wqkv.bias is None else self.Wqkv.bias[rows]
-            return (weight, bias, *bf16_copies(weight, bias))
+            return self.Wqkv.weight[rows], None if self.Wqkv.bias is None else self.Wqkv.bias[rows]
 
-        return derived(self, "_inference_qkv_cache", sources, reorder)
+        return derived_linear(self, "_inference_qkv_cache", (self.Wqkv.weight, self.Wqkv.bias), reorder)
 
     def forward(
         self,
@@ -160,17 +150,15 @@ class SelfBlock(nn.Module):
         elif isinstance(masks, torch.Tensor) or len(masks) != len(encodings):
             raise ValueError(f"masks must be one per image ({len(encodings)} encodings) or None")
         encoding = encodings[0] if len(encodings) == 1 else torch.cat(encodings, -2)  # [2, B, 1, N, Dh]
-        weights = self._inference_qkv() if inference(x, self.Wqkv.weight) else None
-        if weights is None:
+        project = self._inference_qkv() if inference(x, self.Wqkv.weight) else None
+        if project is None:
             # The official layout interleaves q, k, v per channel: [..., H, Dh, 3].
             qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3))  # [B, N, H, Dh, 3]
             qkv = qkv.permute(4, 0, 2, 1, 3).contiguous()  # [3, B, H, N, Dh] in one copy
             q, k = apply_rotary(encoding, qkv[:2]).unbind(0)  # q and k of every image at once
             v = qkv[2]
         else:
-            weight, bias, weight_bf16, bias_bf16 = weights
-            qkv = linear(x, weight, bias, lambda: (weight_bf16, bias_bf16))
-            qkv = qkv.unflatten(-1, (3, self.num_heads, -1))  # [B, N, 3, H, Dh]
+            qkv = project(x).unflatten(-1, (3, self.num_heads, -1))  # [B, N, 3, H, Dh]
             qk = _rotate_split_pairs(qkv[:, :, :2], encoding)  # [B, N, 2, H, Dh]
             q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
         contexts, start = [], 0
@@ -202,19 +190,16 @@ class CrossBlock(nn.Module):
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # [B, L, D] -> [B, H, L, Dh]
 
-    def _inference_qkv(self) -> Optional[Tuple[torch.Tensor, ...]]:
+    def _inference_qkv(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
         """to_qk and to_v as one projection for inference ([2D, D] weight: one product instead
-        of two), fp32 and bf16; None for inference-mode parameters (as :func:`_folded_update`)."""
-        sources = (self.to_qk.weight, self.to_qk.bias, self.to_v.weight, self.to_v.bias)
-        if versions(sources) is None:
-            return None
+        of two); None for inference-mode parameters (:func:`derived_linear`)."""
 
-        def stack() -> Tuple[torch.Tensor, ...]:
+        def stack() -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
             weight = torch.cat([self.to_qk.weight, self.to_v.weight])
-            bias = None if self.to_qk.bias is None else torch.cat([self.to_qk.bias, self.to_v.bias])
-            return (weight, bias, *bf16_copies(weight, bias))
+            return weight, None if self.to_qk.bias is None else torch.cat([self.to_qk.bias, self.to_v.bias])
 
-        return derived(self, "_inference_qkv_cache", sources, stack)
+        sources = (self.to_qk.weight, self.to_qk.bias, self.to_v.weight, self.to_v.bias)
+        return derived_linear(self, "_inference_qkv_cache", sources, stack)
 
     def forward(
         self,
@@ -225,13 +210,11 @@ class CrossBlock(nn.Module):
     ) -> torch.Tensor:
         """x: [B, M + N, D], the M tokens of image 0 then the N of image 1; mask01 (queries of 0,
         keys of 1) broadcastable to [B, H, M, N], mask10 to [B, H, N, M]. Returns [B, M + N, D]."""
-        weights = self._inference_qkv() if inference(x, self.to_qk.weight) else None
-        if weights is None:
+        project = self._inference_qkv() if inference(x, self.to_qk.weight) else None
+        if project is None:
             qk, v = self._heads(self.to_qk(x)), self._heads(self.to_v(x))  # [B, H, M + N, Dh]
         else:
-            weight, bias, weight_bf16, bias_bf16 = weights
-            qkv = linear(x, weight, bias, lambda: (weight_bf16, bias_bf16))
-            qkv = qkv.unflatten(-1, (2, self.heads, -1))  # [B, M + N, 2, H, Dh]
+            qkv = project(x).unflatten(-1, (2, self.heads, -1))  # [B, M + N, 2, H, Dh]
             qk, v = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
         qk0, qk1, v0, v1 = qk[:, :, :m], qk[:, :, m:], v[:, :, :m], v[:, :, m:]
         message0 = attention(qk0, qk1, v1, mask01).transpose(1, 2)  # [B, M, H, Dh]

@@ -323,7 +323,11 @@ def derived(owner: nn.Module, name: str, sources: Tuple[Optional[torch.Tensor], 
     precision), kept on ``owner`` as the plain attribute ``name`` (not in the state dict) and made
     again whenever a source changes (its version counter or storage). Sources created under
     ``torch.inference_mode`` have no version counter: the value is then made on every call."""
-    version = versions(sources)
+    return _kept(owner, name, versions(sources), make)
+
+
+def _kept(owner: nn.Module, name: str, version: Optional[Tuple], make: Callable[[], Any]) -> Any:
+    """:func:`derived` with the sources' :func:`versions` already read."""
     cached = owner.__dict__.get(name)
     if version is None or cached is None or cached[0] != version:
         with torch.no_grad():
@@ -350,6 +354,22 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
 def bf16_copies(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """weight and bias in bf16 (for :func:`linear`)."""
     return weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16)
+
+
+def derived_linear(owner: nn.Module, name: str, sources: Tuple[Optional[torch.Tensor], ...],
+                   make: Callable[[], Tuple[torch.Tensor, Optional[torch.Tensor]]]
+                   ) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+    """A linear layer for inference whose weight and bias, ``make()``, are computed from the
+    tensors ``sources`` (e.g. several layers' weights stacked, or folded into one): kept on
+    ``owner`` (:func:`derived`) with their bf16 copies and run by :func:`linear`. None where a
+    source was created under ``torch.inference_mode`` (no version counter: the weights would be
+    made again on every call)."""
+    version = versions(sources)
+    if version is None:
+        return None
+    weight, bias, weight_bf16, bias_bf16 = _kept(owner, name, version, lambda: (
+        *(made := make()), *bf16_copies(*made)))
+    return lambda x: linear(x, weight, bias, lambda: (weight_bf16, bias_bf16))
 
 
 class Linear(nn.Linear):
