@@ -164,6 +164,32 @@ class TestALIKEDBehaviour:
         expected = F.grid_sample(dense[None], grid[None], mode="bilinear", align_corners=True)[0]
         torch.testing.assert_close(sparse.bilinear(grid), expected.permute(1, 2, 0), rtol=0, atol=1e-5)
 
+    @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+    def test_row_deformable_convolution_equals_kornias(self, layout):
+        """The deformable convolutions of blocks 3 and 4 (one gather, one product) give kornia's
+        ``deform_conv2d`` (torchvision's rule), also where large offsets send taps outside the
+        map, for a batch, in both memory layouts; same parameters, same state-dict keys."""
+        from kornia.feature.aliked.aliked import DeformableConv2d
+
+        from specglue.features.aliked import RowDeformableConv2d
+
+        torch.manual_seed(0)
+        reference = DeformableConv2d(16, 24).eval()
+        with torch.no_grad():
+            reference.offset_conv.weight.mul_(30)  # offsets up to the clamp: many taps leave the map
+            reference.offset_conv.bias.uniform_(-3, 3)
+        ours = RowDeformableConv2d(16, 24).eval()
+        ours.load_state_dict(reference.state_dict())
+        x = torch.randn(2, 16, 13, 17).contiguous(memory_format=layout)
+        with torch.no_grad():
+            offsets = reference.offset_conv(x).abs()
+            expected, got = reference(x), ours(x)
+        assert float((offsets > 4).float().mean()) > 0.3  # the border rule is exercised
+        assert got.shape == expected.shape == (2, 24, 13, 17)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+        assert [type(m) for m in ALIKED(resize=None).net.modules() if isinstance(m, DeformableConv2d)] == \
+            [RowDeformableConv2d] * 4  # blocks 3 and 4, two each
+
     def test_batch_equals_single(self, data_dir):
         frames = [read_rgb(data_dir / GLINT_FRAME.replace("00", f"{i:02d}")) for i in (0, 6)]
         batch = torch.stack([to_tensor(f) for f in frames])
