@@ -190,6 +190,22 @@ class TestALIKEDBehaviour:
         assert [type(m) for m in ALIKED(resize=None).net.modules() if isinstance(m, DeformableConv2d)] == \
             [RowDeformableConv2d] * 4  # blocks 3 and 4, two each
 
+    def test_compiled_network_gives_the_eager_features(self, data_dir):
+        """ALIKED.compile(): the dense network as one torch.compile graph; the same keypoints
+        and descriptors as eager up to rounding, also batched at another image size."""
+        image = read_rgb(data_dir / GLINT_FRAME)
+        conf = {"max_num_keypoints": 256, "detection_threshold": 0.0, "resize": None}
+        eager, compiled = ALIKED(**conf), ALIKED(**conf).compile()
+        for batch in (to_tensor(image), to_tensor(image[:200, :288]).expand(2, -1, -1, -1)):
+            expected, got = eager.extract(batch), compiled.extract(batch)
+            for i in range(batch.shape[0] if batch.dim() == 4 else 1):
+                dist, idx = nearest(got["keypoints"][i], expected["keypoints"][i])
+                assert got["keypoints"].shape == expected["keypoints"].shape
+                assert float((dist < 1e-3).float().mean()) > 0.98
+                same = dist < 1e-3
+                assert float((got["descriptors"][i][same] - expected["descriptors"][i][idx[same]]).abs().max()) < 1e-4
+        assert compiled._dense_maps is not eager._dense_maps
+
     def test_batch_equals_single(self, data_dir):
         frames = [read_rgb(data_dir / GLINT_FRAME.replace("00", f"{i:02d}")) for i in (0, 6)]
         batch = torch.stack([to_tensor(f) for f in frames])
