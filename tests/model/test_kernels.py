@@ -265,3 +265,57 @@ def test_fastest_preset_takes_bf16_only_where_the_cpu_has_it(monkeypatch):
     assert LightGlue.fastest("aliked", mp=False).conf.mp is False  # the caller's choice wins
     flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
     assert kernels.native_bf16() == (("amx_bf16" in flags or "avx512_bf16" in flags) and kernels._HAS_ONEDNN_BF16)
+
+
+@pytest.mark.skipif(not kernels._HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+def test_bf16_attention_pads_odd_lengths_and_masks_the_padding(mask_kind, monkeypatch):
+    """Under CPU bf16, SDPA sees query and key lengths padded to multiples of 64 (oneDNN
+    compiles a kernel per new shape, and pruning makes new lengths every pair); padded keys
+    are masked, so the result is the unpadded one, fully masked queries included."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 100, 64), torch.randn(2, 4, 77, 64), torch.randn(2, 4, 77, 64)
+    mask = {"none": None,
+            "bool": torch.rand(2, 1, 100, 77) > 0.3,
+            "float": torch.zeros(1, 1, 1, 77).masked_fill(torch.rand(1, 1, 1, 77) > 0.7, -torch.inf)}[mask_kind]
+    if mask_kind == "bool":
+        mask[0, 0, 5] = False  # a query that may attend to nothing
+    lengths = []
+    sdpa = kernels._sdpa
+    monkeypatch.setattr(kernels, "_sdpa", lambda q, k, v, m: lengths.append((q.shape[-2], k.shape[-2])) or sdpa(q, k, v, m))
+    with torch.inference_mode(), use_kernels("pytorch"), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(q, k, v, mask)
+    assert lengths == [(128, 128)]
+    assert out.shape == (2, 4, 100, 64) and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), sdpa_reference(q, k, v, mask), rtol=0, atol=3e-2)
+    if mask_kind == "bool":
+        assert float(out[0, :, 5].abs().max()) == 0.0
+
+
+@pytest.mark.skipif(not kernels._HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
+def test_bf16_products_run_on_padded_rows_with_the_unpadded_results(monkeypatch, data_dir, reference_features):
+    """Linear layers and the similarity under CPU bf16: rows padded to multiples of 64, the
+    results those of the unpadded products; a whole bf16 LightGlue forward on odd keypoint
+    counts (pruning on) gives oneDNN no other row count."""
+    torch.manual_seed(0)
+    layer, x = Linear(64, 32), torch.randn(3, 33, 64)
+    a, b = torch.randn(1, 100, 32), torch.randn(1, 77, 32)
+    rows = []
+    linear = F.linear
+    monkeypatch.setattr(F, "linear", lambda x, *args: rows.append(x.numel() // x.shape[-1]) or linear(x, *args))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        projected, sim = layer(x), matmul_nt(a, b)
+        expected = linear(x.bfloat16(), layer.weight.bfloat16(), layer.bias.bfloat16())
+    assert rows[0] == 128 and projected.shape == (3, 33, 32)
+    assert torch.equal(projected, expected)
+    assert sim.shape == (1, 100, 77)
+    torch.testing.assert_close(sim.float(), a @ b.transpose(1, 2), rtol=0, atol=0.15)
+    rows.clear()
+    path0, path1 = pair_paths(data_dir, "dsc")
+    f0, f1 = reference_features("aliked", path0), reference_features("aliked", path1)
+    f0 = {key: value[:, :701] if key != "image_size" else value for key, value in f0.items()}  # odd count
+    matcher = LightGlue(features="aliked", mp=True).eval()
+    with torch.inference_mode():
+        out = matcher({"image0": f0, "image1": f1})
+    assert rows and all(r % 64 == 0 for r in rows), sorted(set(rows))
+    assert int((out["matches0"] > -1).sum()) > 100

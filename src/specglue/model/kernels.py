@@ -26,7 +26,9 @@ The oneDNN path only applies to CPU tensors outside autograd (``torch.inference_
 ``torch.compile``: everything else (training, CUDA, fp16, export) goes through ``F.linear`` and
 ``F.scaled_dot_product_attention``. Under CPU bf16 autocast (``LightGlue(mp=True)``) outside
 autograd the linear layers run ``F.linear`` (oneDNN bf16, AMX where the CPU has it) on bf16
-copies of their weights kept between calls (:class:`Linear`), and attention is chosen in bf16.
+copies of their weights kept between calls (:class:`Linear`), and attention is chosen in bf16;
+there, row counts and attention lengths are padded to a multiple of :data:`_BF16_ROWS` so that
+oneDNN's per-shape kernels are made once, not for every pair that pruning shrinks differently.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ _TIMING_REPEATS = 5  # timed calls per path (after one untimed), interleaved; th
 # 5-12 % slower than PyTorch's kernels throughout (benchmarks/speed.py, 256-2048 keypoints).
 _MIN_GAIN = 0.10
 _SMALLEST_BUCKET = 64
+# Under CPU bf16 the rows of products and the lengths of attention are padded to a multiple of
+# this (padded keys masked, padded rows dropped): oneDNN makes (JIT-compiles) a kernel for every
+# new shape, 3-10 ms each on the AMX Xeon, and pruning gives every pair and layer new keypoint
+# counts, so a bf16 forward on new images took 1.5-2.5x as long as the same forward repeated; SDPA
+# also runs 1.5-4x faster on multiples of its blocks than on odd lengths.
+_BF16_ROWS = 64
 
 
 def _check_mode(mode: str, source: str) -> str:
@@ -344,11 +352,21 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
     autograd, so it would cast the fp32 weights again on every call: ~13 % of a bf16 forward on
     an AMX Xeon)."""
     if cpu_bf16_inference(x, weight, bias):
-        return F.linear(x, *bf16())
+        rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+        padded = _round_up(rows, _BF16_ROWS)
+        if padded == rows:
+            return F.linear(x, *bf16())
+        flat = x.reshape(rows, x.shape[-1]).to(torch.bfloat16)
+        out = F.linear(F.pad(flat, (0, 0, 0, padded - rows)), *bf16())[:rows]  # [rows, out]
+        return out.view(*x.shape[:-1], out.shape[-1])
     if onednn_dtype(x, weight, bias) != torch.float32 or not x.numel():
         return F.linear(x, weight, bias)
     key = _linear_key(weight.shape[1], weight.shape[0], x.numel() // x.shape[-1])
     return _dispatch(key, lambda: _onednn_linear(x, weight, bias), lambda: F.linear(x, weight, bias))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def bf16_copies(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -393,6 +411,11 @@ def _onednn_matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a [B, M, K] @ b[B, N, K]^T -> [B, M, N]."""
+    m, n = a.shape[1], b.shape[1]
+    if cpu_bf16_inference(a, b) and (m % _BF16_ROWS or n % _BF16_ROWS):  # see _BF16_ROWS
+        a = F.pad(a, (0, 0, 0, _round_up(m, _BF16_ROWS) - m))
+        b = F.pad(b, (0, 0, 0, _round_up(n, _BF16_ROWS) - n))
+        return (a @ b.transpose(-1, -2))[:, :m, :n]
     if onednn_dtype(a, b) != torch.float32 or not (a.numel() and b.numel()):
         return a @ b.transpose(-1, -2)
     key = f"matmul_nt float32 K{a.shape[-1]} m{size_bucket(a.shape[1])} n{size_bucket(b.shape[1])}"
@@ -429,16 +452,46 @@ def _onednn_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: O
     return out if mask is None else out.nan_to_num()
 
 
+def _bf16_padded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """q, k, v and the mask of :func:`attention` with the query and key lengths padded to a
+    multiple of :data:`_BF16_ROWS`: padded keys are masked out, padded queries attend to every
+    key (their rows are dropped afterwards)."""
+    lq, lk = q.shape[-2], k.shape[-2]
+    pad_q, pad_k = _round_up(lq, _BF16_ROWS) - lq, _round_up(lk, _BF16_ROWS) - lk
+    q, k, v = F.pad(q, (0, 0, 0, pad_q)), F.pad(k, (0, 0, 0, pad_k)), F.pad(v, (0, 0, 0, pad_k))
+    if mask is None and pad_k:
+        mask = torch.ones((1, 1, 1, lk), dtype=torch.bool, device=q.device)
+    if mask is not None:
+        mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
+        mask = mask.expand(*mask.shape[:-1], lk)  # [..., Lq or 1, Lk]
+        keep, drop = (True, False) if mask.dtype == torch.bool else (0.0, -torch.inf)
+        mask = F.pad(mask, (0, pad_k), value=drop)
+        if mask.shape[-2] == lq and pad_q:
+            mask = F.pad(mask, (0, 0, 0, pad_q), value=keep)
+    return q, k, v, mask
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
     """Scaled dot-product attention. q: [B, H, Lq, Dh], k, v: [B, H, Lk, Dh] -> [B, H, Lq, Dh].
 
     ``mask`` broadcastable to [B, H, Lq, Lk]: boolean (True = may attend) or additive float.
-    A query whose keys are all masked gets a zero message instead of NaN.
+    A query whose keys are all masked gets a zero message instead of NaN. Under CPU bf16 the
+    lengths are padded to a multiple of :data:`_BF16_ROWS` (padded keys masked).
     """
     if q.shape[-2] == 0 or k.shape[-2] == 0:
         return q.new_zeros((*q.shape[:-1], v.shape[-1]))
+    lq = q.shape[-2]
+    if cpu_bf16_inference(q, k, v) and (lq % _BF16_ROWS or k.shape[-2] % _BF16_ROWS):
+        return _chosen_attention(*_bf16_padded(q, k, v, mask))[..., :lq, :]
+    return _chosen_attention(q, k, v, mask)
+
+
+def _chosen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]
+                      ) -> torch.Tensor:
+    """:func:`attention` on the path chosen by measurement (oneDNN blocks or SDPA)."""
     dtype = onednn_dtype(q, k, v)
     if dtype is None:
         return _sdpa(q, k, v, mask)
