@@ -19,13 +19,17 @@ with the same thread count:
   55 vs 57 ms per pair in bf16 on the AMX Xeon).
 
 The extractor keeps the ``--keypoints`` strongest maxima (top-k, 512 by default) or, with
-``--threshold``, the default detection threshold. Each stage is timed on every frame of every
-repeat; the tables give medians: extraction ms per frame, matching ms per pair, and frames per
+``--threshold``, the default detection threshold. ``--interleave frame`` (default) has the
+pipelines take turns on every frame, so each runs with the caches the others left (the
+reference's dense maps are 40-160 MB): conservative for the smaller pipelines;
+``--interleave sequence`` has each pipeline stream the whole sequence alone, as an application
+would, taking turns per pass. Each stage is timed on every frame of every repeat; the tables give medians: extraction ms per frame, matching ms per pair, and frames per
 second end to end = 1000 / (extract + match). ``matches`` is the mean per pair; for bf16,
 ``agree`` is the share of ``matches0`` equal to the fp32 matcher's on the same (fp32) features.
 
     python benchmarks/video.py --out benchmarks/results/video.json
     python benchmarks/video.py --bf16 --threshold --sizes native
+    python benchmarks/video.py --bf16 --compile --interleave sequence --sequences laparoscopic
     python benchmarks/video.py --features disk --out benchmarks/results/video_disk_amx.json
 """
 
@@ -170,18 +174,26 @@ def build_pipelines(features: str, keypoints: int, threshold: bool, bf16: bool, 
     return pipelines
 
 
-def run_sequence(frames: List[torch.Tensor], pipelines: List[Pipeline], repeats: int) -> None:
-    """One untimed pass (warm-up, kernel choices, compilation), then ``repeats`` timed passes,
-    interleaved frame by frame."""
+def run_sequence(frames: List[torch.Tensor], pipelines: List[Pipeline], repeats: int, interleave: str) -> None:
+    """One untimed pass (warm-up, kernel choices, compilation), then ``repeats`` timed passes.
+
+    ``interleave="frame"``: the pipelines take turns on every frame (the conservative protocol:
+    each one runs with the caches the others left); ``"sequence"``: each pipeline streams the
+    whole sequence alone, as an application would, the pipelines taking turns per pass (in
+    reversed order every other pass)."""
     for rep in range(repeats + 1):
         for pipeline in pipelines:
             pipeline.previous = None
-        for index, frame in enumerate(frames):
-            for pipeline in pipelines:
-                start = time.perf_counter()
-                pipeline.step(frame, record=rep > 0)
-                if rep == 0 and index == 0 and "compiled" in pipeline.name:
-                    print(f"{pipeline.name}: first frame (compilation) {time.perf_counter() - start:.1f} s", flush=True)
+        if interleave == "frame":
+            schedule = [(pipeline, index) for index in range(len(frames)) for pipeline in pipelines]
+        else:
+            order = pipelines if rep % 2 == 0 else pipelines[::-1]
+            schedule = [(pipeline, index) for pipeline in order for index in range(len(frames))]
+        for pipeline, index in schedule:
+            start = time.perf_counter()
+            pipeline.step(frames[index], record=rep > 0)
+            if rep == 0 and index == 0 and "compiled" in pipeline.name:
+                print(f"{pipeline.name}: first frame (compilation) {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def bf16_agreement(frames: List[torch.Tensor], features_name: str, keypoints: int, threshold: bool) -> float:
@@ -209,10 +221,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--bf16", action="store_true", help="also time specglue under bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="also time specglue with the extractor compiled")
+    parser.add_argument("--interleave", choices=("frame", "sequence"), default="frame",
+                        help="pipelines take turns per frame (default) or per pass over the sequence")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON (and .md beside it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     header = (f"CPU: {kernels.cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
+              f"interleaved per {args.interleave}, "
               f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}; {args.features.upper()} "
               f"{'default threshold, at most ' if args.threshold else 'top-'}{args.keypoints} keypoints")
     print(header, flush=True)
@@ -224,7 +239,7 @@ def main() -> None:
             frames = load_frames(DATA / SEQUENCES[sequence], SIZES[size_name])
             size = f"{frames[0].shape[-1]}x{frames[0].shape[-2]}"
             pipelines = build_pipelines(args.features, args.keypoints, args.threshold, args.bf16, args.compile)
-            run_sequence(frames, pipelines, args.repeats)
+            run_sequence(frames, pipelines, args.repeats, args.interleave)
             summaries = {p.name: p.summary() for p in pipelines}
             if args.bf16:
                 summaries["specglue bf16"]["agree_with_fp32"] = bf16_agreement(frames, args.features, args.keypoints, args.threshold)
