@@ -146,6 +146,23 @@ class TestALIKEDBehaviour:
         assert torch.equal(extractor._bf16_net[1].block1.conv1.weight,
                            extractor.net.block1.conv1.weight.to(torch.bfloat16))
 
+    def test_bf16_descriptor_head_gives_onednn_padded_row_counts(self, data_dir, monkeypatch):
+        """Under CPU bf16 the descriptor head's linear layers see row counts padded to a
+        multiple of 64 whatever the keypoint count (oneDNN compiles a kernel per new bf16
+        shape: ~13 ms per frame of a video whose keypoint count changes)."""
+        from specglue.model import kernels
+
+        if not kernels._HAS_ONEDNN_BF16:
+            pytest.skip("no bf16 oneDNN on this CPU")
+        image = read_rgb(data_dir / GLINT_FRAME)
+        extractor = ALIKED(max_num_keypoints=300, detection_threshold=0.0, resize=None)
+        rows, linear = [], F.linear
+        monkeypatch.setattr(F, "linear", lambda x, *args: rows.append(x.numel() // x.shape[-1]) or linear(x, *args))
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            feats = extractor.extract(image)
+        assert feats["keypoints"].shape == (1, 300, 2)
+        assert len(rows) >= 6 and all(r % 64 == 0 for r in rows), rows  # 4 deformable + 4 head layers
+
     def test_sparse_feature_map_equals_the_dense_one(self):
         """The feature map read where the descriptor head reads it equals kornia's dense map:
         at integer pixels and bilinearly (grid_sample, zeros outside), also beyond the border."""

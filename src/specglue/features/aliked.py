@@ -15,7 +15,7 @@ import copy
 import functools
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -174,16 +174,34 @@ class ALIKED(Extractor):
         xs = (cx[:, None, None] + steps[None, None, :]).expand(n, ps, ps)
         patch = feature_map.at(ys.reshape(-1), xs.reshape(-1)).view(n, ps * ps * dim)  # [N, dy * dx * D]
         patch_conv, gate, point_conv = head.offset_conv  # 3x3 conv, gate, 1x1 conv
-        patch_weight = patch_conv.weight.permute(0, 2, 3, 1).reshape(-1, ps * ps * dim)  # [2P, dy * dx * D]
-        offset = gate(F.linear(patch, patch_weight, patch_conv.bias))  # [N, 2P]
-        offset = F.linear(offset, point_conv.weight.flatten(1), point_conv.bias)
+        patch_layer = self._head_layer("_patch_rows", (patch_conv.weight, patch_conv.bias), lambda: (
+            patch_conv.weight.permute(0, 2, 3, 1).reshape(-1, ps * ps * dim), patch_conv.bias))  # [2P, dy*dx*D]
+        point_layer = self._head_layer("_point_rows", (point_conv.weight, point_conv.bias), lambda: (
+            point_conv.weight.flatten(1), point_conv.bias))
+        sample_layer = self._head_layer("_sample_rows", (head.sf_conv.weight, head.sf_conv.bias), lambda: (
+            head.sf_conv.weight.view(dim, dim), head.sf_conv.bias))
+        aggregation = self._head_layer("_aggregation_rows", (head.agg_weights,), lambda: (
+            head.agg_weights.reshape(-1, dim).t().contiguous(), None))  # [D, P * D]
+        offset = point_layer(gate(patch_layer(patch)))  # [N, 2P]
         offset = offset.clamp(-max(h, w) / 4.0, max(h, w) / 4.0)
         offset = offset.view(n, 2, head.n_pos).permute(0, 2, 1)  # [N, P, 2]
         grid = 2.0 * (keypoints_wh.unsqueeze(1) + offset) / wh[None] - 1  # [N, P, 2] in [-1, 1]
         sampled = feature_map.bilinear(grid)  # [N, P, D]
-        features = torch.selu_(F.linear(sampled, head.sf_conv.weight.view(dim, dim), head.sf_conv.bias))
-        descriptors = features.reshape(n, -1) @ head.agg_weights.reshape(-1, dim)  # [N, P * D] @ [P * D, D]
-        return F.normalize(descriptors, p=2.0, dim=1)
+        features = torch.selu_(sample_layer(sampled))  # [N, P, D]
+        return F.normalize(aggregation(features.reshape(n, -1)), p=2.0, dim=1)  # [N, D]
+
+    def _head_layer(self, name: str, sources: Tuple[Optional[torch.Tensor], ...],
+                    make: Callable[[], Tuple[torch.Tensor, Optional[torch.Tensor]]]
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A linear layer of the descriptor head whose weight and bias, ``make()``, are a
+        reshaped convolution: kept between calls with their bf16 copies
+        (:func:`specglue.model.kernels.derived_linear`), made per call where the weights are
+        inference tensors; run by :func:`_linear`."""
+        layer = kernels.derived_linear(self, name, sources, make)
+        if layer is None:
+            weight, bias = make()
+            return lambda x: _linear(x, weight, bias)
+        return layer
 
     def _refine(self, score_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Sub-pixel ``[N, 2]`` (x, y) by a soft-argmax over each ``(2r+1)^2`` window.
@@ -408,6 +426,13 @@ def _upsampled_at(table: torch.Tensor, shape: Tuple[int, int], y: torch.Tensor, 
     return _weighted_rows(table, index, weight)
 
 
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``F.linear`` through :func:`specglue.model.kernels.linear`: the CPU kernel chosen by
+    measurement, and under CPU bf16 autocast rows padded to a multiple of 64 (oneDNN compiles a
+    kernel per new bf16 shape, and the keypoint count changes with every image)."""
+    return kernels.linear(x, weight, bias, lambda: kernels.bf16_copies(weight, bias))
+
+
 def _weighted_rows(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``sum_j weight[k, j] * table[index[k, j]]`` -> [K, C] without materialising the
     [K, J, C] gathered rows (``embedding_bag``, fp32)."""
@@ -460,5 +485,5 @@ class RowDeformableConv2d(DeformableConv2d):
         taps = F.embedding_bag(index.view(-1, 4), table, per_sample_weights=weight.view(-1, 4).to(table.dtype),
                                mode="sum")  # [B * Ho * Wo * K, C]
         kernel = conv.weight.permute(0, 2, 3, 1).reshape(c_out, kh * kw * c)  # [C_out, K * C], tap-major
-        out = F.linear(taps.view(b * ho * wo, kh * kw * c), kernel, conv.bias)  # [B * Ho * Wo, C_out]
+        out = _linear(taps.view(b * ho * wo, kh * kw * c), kernel, conv.bias)  # [B * Ho * Wo, C_out]
         return out.view(b, ho, wo, c_out).permute(0, 3, 1, 2)
