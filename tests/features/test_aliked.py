@@ -163,6 +163,18 @@ class TestALIKEDBehaviour:
         assert feats["keypoints"].shape == (1, 300, 2)
         assert len(rows) >= 6 and all(r % 64 == 0 for r in rows), rows  # 4 deformable + 4 head layers
 
+    def test_gradients_reach_the_descriptor_head_and_the_deformable_convolutions(self, data_dir):
+        """forward() under autograd: the row-wise layers use the live weights, not kept copies."""
+        image = to_tensor(read_rgb(data_dir / GLINT_FRAME)[:96, :128])[None]
+        extractor = ALIKED(max_num_keypoints=32, detection_threshold=0.0, resize=None)
+        with torch.no_grad():
+            extractor.extract(image)  # keeps inference copies of the head's weights
+        extractor({"image": image})["descriptors"].sum().backward()
+        head = extractor.net.desc_head
+        for weight in (head.sf_conv.weight, head.agg_weights, head.offset_conv[0].weight,
+                       extractor.net.block3.conv1.regular_conv.weight):
+            assert weight.grad is not None and float(weight.grad.abs().sum()) > 0
+
     def test_sparse_feature_map_equals_the_dense_one(self):
         """The feature map read where the descriptor head reads it equals kornia's dense map:
         at integer pixels and bilinearly (grid_sample, zeros outside), also beyond the border."""

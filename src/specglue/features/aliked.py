@@ -194,14 +194,16 @@ class ALIKED(Extractor):
                     make: Callable[[], Tuple[torch.Tensor, Optional[torch.Tensor]]]
                     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """A linear layer of the descriptor head whose weight and bias, ``make()``, are a
-        reshaped convolution: kept between calls with their bf16 copies
-        (:func:`specglue.model.kernels.derived_linear`), made per call where the weights are
-        inference tensors; run by :func:`_linear`."""
-        layer = kernels.derived_linear(self, name, sources, make)
-        if layer is None:
-            weight, bias = make()
-            return lambda x: _linear(x, weight, bias)
-        return layer
+        reshaped convolution: outside autograd kept between calls with their bf16 copies
+        (:func:`specglue.model.kernels.derived_linear`); made per call under autograd (so that
+        gradients reach the convolution) and where the weights are inference tensors; run by
+        :func:`_linear`."""
+        if kernels.inference(*sources):
+            layer = kernels.derived_linear(self, name, sources, make)
+            if layer is not None:
+                return layer
+        weight, bias = make()
+        return lambda x: _linear(x, weight, bias)
 
     def _refine(self, score_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Sub-pixel ``[N, 2]`` (x, y) by a soft-argmax over each ``(2r+1)^2`` window.
@@ -378,7 +380,7 @@ class _FeatureMap:
         parts = [self.tables[0].index_select(0, yp * padded[1] + xp).float()]
         parts += [_upsampled_at(table, shape, yp, xp, padded) for table, shape in zip(self.tables[1:], self.shapes[1:])]
         squared = sum(torch.linalg.vector_norm(part, dim=-1) ** 2 for part in parts)
-        return parts, squared.sqrt_().clamp_min_(1e-12).reciprocal_()  # F.normalize's rule
+        return parts, squared.sqrt().clamp_min(1e-12).reciprocal()  # F.normalize's rule
 
     def at(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The normalised features [K, D] at integer pixels ``y``, ``x`` [K] of the cropped map."""
