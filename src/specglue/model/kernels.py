@@ -353,11 +353,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
     an AMX Xeon)."""
     if cpu_bf16_inference(x, weight, bias):
         rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-        padded = _round_up(rows, _BF16_ROWS)
-        if padded == rows:
+        if rows % _BF16_ROWS == 0:
             return F.linear(x, *bf16())
         flat = x.reshape(rows, x.shape[-1]).to(torch.bfloat16)
-        out = F.linear(F.pad(flat, (0, 0, 0, padded - rows)), *bf16())[:rows]  # [rows, out]
+        out = F.linear(_bf16_rows(flat), *bf16())[:rows]  # [rows, out]
         return out.view(*x.shape[:-1], out.shape[-1])
     if onednn_dtype(x, weight, bias) != torch.float32 or not x.numel():
         return F.linear(x, weight, bias)
@@ -367,6 +366,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
+
+
+def _bf16_rows(t: torch.Tensor) -> torch.Tensor:
+    """t [..., L, C] with zero rows appended up to a multiple of :data:`_BF16_ROWS` rows."""
+    return F.pad(t, (0, 0, 0, _round_up(t.shape[-2], _BF16_ROWS) - t.shape[-2]))
 
 
 def bf16_copies(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -413,9 +417,7 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a [B, M, K] @ b[B, N, K]^T -> [B, M, N]."""
     m, n = a.shape[1], b.shape[1]
     if cpu_bf16_inference(a, b) and (m % _BF16_ROWS or n % _BF16_ROWS):  # see _BF16_ROWS
-        a = F.pad(a, (0, 0, 0, _round_up(m, _BF16_ROWS) - m))
-        b = F.pad(b, (0, 0, 0, _round_up(n, _BF16_ROWS) - n))
-        return (a @ b.transpose(-1, -2))[:, :m, :n]
+        return (_bf16_rows(a) @ _bf16_rows(b).transpose(-1, -2))[:, :m, :n]
     if onednn_dtype(a, b) != torch.float32 or not (a.numel() and b.numel()):
         return a @ b.transpose(-1, -2)
     key = f"matmul_nt float32 K{a.shape[-1]} m{size_bucket(a.shape[1])} n{size_bucket(b.shape[1])}"
@@ -459,7 +461,7 @@ def _bf16_padded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Option
     key (their rows are dropped afterwards)."""
     lq, lk = q.shape[-2], k.shape[-2]
     pad_q, pad_k = _round_up(lq, _BF16_ROWS) - lq, _round_up(lk, _BF16_ROWS) - lk
-    q, k, v = F.pad(q, (0, 0, 0, pad_q)), F.pad(k, (0, 0, 0, pad_k)), F.pad(v, (0, 0, 0, pad_k))
+    q, k, v = _bf16_rows(q), _bf16_rows(k), _bf16_rows(v)
     if mask is None and pad_k:
         mask = torch.ones((1, 1, 1, lk), dtype=torch.bool, device=q.device)
     if mask is not None:
