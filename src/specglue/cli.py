@@ -52,8 +52,9 @@ def cmd_match(args: argparse.Namespace) -> int:
         mode = "hard" if args.specular == "auto" else args.specular
     image0, image1 = load_image(args.image0, "image0"), load_image(args.image1, "image1")
     extractor_conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
+    roi = None if args.roi == "none" else args.roi
     result = match_pair(image0, image1, features=args.features, specular=specular,
-                        specular_mode=mode, geometry=args.geometry,
+                        specular_mode=mode, roi=roi, geometry=args.geometry,
                         max_num_keypoints=args.max_keypoints, resize=args.resize or None,
                         upsample=args.upsample, extractor_conf=extractor_conf, detector=args.detector)
     summary = result.summary()
@@ -131,7 +132,7 @@ def _extraction_settings(args: argparse.Namespace):
     conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
     return ExtractionSettings(features=args.features, max_num_keypoints=args.max_keypoints,
                               resize=args.resize or None, extractor_conf=conf, specular=specular,
-                              detector=args.detector), (None if specular != "masks" else Path(args.specular))
+                              detector=args.detector, roi=args.roi), (None if specular != "masks" else Path(args.specular))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -225,6 +226,10 @@ def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
                              "per image, MASKS_DIR/<image name>.png")
     parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                         help=f"highlight detector of --specular auto (default: {DEFAULT_METHOD})")
+    parser.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
+                        help="region of interest of the keypoints (an endoscope's field of view): auto: estimated from several "
+                             "frames, none for ordinary photos (default); none: everywhere; MASK.png: given "
+                             "(non-zero inside)")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="video: keep every N-th frame")
 
 
@@ -352,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "off: ignore highlights; hard/cross/soft/filter: how the matcher uses the masks")
     match.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                        help=f"highlight detector for missing masks (default: {DEFAULT_METHOD})")
+    match.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
+                       help="region of interest of the keypoints (an endoscope's field of view): auto: estimated from the "
+                            "images, none for ordinary photos (default); none: everywhere; MASK.png: given "
+                            "(non-zero inside)")
     match.add_argument("--geometry", choices=("homography", "fundamental"),
                        help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")
     match.add_argument("--out", metavar="FILE", help="save the results (.npz arrays or .json)")

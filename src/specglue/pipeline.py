@@ -13,6 +13,7 @@ import torch
 
 from . import specular
 from .features import EXTRACTORS, build_extractor
+from .features.roi import RoiInput, resolve_roi
 from .geometry import GeometryResult, estimate_fundamental, estimate_homography
 from .images import ImageInput, load_image
 from .model.lightglue import SPECULAR_MODES, SPECULAR_THRESHOLD, LightGlue
@@ -28,7 +29,8 @@ class MatchResult:
     """Matches between two images, in pixels of the images as given.
 
     keypoints0 [N0, 2], keypoints1 [N1, 2]; matches [S, 2] index pairs; scores [S];
-    mask0 / mask1 [H, W] bool specular masks used (None when none); specularity0 [N0] /
+    mask0 / mask1 [H, W] bool specular masks used (None when none); roi0 / roi1 [H, W] bool
+    regions of interest the keypoints were detected in (None: everywhere); specularity0 [N0] /
     specularity1 [N1] per-keypoint specularity; geometry: the robust model and inlier mask
     over the S matches when requested; stop: layers the matcher ran.
     """
@@ -42,6 +44,8 @@ class MatchResult:
     image_size1: Tuple[int, int]
     mask0: Optional[np.ndarray] = None
     mask1: Optional[np.ndarray] = None
+    roi0: Optional[np.ndarray] = None
+    roi1: Optional[np.ndarray] = None
     specularity0: Optional[np.ndarray] = None
     specularity1: Optional[np.ndarray] = None
     geometry: Optional[GeometryResult] = None
@@ -80,7 +84,7 @@ class MatchResult:
             "matches": self.matches, "scores": self.scores, "stop": np.array(self.stop),
             "image_size0": np.array(self.image_size0), "image_size1": np.array(self.image_size1),
         }
-        for name in ("mask0", "mask1", "specularity0", "specularity1"):
+        for name in ("mask0", "mask1", "roi0", "roi1", "specularity0", "specularity1"):
             value = getattr(self, name)
             if value is not None:
                 arrays[name] = value
@@ -97,7 +101,7 @@ class MatchResult:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.tolist()
-        for name in ("mask0", "mask1"):
+        for name in ("mask0", "mask1", "roi0", "roi1"):
             value = getattr(self, name)
             if value is not None:
                 out[name + "_pixels"] = int(value.sum())
@@ -139,6 +143,7 @@ def match_pair(
     features: str = "aliked",
     specular: Union[str, None, Tuple[Optional[MaskInput], Optional[MaskInput]]] = "auto",
     specular_mode: str = "hard",
+    roi: RoiInput = "auto",
     mask_margin: int = 3,
     geometry: Optional[str] = None,
     max_num_keypoints: int = 2048,
@@ -159,6 +164,10 @@ def match_pair(
             ``None`` uses no masks; a pair ``(mask0, mask1)`` gives them (PNG paths, arrays or
             tensors [H, W]; either may be None).
         specular_mode: how the matcher uses the masks: hard | cross | soft | filter | off.
+        roi: the region of interest keypoints are detected in (an endoscope's field of view):
+            ``"auto"`` estimates it from both images (:func:`specglue.features.roi.estimate_roi`;
+            no region for ordinary photos), ``None`` detects everywhere, a mask (PNG path,
+            array or tensor [H, W], non-zero inside) gives it for both images.
         mask_margin: keypoints within this many px of a specular pixel count as specular
             (detectors and blob edges rarely agree to the pixel).
         geometry: None, ``"homography"`` or ``"fundamental"`` (OpenCV USAC MAGSAC++).
@@ -183,16 +192,17 @@ def match_pair(
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rgb0, rgb1 = load_image(image0, "image0"), load_image(image1, "image1")
     masks = _resolve_masks(specular, rgb0, rgb1, detector)
+    regions = _resolve_regions(roi, rgb0, rgb1)
 
     conf = {"max_num_keypoints": max_num_keypoints, "resize": resize, "upsample": upsample,
             **(extractor_conf or {})}
     extractor = _extractor(features, tuple(sorted(conf.items())), device)
     matcher = _matcher(features, int(mask_margin), device)
     views = []
-    for name, rgb, mask in zip(("image0", "image1"), (rgb0, rgb1), masks):
+    for name, rgb, mask, region in zip(("image0", "image1"), (rgb0, rgb1), masks, regions):
         with torch.inference_mode():
             try:
-                feats = extractor.extract(rgb)
+                feats = extractor.extract(rgb, roi=region)
             except ValueError as err:  # e.g. an image too small to extract from
                 raise ValueError(f"{name}: {err}") from err
         view = {k: v.to(device) for k, v in feats.items() if k != "keypoint_mask"}
@@ -210,13 +220,14 @@ def match_pair(
         stop=int(out["stop"]),
         image_size0=(rgb0.shape[1], rgb0.shape[0]),
         image_size1=(rgb1.shape[1], rgb1.shape[0]),
-        mask0=masks[0], mask1=masks[1],
+        mask0=masks[0], mask1=masks[1], roi0=regions[0], roi1=regions[1],
         specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
         specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
         config={"features": features, "specular_mode": specular_mode, "geometry": geometry,
                 "mask_margin": mask_margin,
                 "extractor": dict(extractor.conf),
                 "specular": specular if isinstance(specular, str) or specular is None else "given",
+                "roi": roi if isinstance(roi, str) or roi is None else "given",
                 "detector": detector, "ransac_threshold": ransac_threshold},
     )
     if geometry == "homography":
@@ -225,6 +236,19 @@ def match_pair(
         result.geometry = estimate_fundamental(result.points0, result.points1, threshold_px=ransac_threshold)
     logger.info("match_pair: %s", result.summary())
     return result
+
+
+def _resolve_regions(roi: RoiInput, rgb0: np.ndarray, rgb1: np.ndarray
+                     ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """The regions of interest of both images: one estimate from both when they have the same
+    size (one endoscope), else one each; a given mask must fit both."""
+    if isinstance(roi, str) and roi == "auto" and rgb0.shape != rgb1.shape:
+        return resolve_roi(roi, [rgb0], rgb0.shape[:2]), resolve_roi(roi, [rgb1], rgb1.shape[:2])
+    region = resolve_roi(roi, [rgb0, rgb1], rgb0.shape[:2], name="roi")
+    if region is not None and rgb1.shape[:2] != rgb0.shape[:2]:
+        raise ValueError(f"roi is one mask for both images, but image0 is {rgb0.shape[1]}x{rgb0.shape[0]} px "
+                         f"and image1 {rgb1.shape[1]}x{rgb1.shape[0]}")
+    return region, region
 
 
 def _resolve_masks(

@@ -274,3 +274,72 @@ class TestLibraryHygiene:
         Centroid(resize=48).extract(blob(48, 64, 20.0, 20.0))
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# region of interest (an endoscope's field of view)
+
+
+def _endoscope_frame(data_dir: Path, size=(640, 480), radius=220) -> tuple:
+    """A real photo seen through a circular stop: black outside a centred circle, JPEG-coded;
+    returns the frame and the circle's (centre x, centre y, radius)."""
+    import cv2
+
+    w, h = size
+    photo = read_rgb(data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg")
+    photo = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[:h, :w]
+    photo[(xx - w / 2 + 0.5) ** 2 + (yy - h / 2 + 0.5) ** 2 > radius ** 2] = 0
+    ok, jpeg = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED), (w / 2 - 0.5, h / 2 - 0.5, radius)
+
+
+def _distance_inside_rim(keypoints: torch.Tensor, circle: tuple) -> np.ndarray:
+    """Distance (px) of each keypoint from the rim, positive inside the circle."""
+    cx, cy, r = circle
+    kpts = keypoints.reshape(-1, 2).numpy()
+    return r - np.hypot(kpts[:, 0] - cx, kpts[:, 1] - cy)
+
+
+@pytest.mark.parametrize("name", ["aliked", "disk", "sift"])
+def test_roi_auto_keeps_keypoints_off_the_rim(data_dir, name):
+    """On a frame with a black circular border the official settings put keypoints on the rim;
+    with the estimated field of view as roi none lies outside it or within the margin."""
+    from specglue.features.roi import estimate_roi
+
+    frame, circle = _endoscope_frame(data_dir)
+    official = EXTRACTORS[name].official(max_num_keypoints=1024, resize=None)
+    on_rim = _distance_inside_rim(official.extract(frame)["keypoints"], circle)
+    assert (on_rim < 4).sum() >= {"aliked": 20, "disk": 2, "sift": 20}[name]  # the rim's edge makes corners
+    roi = estimate_roi(frame)
+    assert roi is not None
+    extractor = build_extractor(name, max_num_keypoints=1024)
+    out = extractor.extract(frame, roi=roi)
+    kpts = out["keypoints"][0]
+    assert len(kpts) > 100
+    xy = torch.round(kpts).long()
+    inside_roi = torch.from_numpy(roi)[xy[:, 1], xy[:, 0]]
+    assert bool(inside_roi.all())
+    margin = extractor.conf["roi_margin"]
+    assert _distance_inside_rim(kpts, circle).min() > margin - 1.5  # roi edge within a px of the circle
+
+
+def test_roi_margin_is_in_network_pixels_and_budget_goes_inside(data_dir):
+    """Shrunk 2x for the network, the 4 px margin keeps keypoints 8 input px inside the rim;
+    in top-k mode the whole budget lands inside the region."""
+    frame, circle = _endoscope_frame(data_dir, size=(1280, 960), radius=440)
+    yy, xx = np.mgrid[:960, :1280]
+    roi = (xx - circle[0]) ** 2 + (yy - circle[1]) ** 2 <= circle[2] ** 2
+    extractor = build_extractor("aliked", max_num_keypoints=512, resize=640, detection_threshold=0.0)
+    inside = _distance_inside_rim(extractor.extract(frame, roi=roi)["keypoints"], circle)
+    assert len(inside) == 512
+    assert inside.min() >= 2 * extractor.conf["roi_margin"] - 1.5
+    without = _distance_inside_rim(extractor.extract(frame)["keypoints"], circle)
+    assert (without < 8).sum() > 0
+
+
+def test_roi_of_the_wrong_size_is_refused():
+    extractor = build_extractor("sift", max_num_keypoints=64)
+    image = np.zeros((64, 96, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"roi must have the image.s shape .* got \[1, 64, 64\]"):
+        extractor.extract(image, roi=np.ones((64, 64), bool))

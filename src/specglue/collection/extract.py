@@ -4,6 +4,9 @@ Each image gets its group (see :mod:`specglue.collection.hloc_io`) with, besides
 datasets, the per-keypoint ``specularity``: the highlight mask (detected with
 :func:`specglue.specular.detect`, or read from ``MASKS_DIR/<image name>.png``) sampled at the
 keypoints with ``mask_margin`` px of margin, which the matcher reads as ``keypoint_specular``.
+Keypoints are detected inside the region of interest (``roi``): an endoscope's field of view,
+estimated once from frames spread over the source (``"auto"``; none for photo collections
+of mixed sizes or without a dark surround), or given as a mask file; the settings record it.
 The settings are recorded in the file; a rerun with the same settings skips the images the
 file already holds, one with other settings is refused. Crash-safe (part files, see
 :mod:`specglue.collection.journal`) and distributable (:mod:`specglue.collection.engine`).
@@ -24,6 +27,7 @@ from tqdm import tqdm
 
 from .. import specular as specular_masks
 from ..features import EXTRACTORS, build_extractor
+from ..features.roi import ROI_FRAMES, estimate_roi, resolve_roi
 from ..model.lightglue import LightGlue
 from .engine import LocalEngine
 from .hloc_io import ImageFeatures, write_image_features
@@ -44,7 +48,8 @@ class ExtractionSettings:
     features: extractor name; max_num_keypoints / resize: as in :func:`specglue.match_pair`;
     extractor_conf: further extractor settings; specular: ``"auto"`` (detect), ``"none"`` or
     ``"masks"`` (read from a folder); detector: the highlight detector of ``"auto"``;
-    mask_margin: px around a specular pixel that still count as specular (the matcher's).
+    mask_margin: px around a specular pixel that still count as specular (the matcher's);
+    roi: the region of interest, ``"auto"``, ``"none"`` or a mask file.
     """
 
     features: str = "aliked"
@@ -54,22 +59,26 @@ class ExtractionSettings:
     specular: str = "auto"
     detector: str = specular_masks.DEFAULT_METHOD
     mask_margin: int = LightGlue.default_conf["mask_margin"]
+    roi: str = "auto"
 
     def __post_init__(self) -> None:
         if self.features not in EXTRACTORS:
             raise ValueError(f"Unknown features {self.features!r}; expected one of {sorted(EXTRACTORS)}")
         if self.specular not in ("auto", "none", "masks"):
             raise ValueError(f"specular must be 'auto', 'none' or 'masks', got {self.specular!r}")
+        if self.roi not in ("auto", "none") and not Path(self.roi).is_file():
+            raise ValueError(f"roi must be 'auto', 'none' or a mask file; {self.roi} is not a file")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
 
 class FrameExtractor:
-    """The worker: extracts chunks of images with one extractor (built once per process)."""
+    """The worker: extracts chunks of images with one extractor (built once per process),
+    inside the region of interest ``region [H, W]`` if given."""
 
-    def __init__(self, settings: ExtractionSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: ExtractionSettings, region: Optional[np.ndarray] = None) -> None:
+        self.settings, self.region = settings, region
         conf = {"max_num_keypoints": settings.max_num_keypoints, "resize": settings.resize,
                 **settings.extractor_conf}
         self.extractor = build_extractor(settings.features, **conf).eval()
@@ -79,7 +88,7 @@ class FrameExtractor:
         for name, rgb, mask in items:
             with torch.inference_mode():
                 try:
-                    feats = self.extractor.extract(rgb)
+                    feats = self.extractor.extract(rgb, roi=self.region)
                 except ValueError as err:
                     raise ValueError(f"{name}: {err}") from err
                 if self.settings.specular == "auto":
@@ -91,6 +100,31 @@ class FrameExtractor:
                         feats["keypoints"], margin=self.settings.mask_margin)
             out.append((name, ImageFeatures.from_extractor(feats, specularity)))
         return out
+
+
+def source_roi(roi: str, source: ImageSource) -> Optional[np.ndarray]:
+    """The region of interest ``[H, W]`` bool of a source's images, or None.
+
+    ``"auto"`` estimates it from :data:`ROI_FRAMES` frames spread over the source; a folder
+    whose images differ in size (a photo collection) gets none.
+    """
+    if roi != "auto":
+        first = source.sample(1)[0]
+        return resolve_roi(roi, [first], first.shape[:2], name="--roi")
+    frames = source.sample(ROI_FRAMES)
+    if len({f.shape for f in frames}) != 1:
+        logger.info("roi auto: the images differ in size, no region of interest")
+        return None
+    return estimate_roi(frames)
+
+
+def roi_summary(region: Optional[np.ndarray]) -> Optional[Dict[str, Any]]:
+    """What the features file records of a region: its share of the image and bounding box."""
+    if region is None:
+        return None
+    ys, xs = np.nonzero(region)
+    return {"share": float(region.mean()), "size": [int(region.shape[1]), int(region.shape[0])],
+            "bbox_xyxy": [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())] if len(xs) else None}
 
 
 def mask_path(masks_dir: Path, name: str) -> Path:
@@ -141,12 +175,14 @@ def extract_features(
             raise ValueError(f"masks folder {masks_dir} does not exist")
         masks_root = Path(masks_dir)
     check_writable(out_path)
+    region = source_roi(settings.roi, image_source)
     journal = PartJournal(out_path, "keypoints", "features file")
     if overwrite:
         journal.discard()
     file_settings = {"extraction": settings.to_dict(), "source": str(Path(source).resolve()),
                      "source_kind": image_source.kind, "every": int(every),
-                     "masks_dir": None if masks_root is None else str(masks_root.resolve())}
+                     "masks_dir": None if masks_root is None else str(masks_root.resolve()),
+                     "roi": roi_summary(region)}
     previous = journal.settings()
     if previous and previous.get("extraction") != file_settings["extraction"]:
         changed = sorted(k for k in settings.to_dict()
@@ -191,7 +227,7 @@ def extract_features(
     last_flush = time.monotonic()
     bar = tqdm(total=len(todo), unit="img", desc="extract", disable=not progress, smoothing=0.1)
     try:
-        for results in engine.map(functools.partial(FrameExtractor, settings), chunks()):
+        for results in engine.map(functools.partial(FrameExtractor, settings, region), chunks()):
             buffer.extend(results)
             keypoints.extend(len(x.keypoints) for _, x in results)
             bar.update(len(results))
@@ -209,4 +245,4 @@ def extract_features(
     return summary
 
 
-__all__ = ["ExtractionSettings", "FrameExtractor", "extract_features", "mask_path"]
+__all__ = ["ExtractionSettings", "FrameExtractor", "extract_features", "mask_path", "roi_summary", "source_roi"]

@@ -74,6 +74,25 @@ class ImageSource:
         gives; :meth:`frames` yields the frames actually decoded)."""
         return list(self._names)
 
+    def sample(self, count: int) -> List[np.ndarray]:
+        """Up to ``count`` frames (rgb uint8 ``[H, W, 3]``) spread evenly over the source, first
+        and last included (a video is seeked, not read through)."""
+        names = self._names
+        picks = sorted({round(i * (len(names) - 1) / max(count - 1, 1)) for i in range(min(count, len(names)))})
+        if self.kind == "folder":
+            return [load_image(self._files[i], self._names[i]) for i in picks]
+        capture = self._open_video()
+        frames = []
+        try:
+            for i in picks:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, i * self.every)
+                ok, bgr = capture.read()
+                if ok:
+                    frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        finally:
+            capture.release()
+        return frames
+
     def frames(self, skip: Optional[Set[str]] = None) -> Iterator[Tuple[str, np.ndarray]]:
         """``(name, rgb uint8 [H, W, 3])`` in order, leaving out the names in ``skip`` (they
         are not decoded; video frames are still read through, as video has no cheap seek)."""

@@ -23,6 +23,7 @@ import inspect
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -42,6 +43,8 @@ PathLike = Union[str, Path]
 
 #: per-keypoint arrays kept from the extractor's output (those it returns)
 FEATURE_KEYS = ("keypoints", "descriptors", "keypoint_scores", "scales", "oris")
+#: keyed images whose features the export remembers (:attr:`PairImages.key0`)
+KEPT_IMAGES = 64
 #: configuration entries that do not decide features or predictions (left out of the fingerprint)
 UNFINGERPRINTED = ("methods", "device", "out_dir", "overwrite", "ransac_threshold")
 
@@ -56,8 +59,10 @@ class PairImages:
         gt: ground-truth arrays in pixels of these images (``H_0to1`` ...).
         info: JSON-able metadata.
         mask0, mask1: specular masks ``[H, W]`` bool, or None.
-        key0: pairs with the same ``key0`` share image 0 unchanged, so its features are
-            extracted once (None: always extract).
+        roi0, roi1: regions of interest ``[H, W]`` bool (the field of view: keypoints are
+            detected only inside, see :mod:`specglue.features.base`), or None.
+        key0, key1: images with the same key are the same image unchanged, so their features
+            are extracted once (None: always extract); e.g. the frame of a sequence.
     """
 
     name: str
@@ -67,7 +72,10 @@ class PairImages:
     info: Dict[str, Any] = field(default_factory=dict)
     mask0: Optional[np.ndarray] = None
     mask1: Optional[np.ndarray] = None
+    roi0: Optional[np.ndarray] = None
+    roi1: Optional[np.ndarray] = None
     key0: Optional[str] = None
+    key1: Optional[str] = None
 
 
 PairBuilder = Tuple[str, Callable[[], PairImages]]
@@ -76,12 +84,14 @@ PairBuilder = Tuple[str, Callable[[], PairImages]]
 @dataclass
 class Plan:
     """A benchmark's pairs for one run: lazy builders, the settings that define them (recorded
-    in the configuration and fingerprinted), a title and the default output folder name."""
+    in the configuration and fingerprinted), a title, the default output folder name, and
+    whether the pairs carry specular masks (None: when synthetic highlights are drawn)."""
 
     builders: List[PairBuilder]
     settings: Dict[str, Any]
     title: str
     out_name: str
+    has_masks: Optional[bool] = None
 
 
 @dataclass
@@ -143,12 +153,14 @@ class Benchmark:
 # ----------------------------------------------------------------------------------------
 
 
-def extract_features(extractor: Any, image: torch.Tensor) -> Dict[str, np.ndarray]:
+def extract_features(extractor: Any, image: torch.Tensor, roi: Optional[np.ndarray] = None
+                     ) -> Dict[str, np.ndarray]:
     """numpy ``keypoints [N, 2]``, ``descriptors [N, D]``, ``keypoint_scores [N]``,
-    ``image_size [2]`` (+ ``scales``, ``oris``) of one ``[3, H, W]`` image."""
+    ``image_size [2]`` (+ ``scales``, ``oris``) of one ``[3, H, W]`` image, detected inside
+    the region of interest ``roi [H, W]`` if given."""
     if not isinstance(image, torch.Tensor) or image.ndim != 3:
         raise ValueError(f"image must be a torch tensor [C, H, W], got {getattr(image, 'shape', type(image))}")
-    out = extractor.extract(image)
+    out = extractor.extract(image, roi=roi)
     valid = out["keypoint_mask"][0] if "keypoint_mask" in out else slice(None)
     feats = {k: out[k][0][valid].detach().cpu().numpy().astype(np.float32) for k in FEATURE_KEYS if k in out}
     feats["image_size"] = out["image_size"][0].detach().cpu().numpy().astype(np.float32)
@@ -157,14 +169,14 @@ def extract_features(extractor: Any, image: torch.Tensor) -> Dict[str, np.ndarra
 
 class _LazyExtractor:
     """The extractor of a run, built on first use (a fully cached run never builds it); it
-    remembers the features of the last shared image 0 (:attr:`PairImages.key0`)."""
+    remembers the features of the last :data:`KEPT_IMAGES` keyed images (:attr:`PairImages.key0`)."""
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.model: Any = None
-        self.last0: Tuple[Optional[str], Optional[Dict[str, np.ndarray]]] = (None, None)
+        self.kept: "OrderedDict[str, Dict[str, np.ndarray]]" = OrderedDict()
 
-    def __call__(self, image: torch.Tensor) -> Dict[str, np.ndarray]:
+    def __call__(self, image: torch.Tensor, roi: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
         if self.model is None:
             from ..features import build_extractor
 
@@ -172,20 +184,25 @@ class _LazyExtractor:
             conf = {"max_num_keypoints": int(self.options.max_num_keypoints), "resize": None,
                     **self.options.extractor_conf}
             self.model = build_extractor(self.options.features, **conf).eval().to(self.options.device)
-        return extract_features(self.model, image)
+        return extract_features(self.model, image, roi)
 
-    def image0(self, pair: PairImages) -> Dict[str, np.ndarray]:
-        if pair.key0 is not None and self.last0[0] == pair.key0:
-            return self.last0[1]
-        feats = self(pair.image0)
-        self.last0 = (pair.key0, feats)
+    def keyed(self, key: Optional[str], image: torch.Tensor, roi: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
+        """The features of an image that ``key`` names (extracted once while kept)."""
+        if key is None:
+            return self(image, roi)
+        if key in self.kept:
+            self.kept.move_to_end(key)
+            return self.kept[key]
+        feats = self.kept[key] = self(image, roi)
+        if len(self.kept) > KEPT_IMAGES:
+            self.kept.popitem(last=False)
         return feats
 
 
 def pair_features(images: PairImages, extract: _LazyExtractor, views: Mapping[str, View]) -> PairFeatures:
     """Extract both images and the requested views of image 1."""
-    image0 = ImageFeatures(extract.image0(images), images.mask0)
-    image1 = ImageFeatures(extract(images.image1), images.mask1)
+    image0 = ImageFeatures(extract.keyed(images.key0, images.image0, images.roi0), images.mask0)
+    image1 = ImageFeatures(extract.keyed(images.key1, images.image1, images.roi1), images.mask1)
     extra = {}
     for name, view in views.items():
         image, mask, to_image1 = view(images.image1, images.mask1)
@@ -347,7 +364,8 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
     logger.info("%s evaluation, config: %s", bench.name, config)
     context = MethodContext(options.features, torch.device(options.device), options.lightglue_conf,
                             options.mnn_ratio, weights=options.weights)
-    methods = build_methods(options.methods, context, has_masks=options.specular is not None)
+    has_masks = options.specular is not None if plan.has_masks is None else plan.has_masks
+    methods = build_methods(options.methods, context, has_masks=has_masks)
     check_fingerprint(out_dir, {k: v for k, v in config.items() if k not in UNFINGERPRINTED}, options.overwrite)
     views = {name: view for m in methods for name, view in m.views.items()}
     cache = FeatureCache(out_dir / "features.h5")

@@ -25,7 +25,7 @@ from kornia.feature.aliked.aliked import DeformableConv2d, InputPadder
 
 from .. import weights as _weights
 from ..model import kernels
-from .base import Extractor, max_pool_nms
+from .base import Extractor, ROI_MARGIN, max_pool_nms
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class ALIKED(Extractor):
         "resize": 1024,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
+        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
     }
     official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 3
@@ -100,12 +101,15 @@ class ALIKED(Extractor):
     def descriptor_dim(self) -> int:
         return ALIKED_VARIANTS[self.conf["model_name"]]
 
-    def _select(self, scores: torch.Tensor) -> List[torch.Tensor]:
+    def _select(self, scores: torch.Tensor, region: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
         """Indices into the flattened ``[H*W]`` map of each image's keypoints.
 
         Args:
             scores: ``[B, H, W]`` score maps in (0, 1).
+            region: ``[B, H, W]`` bool where keypoints may be detected, or None.
         """
+        if region is not None:
+            scores = scores.masked_fill(~region, 0.0)
         b, h, w = scores.shape
         r = int(self.conf["nms_radius"])
         budget = self.conf["max_num_keypoints"]
@@ -297,14 +301,16 @@ class ALIKED(Extractor):
         left, top = padder._pad[0], padder._pad[2]
         return parts, padder.unpad(score_map), (left, top)
 
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(
+        self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+    ) -> List[Dict[str, torch.Tensor]]:
         """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 3, H, W]`` RGB."""
         parts, score_map, offset = self._network(image)
         _, _, h, w = image.shape
         wh = torch.tensor([w - 1, h - 1], dtype=score_map.dtype, device=score_map.device)
         keypoints_px = [
             self._refine(score_map[i, 0], idx)
-            for i, idx in enumerate(self._select(score_map[:, 0]))
+            for i, idx in enumerate(self._select(score_map[:, 0], region))
         ]
         normalised = [kp / wh * 2 - 1 for kp in keypoints_px]  # [-1, 1], align_corners=True
         descriptors = [self._describe(_FeatureMap([p[i] for p in parts], offset, (h, w)), kn)

@@ -30,6 +30,13 @@ low-texture images (smooth mucosa, blur). When it keeps fewer than
 taken instead (top-k detection), and this is logged at INFO level. ``keypoint_floor=0`` is the
 official behaviour. :meth:`Extractor.official` builds an extractor with both official settings.
 
+Region of interest (``roi``): the field of view of an endoscope, True inside. Keypoints are
+detected only inside it, at least ``conf["roi_margin"]`` px (of the image the network sees)
+away from its rim: the score map is cleared outside the shrunk region before non-maximum
+suppression and the keypoint budget, so the whole budget lands on tissue and the rim's sharp
+edge never becomes a corner. Unlike a specular mask, which drops keypoints after detection,
+the region changes what is detected. :func:`specglue.features.roi.estimate_roi` estimates it.
+
 Every extractor returns the same dictionary (see :meth:`Extractor.extract`):
 
 - ``keypoints``: ``[B, N, 2]`` float32 ``(x, y)`` in input pixels;
@@ -64,6 +71,8 @@ OUTPUT_KEYS = ("keypoints", "keypoint_scores", "descriptors", "image_size", "key
 
 #: the smallest height and width (px) of a network input; smaller images raise ValueError
 MIN_IMAGE_SIDE = 32
+#: default ``roi_margin``: px of the network input kept free of keypoints inside a region's rim
+ROI_MARGIN = 4
 
 
 def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
@@ -123,7 +132,7 @@ class Extractor(nn.Module):
     """Base class of the extractors: input checks, resizing, masking and batching.
 
     Subclasses set :attr:`default_conf` (which must hold ``max_num_keypoints``,
-    ``detection_threshold``, ``resize``, ``upsample`` and ``mask_margin``),
+    ``detection_threshold``, ``resize``, ``upsample``, ``mask_margin`` and ``roi_margin``),
     :attr:`official_conf`, :attr:`input_channels` (1 for grey, 3 for RGB networks) and
     implement :meth:`_extract_batch`.
     """
@@ -140,9 +149,10 @@ class Extractor(nn.Module):
     def __init__(self, **conf: Any) -> None:
         super().__init__()
         self.conf = merge_conf(self.default_conf, conf, type(self).__name__)
-        margin = self.conf["mask_margin"]
-        if not isinstance(margin, int) or margin < 0:
-            raise ValueError(f"mask_margin must be an int >= 0, got {margin!r}")
+        for key in ("mask_margin", "roi_margin"):
+            margin = self.conf[key]
+            if not isinstance(margin, int) or margin < 0:
+                raise ValueError(f"{key} must be an int >= 0, got {margin!r}")
         resize = self.conf["resize"]
         if resize is not None and (not isinstance(resize, int) or resize <= 0):
             raise ValueError(f"resize must be None or an int > 0, got {resize!r}")
@@ -171,11 +181,15 @@ class Extractor(nn.Module):
         )
 
     # ------------------------------------------------------------------ subclass hook
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(
+        self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+    ) -> List[Dict[str, torch.Tensor]]:
         """Detect and describe, one dict per image, keypoints in pixels of ``image``.
 
         Args:
             image: ``[B, C, H, W]`` float in [0, 1], ``C == input_channels``.
+            region: ``[B, H, W]`` bool, where keypoints may be detected (None: everywhere);
+                the score map is cleared outside it before suppression and selection.
 
         Returns:
             ``B`` dicts with ``keypoints`` ``[N_b, 2]``, ``keypoint_scores`` ``[N_b]``,
@@ -191,7 +205,10 @@ class Extractor(nn.Module):
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
     def extract(
-        self, image: ImageLike, specular_mask: Optional[MaskLike] = None
+        self,
+        image: ImageLike,
+        specular_mask: Optional[MaskLike] = None,
+        roi: Optional[MaskLike] = None,
     ) -> Dict[str, torch.Tensor]:
         """Extract features from an image, shrunk to at most ``conf["resize"]`` px on its long
         side (enlarged too with ``conf["upsample"]``), keypoints mapped back to its pixels.
@@ -202,6 +219,9 @@ class Extractor(nn.Module):
             specular_mask: optional bool ``[B, H, W]`` or ``[H, W]`` on the pixel grid of
                 ``image``: keypoints whose nearest pixel lies in it (dilated by
                 ``conf["mask_margin"]`` px) are dropped; the other keypoints are unchanged.
+            roi: optional bool ``[B, H, W]`` or ``[H, W]`` region of interest on the pixel grid
+                of ``image`` (True inside the field of view): keypoints are detected only in
+                it, ``conf["roi_margin"]`` network px away from its rim (see the module docstring).
 
         Returns:
             The dict described in :mod:`specglue.features.base`: ``keypoints`` ``[B, N, 2]``,
@@ -214,14 +234,14 @@ class Extractor(nn.Module):
                 side before or after resizing.
         """
         images = self._to_batch(image)
-        return self._run(images, specular_mask, self._target_long_side(images))
+        return self._run(images, specular_mask, self._target_long_side(images), roi)
 
     def forward(self, data: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
         """Extract features without resizing, as the official LightGlue extractors do.
 
         Args:
             data: ``{"image": [B, C, H, W] float in [0, 1]}``, optionally with
-                ``"specular_mask"`` ``[B, H, W]`` bool.
+                ``"specular_mask"`` and ``"roi"``, each ``[B, H, W]`` bool.
 
         Returns:
             The same dict as :meth:`extract`, in the pixels of ``data["image"]``.
@@ -229,7 +249,7 @@ class Extractor(nn.Module):
         if "image" not in data:
             raise ValueError(f"{type(self).__name__} needs the key 'image'; got {sorted(data)}")
         images = self._to_batch(data["image"])
-        return self._run(images, data.get("specular_mask"), None)
+        return self._run(images, data.get("specular_mask"), None, data.get("roi"))
 
     # ------------------------------------------------------------------ internals
     def _target_long_side(self, images: torch.Tensor) -> Optional[int]:
@@ -287,15 +307,18 @@ class Extractor(nn.Module):
             )
         return image.to(torch.float32)
 
-    def _check_mask(self, mask: Optional[MaskLike], images: torch.Tensor) -> Optional[torch.Tensor]:
-        """Return ``specular_mask`` as bool ``[B, H, W]`` on the images' device, or None."""
+    def _check_mask(
+        self, mask: Optional[MaskLike], images: torch.Tensor, name: str = "specular_mask"
+    ) -> Optional[torch.Tensor]:
+        """Return the mask ``name`` as bool ``[B, H, W]`` on the images' device, or None;
+        a specular mask is grown by ``conf["mask_margin"]``."""
         if mask is None:
             return None
         if isinstance(mask, np.ndarray):
             mask = torch.from_numpy(mask)
         if not isinstance(mask, torch.Tensor):
             raise ValueError(
-                f"specular_mask must be a torch.Tensor or numpy array, got {type(mask).__name__}"
+                f"{name} must be a torch.Tensor or numpy array, got {type(mask).__name__}"
             )
         b, _, h, w = images.shape
         if mask.dim() == 2:
@@ -304,14 +327,16 @@ class Extractor(nn.Module):
             mask = mask[:, 0]
         if tuple(mask.shape) != (b, h, w):
             raise ValueError(
-                f"specular_mask must have the image's shape [B, H, W] = {[b, h, w]} or [H, W] = "
+                f"{name} must have the image's shape [B, H, W] = {[b, h, w]} or [H, W] = "
                 f"{[h, w]}; got {list(mask.shape)}"
             )
         if mask.dtype == torch.uint8:
             mask = mask != 0
         if mask.dtype != torch.bool:
-            raise ValueError(f"specular_mask must be bool (or uint8 0/1), got dtype {mask.dtype}")
+            raise ValueError(f"{name} must be bool (or uint8 0/1), got dtype {mask.dtype}")
         mask = mask.to(images.device)
+        if name != "specular_mask":
+            return mask
         margin = self.conf["mask_margin"]
         if margin > 0:
             mask = F.max_pool2d(
@@ -326,11 +351,34 @@ class Extractor(nn.Module):
             return kornia.color.rgb_to_grayscale(image)
         return image
 
+    def _regions(
+        self, roi: torch.Tensor, network_size: Tuple[int, int]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The region of interest shrunk by ``roi_margin`` network px: ``[B, H, W]`` on the
+        input grid and ``[B, h, w]`` on the network's (a network pixel is in it when all of
+        its footprint is); the image's own edges do not shrink it."""
+        h, w = roi.shape[-2:]
+        scale = min(network_size[0] / h, network_size[1] / w)
+        margin = math.ceil(self.conf["roi_margin"] / scale) if self.conf["roi_margin"] else 0
+        outside = (~roi)[:, None].float()  # [B, 1, H, W]
+        if margin > 0:
+            outside = F.max_pool2d(outside, 2 * margin + 1, stride=1, padding=margin)
+        inside = outside[:, 0] == 0
+        if tuple(network_size) == (h, w):
+            return inside, inside
+        coverage = F.interpolate(inside[:, None].float(), size=tuple(network_size), mode="area")
+        return inside, coverage[:, 0] > 1 - 1e-6
+
     def _run(
-        self, images: torch.Tensor, mask: Optional[MaskLike], resize: Optional[int]
+        self,
+        images: torch.Tensor,
+        mask: Optional[MaskLike],
+        resize: Optional[int],
+        roi: Optional[MaskLike] = None,
     ) -> Dict[str, torch.Tensor]:
         b, _, h, w = images.shape
         masks = self._check_mask(mask, images)
+        regions = self._check_mask(roi, images, "roi")
         images = images.to(self._device())
         if resize is not None:
             resized = kornia.geometry.transform.resize(
@@ -347,14 +395,21 @@ class Extractor(nn.Module):
         scale = torch.tensor(
             [resized.shape[-1] / w, resized.shape[-2] / h], dtype=torch.float32
         )
-        per_image = self._extract_batch(self._to_network_channels(resized))
+        inside, network_region = (None, None) if regions is None else self._regions(
+            regions, tuple(resized.shape[-2:])
+        )
+        per_image = self._extract_batch(self._to_network_channels(resized), network_region)
         for i, feats in enumerate(per_image):
             kpts = feats["keypoints"].to(torch.float32)
             if resize is not None:
                 kpts = (kpts + 0.5) / scale.to(kpts.device) - 0.5
             feats["keypoints"] = kpts
+            keep = torch.ones(len(kpts), dtype=torch.bool, device=kpts.device)
             if masks is not None:
-                keep = ~self._in_mask(kpts, masks[i])
+                keep &= ~self._in_mask(kpts, masks[i])
+            if inside is not None:  # sub-pixel refinement may step over the shrunk rim
+                keep &= self._in_mask(kpts, inside[i])
+            if not bool(keep.all()):
                 per_image[i] = {k: v[keep] for k, v in feats.items()}
         out = self._collate(per_image)
         out["image_size"] = torch.tensor(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from kornia.feature import DISK as KorniaDISK
 from kornia.feature.disk.detector import heatmap_to_keypoints
 
 from .. import weights as _weights
-from .base import Extractor
+from .base import Extractor, ROI_MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class DISK(Extractor):
         "resize": 1024,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
+        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
     }
     official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 3
@@ -105,7 +106,9 @@ class DISK(Extractor):
         desc = F.linear(patches, conv.weight[:d].flatten(1), conv.bias[:d])  # [K, D]
         return F.normalize(desc, dim=-1)
 
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(
+        self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+    ) -> List[Dict[str, torch.Tensor]]:
         """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 3, H, W]`` RGB."""
         h, w = image.shape[-2:]
         if not self.conf["pad_if_not_divisible"] and (h % 16 or w % 16):
@@ -117,6 +120,8 @@ class DISK(Extractor):
             image = F.pad(image, (0, -w % 16, 0, -h % 16), value=0.0)
         heatmaps, last_input = self._network(image)
         heatmaps = heatmaps[..., :h, :w]  # [B, 1, H, W]; keypoints index last_input uncropped
+        if region is not None:  # no maximum outside: -inf passes no threshold, not even -inf
+            heatmaps = heatmaps.masked_fill(~region[:, None], -float("inf"))
         budget = self.conf["max_num_keypoints"]
         n = int(budget) if budget is not None and budget > 0 else None
         window = int(self.conf["nms_window_size"])

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Extractor
+from .base import Extractor, ROI_MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class SIFT(Extractor):
         "resize": 1024,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
+        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
     }
     input_channels: ClassVar[int] = 1
     extra_keys: ClassVar[Tuple[str, ...]] = ("scales", "oris")
@@ -122,9 +123,11 @@ class SIFT(Extractor):
     def descriptor_dim(self) -> int:
         return 128
 
-    def _extract_one(self, grey: np.ndarray) -> Dict[str, torch.Tensor]:
-        """Features of one ``[H, W]`` uint8 image, keypoints ``[N, 2]``, the rest ``[N]``."""
-        detections, descriptors = self._sift.detectAndCompute(grey, None)
+    def _extract_one(self, grey: np.ndarray, region: Optional[np.ndarray] = None) -> Dict[str, torch.Tensor]:
+        """Features of one ``[H, W]`` uint8 image (detected where the ``[H, W]`` bool
+        ``region`` is set, if given), keypoints ``[N, 2]``, the rest ``[N]``."""
+        mask = None if region is None else region.astype(np.uint8) * 255
+        detections, descriptors = self._sift.detectAndCompute(grey, mask)
         n = len(detections)
         kpts = np.array([k.pt for k in detections], dtype=np.float32).reshape(n, 2)
         scores = np.array([k.response for k in detections], dtype=np.float32)
@@ -153,13 +156,16 @@ class SIFT(Extractor):
             out = {k: v[top] for k, v in out.items()}
         return out
 
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(
+        self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+    ) -> List[Dict[str, torch.Tensor]]:
         """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 1, H, W]`` grey."""
         device = image.device
         grey = (image[:, 0].detach().cpu().numpy() * 255.0).clip(0, 255).astype(np.uint8)
         out = []
-        for single in grey:
-            feats = self._extract_one(single)
+        regions = [None] * len(grey) if region is None else list(region.cpu().numpy())
+        for single, single_region in zip(grey, regions):
+            feats = self._extract_one(single, single_region)
             if self.conf["rootsift"] and len(feats["descriptors"]):
                 feats["descriptors"] = to_rootsift(feats["descriptors"])
             out.append({k: v.to(device) for k, v in feats.items()})

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import weights as _weights
-from .base import Extractor, max_pool_nms
+from .base import Extractor, ROI_MARGIN, max_pool_nms
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class SuperPoint(Extractor):
         "resize": 1024,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
+        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
     }
     official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 1
@@ -142,13 +143,17 @@ class SuperPoint(Extractor):
     def descriptor_dim(self) -> int:
         return int(self.conf["descriptor_dim"])
 
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(
+        self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+    ) -> List[Dict[str, torch.Tensor]]:
         """See :meth:`Extractor._extract_batch`; ``image`` is ``[B, 1, H, W]`` grey."""
         logits, coarse = self.net(image)
         b, _, hc, wc = logits.shape
         probs = torch.softmax(logits, dim=1)[:, :-1]  # [B, 64, h, w], dustbin dropped
         scores = probs.permute(0, 2, 3, 1).reshape(b, hc, wc, CELL, CELL)
         scores = scores.permute(0, 1, 3, 2, 4).reshape(b, hc * CELL, wc * CELL)
+        if region is not None:
+            scores = scores.masked_fill(~region[:, : scores.shape[1], : scores.shape[2]], 0.0)
         scores = max_pool_nms(scores, int(self.conf["nms_radius"]))
         border = int(self.conf["remove_borders"])
         if border > 0:

@@ -7,13 +7,14 @@ builder, scorer, summary, table columns, plots) and one line here.
 from typing import Dict
 
 from ..runner import Benchmark
-from . import homography, hpatches, pose, rotation
+from . import homography, hpatches, pose, rotation, sequence_pose
 
 BENCHMARKS: Dict[str, Benchmark] = {
     "homography": homography.BENCHMARK,
     "hpatches": hpatches.BENCHMARK,
     "pose": pose.BENCHMARK,
     "rotation": rotation.BENCHMARK,
+    "sequence-pose": sequence_pose.BENCHMARK,
 }
 
 __all__ = ["BENCHMARKS"]

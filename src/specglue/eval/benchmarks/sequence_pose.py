@@ -1,0 +1,229 @@
+"""Relative pose along a video with known camera poses (``specglue eval sequence-pose``).
+
+Ground truth is any COLMAP model (``sparse/`` with cameras and images) or the endoscopy
+structure-from-motion layout (``motion.yaml``); see :mod:`specglue.geometry.poses`. The
+sequence is the ground truth's frames in name order; pairs are ``(i, i + g)`` for each gap
+``g`` of ``--gaps``. Every frame of the image folder between the first and the last frame of
+the ground truth must have a pose (gaps count frames), and every frame of the ground truth must
+be in the folder.
+
+Each pair goes to the pipeline as a user's: the full-resolution frames are read, highlight
+masks are detected on them (``--highlights detected``, :func:`specglue.specular.detect`, as
+``match_pair(specular="auto")`` does), the frames and masks are shrunk to ``--resize`` and the
+features are detected inside the region of interest (``--roi``: ``none``, ``auto`` = the field
+of view estimated once from frames of the sequence, or a mask file). Keypoints are mapped back
+to the stored pixels for scoring. Pose: essential matrix with MAGSAC++ (``ransac_threshold`` px
+of the extracted frames, 1 by default) and ``recoverPose``; error ``max(rotation,
+translation-direction)`` in degrees (scale is unknown); AUC at 5/10/20 degrees per gap and
+over all pairs, the median error and the matches per pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from ...features.roi import resolve_roi
+from ...geometry.poses import SequencePoses, read_sequence_poses
+from ...images import load_image, resize_max, to_tensor
+from ...specular import DEFAULT_METHOD, detect
+from .. import metrics, report
+from ..cache import PairFeatures, Prediction
+from ..data import safe_name
+from ..runner import Benchmark, PairImages, Plan, RunOptions
+from . import pose
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+#: frame gaps of the pairs when none are given
+DEFAULT_GAPS = (10, 20, 40)
+#: highlight masks of the pairs: detected on the full-resolution frames, or none
+HIGHLIGHTS = ("detected", "none")
+#: frames (shrunk, with their masks) kept in memory while the pairs are built
+KEPT_FRAMES = 64
+#: gaps with their own table columns (others are in results.json only)
+TABLE_GAPS = (1, 2, 5, 10, 20, 40, 80)
+
+
+def sequence_frames(images_dir: Path, poses: SequencePoses) -> List[str]:
+    """The frames of the sequence (the ground truth's, by name), checked against the folder.
+
+    Raises:
+        ValueError: a frame of the ground truth is not in ``images_dir``, or a frame of the
+            folder inside the sequence has no pose.
+    """
+    names = poses.names
+    missing = [n for n in names if not (images_dir / n).is_file()]
+    if missing:
+        raise ValueError(f"the ground truth {poses.source} names {len(missing)} frames that are not in "
+                         f"{images_dir}, e.g. {missing[0]}")
+    suffixes = {Path(n).suffix.lower() for n in names}
+    inside = sorted(str(p.relative_to(images_dir)) for p in images_dir.rglob("*")
+                    if p.suffix.lower() in suffixes and names[0] < str(p.relative_to(images_dir)) < names[-1])
+    unposed = sorted(set(inside) - set(names))
+    if unposed:
+        raise ValueError(f"the ground truth {poses.source} has no pose for {len(unposed)} frames of "
+                         f"{images_dir} inside the sequence, e.g. {unposed[0]} (gaps count frames)")
+    return names
+
+
+def sequence_pairs(num_frames: int, gaps: Sequence[int]) -> List[Tuple[int, int, int]]:
+    """``(i, i + g, g)`` for every gap ``g`` and frame ``i`` with ``i + g < num_frames``.
+
+    Raises:
+        ValueError: a gap under 1, or no pair at all.
+    """
+    if any(int(g) < 1 for g in gaps):
+        raise ValueError(f"gaps must be >= 1 frame, got {list(gaps)}")
+    pairs = [(i, i + int(g), int(g)) for g in gaps for i in range(num_frames - int(g))]
+    too_long = [int(g) for g in gaps if int(g) >= num_frames]
+    if too_long:
+        logger.warning("gaps %s are not shorter than the sequence (%d frames): no pair", too_long, num_frames)
+    if not pairs:
+        raise ValueError(f"no pair: every gap {list(gaps)} is at least the sequence length ({num_frames} frames)")
+    return pairs
+
+
+def _shrink_mask(mask: np.ndarray, size: Tuple[int, int], any_pixel: bool) -> np.ndarray:
+    """A ``[H, W]`` bool mask resized to ``size = (w, h)`` with area weights: set where any
+    covered pixel is set (``any_pixel``) or where most are."""
+    if mask.shape[::-1] == tuple(size):
+        return mask
+    area = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return area > 0 if any_pixel else area >= 0.5
+
+
+COLUMNS: Sequence[report.Column] = (
+    *((f"AUC@{t:g}°", f"auc@{t:g}deg", "pct") for t in metrics.POSE_AUC_THRESHOLDS),
+    ("median error °", "median_pose_error", "float1"),
+    *((f"AUC@5/10/20° gap {g}", tuple(f"auc@{t:g}deg_gap{g}" for t in metrics.POSE_AUC_THRESHOLDS), "pct")
+      for g in TABLE_GAPS),
+    report.MATCHES_COLUMN,
+    ("#keypoints", "num_keypoints", "int"),
+    ("inlier ratio", "inlier_ratio", "pct"),
+    ("% matches on highlights", "specular_match_share", "pct"),
+    *report.TIMING_COLUMNS,
+)
+
+
+def score_pair(pair: PairFeatures, pred: Prediction, config: Mapping[str, Any]) -> Dict[str, Any]:
+    """The relative-pose error of :func:`specglue.eval.benchmarks.pose.score_pair`, with the gap."""
+    return {"gap": int(pair.info["gap"]), **pose.score_pair(pair, pred, config)}
+
+
+def summarize(records: Sequence[Mapping[str, Any]], n_layers: int) -> Dict[str, Any]:
+    """:func:`specglue.eval.metrics.summarize_pose` over all pairs, the median error, and the
+    AUCs of each gap (``auc@10deg_gap20`` ...)."""
+    out = metrics.summarize_pose(records, n_layers)
+    errors = np.asarray([r["pose_error"] for r in records], dtype=np.float64)
+    out["median_pose_error"] = float(np.median(errors)) if len(errors) else float("nan")
+    gaps = sorted({int(r["gap"]) for r in records})
+    out["gaps"] = gaps
+    for g in gaps:
+        aucs = metrics.error_auc([r["pose_error"] for r in records if r["gap"] == g], metrics.POSE_AUC_THRESHOLDS)
+        for t, a in zip(metrics.POSE_AUC_THRESHOLDS, aucs):
+            out[f"auc@{t:g}deg_gap{g}"] = a
+        out[f"num_pairs_gap{g}"] = sum(1 for r in records if r["gap"] == g)
+    return out
+
+
+def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Sequence[int] = DEFAULT_GAPS,
+            roi: str = "none", highlights: str = "detected", detector: str = DEFAULT_METHOD) -> Plan:
+    """The pairs ``(i, i + g)`` of a sequence with known poses.
+
+    Args:
+        images_dir: folder of the frames (names as in the ground truth).
+        gt: a COLMAP model folder or an endoscopy structure-from-motion folder.
+        gaps: frame gaps of the pairs.
+        roi: ``"none"``, ``"auto"`` (the field of view, estimated once from the sequence) or a
+            mask image file (non-zero inside, the frames' size).
+        highlights: ``"detected"`` (masks of ``detector`` on the full-resolution frames) or ``"none"``.
+        detector: the highlight detector method.
+
+    Raises:
+        ValueError: bad ground truth, frames, gaps, roi or highlights (nothing is written).
+    """
+    if highlights not in HIGHLIGHTS:
+        raise ValueError(f"highlights must be one of {HIGHLIGHTS}, got {highlights!r}")
+    images_dir, gt = Path(images_dir), Path(gt)
+    if not images_dir.is_dir():
+        raise ValueError(f"image folder {images_dir} does not exist")
+    poses = read_sequence_poses(gt)
+    frames = sequence_frames(images_dir, poses)
+    pairs = sequence_pairs(len(frames), gaps)
+    first = load_image(images_dir / frames[0], frames[0])
+    # the region is resolved now, so a bad mask file fails before anything is written
+    region = resolve_roi(roi, [images_dir / f for f in frames], first.shape[:2])
+
+    @functools.lru_cache(maxsize=KEPT_FRAMES)
+    def frame(index: int) -> Tuple[Any, Optional[np.ndarray], Optional[np.ndarray], np.ndarray]:
+        """The frame shrunk to ``resize`` as a tensor, its highlight mask and region at that
+        size, and ``A [3, 3]`` from its pixels to the stored pixels."""
+        name = frames[index]
+        rgb = load_image(images_dir / name, name)
+        if rgb.shape[:2] != first.shape[:2]:
+            raise ValueError(f"{images_dir / name} is {rgb.shape[1]}x{rgb.shape[0]} px but the sequence's frames "
+                             f"are {first.shape[1]}x{first.shape[0]}")
+        mask = detect(rgb, method=detector) if highlights == "detected" else None
+        small, S = resize_max(rgb, options.resize)
+        size = (small.shape[1], small.shape[0])
+        mask = None if mask is None else _shrink_mask(mask, size, any_pixel=True)
+        small_region = None if region is None else _shrink_mask(region, size, any_pixel=False)
+        return to_tensor(small), mask, small_region, np.linalg.inv(S)
+
+    def build(i: int, j: int, gap: int) -> PairImages:
+        image0, mask0, roi0, A0 = frame(i)
+        image1, mask1, roi1, A1 = frame(j)
+        n0, n1 = frames[i], frames[j]
+        gt_pair = {"K0": poses.K[n0], "K1": poses.K[n1], "T_0to1": poses.relative_pose(n0, n1), "A0": A0, "A1": A1}
+        info = {"image0": n0, "image1": n1, "gap": gap}
+        return PairImages(_pair_name(n0, n1), image0, image1, gt_pair, info, mask0, mask1, roi0, roi1,
+                          key0=n0, key1=n1)
+
+    builders = [(_pair_name(frames[i], frames[j]), (lambda i=i, j=j, g=g: build(i, j, g))) for i, j, g in pairs]
+    settings = {"images_dir": str(images_dir.resolve()), "gt": str(gt.resolve()), "gaps": [int(g) for g in gaps],
+                "roi": roi if roi in ("none", "auto") else str(Path(roi).resolve()), "highlights": highlights,
+                "detector": detector}
+    roi_name = roi if roi in ("none", "auto") else "file"
+    title = (f"{images_dir.name}: {len(pairs)} pairs (gaps {', '.join(map(str, gaps))}), {options.features} "
+             f"{options.max_num_keypoints} kpts, roi={roi_name}, highlights={highlights}")
+    return Plan(builders, settings, title, f"{safe_name(images_dir.name)}-roi_{roi_name}-{highlights}",
+                has_masks=highlights != "none")
+
+
+def _pair_name(name0: str, name1: str) -> str:
+    return f"{safe_name(Path(name0).stem)}--{safe_name(Path(name1).stem)}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``specglue eval sequence-pose``."""
+    parser.add_argument("images_dir", type=Path, metavar="IMAGES_DIR", help="folder of the frames")
+    parser.add_argument("--gt", type=Path, required=True, metavar="GT",
+                        help="ground-truth poses: a COLMAP model folder (or one holding sparse/) or an endoscopy "
+                             "structure-from-motion folder (motion.yaml)")
+    parser.add_argument("--gaps", type=int, nargs="+", default=list(DEFAULT_GAPS), metavar="G",
+                        help=f"frame gaps of the pairs (default: {' '.join(map(str, DEFAULT_GAPS))})")
+    parser.add_argument("--roi", default="none", metavar="auto|none|MASK",
+                        help="region of interest of the detection: none (default), auto (the field of view, "
+                             "estimated from the sequence) or a mask image (non-zero inside)")
+    parser.add_argument("--highlights", choices=HIGHLIGHTS, default="detected",
+                        help="highlight masks for the specglue-* modes: detected on the full frames (default) or none")
+    parser.add_argument("--detector", default=DEFAULT_METHOD, help=f"highlight detector (default: {DEFAULT_METHOD})")
+
+
+BENCHMARK = Benchmark(name="sequence-pose",
+                      help="relative pose between frames of a sequence with known poses (COLMAP model or "
+                           "endoscopy SfM): AUC at 5/10/20 degrees per frame gap",
+                      add_arguments=add_arguments, prepare=prepare, score_pair=score_pair, summarize=summarize,
+                      columns=COLUMNS, plot=pose.plot, ransac_threshold=1.0)
+
+__all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_GAPS", "HIGHLIGHTS", "prepare", "score_pair", "sequence_frames",
+           "sequence_pairs", "summarize"]

@@ -1,0 +1,146 @@
+"""The sequence-pose benchmark on the real sinus sequence: pairs, ground truth, both loops,
+the region of interest, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specglue import eval as sg_eval
+from specglue.cli import main
+from specglue.eval.benchmarks.sequence_pose import prepare, sequence_pairs
+from specglue.eval.cache import FeatureCache
+from specglue.eval.runner import RunOptions
+from specglue.features.roi import estimate_roi
+from specglue.geometry.poses import read_endoscopy_sfm_poses
+
+from ..geometry.test_poses import SINUS, _write_colmap_model
+
+
+def test_sequence_pairs():
+    assert sequence_pairs(5, [1, 3]) == [(0, 1, 1), (1, 2, 1), (2, 3, 1), (3, 4, 1), (0, 3, 3), (1, 4, 3)]
+    assert sequence_pairs(5, [2, 9]) == [(0, 2, 2), (1, 3, 2), (2, 4, 2)]  # gap 9: none, a warning
+    with pytest.raises(ValueError, match="no pair"):
+        sequence_pairs(5, [5])
+    with pytest.raises(ValueError, match="gaps must be >= 1"):
+        sequence_pairs(5, [0])
+
+
+@pytest.fixture(scope="module")
+def sinus_run(data_dir, tmp_path_factory):
+    """Gaps 10 and 30 (25 + 5 pairs) at 320 px, 512 keypoints, the estimated field of view and
+    detected highlights."""
+    out = tmp_path_factory.mktemp("sequence_pose")
+    sinus = data_dir / SINUS
+    results = sg_eval.run("sequence-pose", images_dir=sinus, gt=sinus, gaps=[10, 30], roi="auto",
+                          resize=320, max_num_keypoints=512, out_dir=out,
+                          methods=["specglue-off", "specglue-hard", "mnn"])
+    return out, results
+
+
+def test_sinus_poses_are_recovered(sinus_run):
+    _, results = sinus_run
+    s = results["summary"]
+    assert list(s) == ["specglue-off", "specglue-hard", "mnn"]
+    off = s["specglue-off"]
+    assert off["num_pairs"] == 30 and off["num_pairs_gap10"] == 25 and off["num_pairs_gap30"] == 5
+    assert off["gaps"] == [10, 30]
+    # the frames are 1.2-3.8 degrees apart at gap 10: a working pipeline is within a few degrees
+    assert off["median_pose_error"] < 10
+    assert off["auc@20deg"] > 0.3
+    assert off["auc@20deg"] > s["mnn"]["auc@20deg"]
+    for key in ("auc@5deg_gap10", "auc@10deg_gap30"):
+        assert 0 <= off[key] <= 1
+    assert "gap 10" in results["table"] and "median error" in results["table"]
+
+
+def test_keypoints_stay_in_the_field_of_view(sinus_run, data_dir):
+    out, _ = sinus_run
+    import cv2
+
+    truth = cv2.imread(str(data_dir / SINUS / "undistorted_mask.bmp"), cv2.IMREAD_GRAYSCALE) > 0
+    small = cv2.resize(truth.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA) >= 0.5
+    cache = FeatureCache(out / "features.h5")
+    for name in cache.names()[:6]:
+        pair = cache.read(name)
+        for side in (pair.image0, pair.image1):
+            xy = np.round(side["keypoints"]).astype(int)
+            assert small[xy[:, 1], xy[:, 0]].all()
+
+
+def test_rescore_reproduces_the_numbers(sinus_run):
+    out, results = sinus_run
+    again = sg_eval.rescore(out, "sequence-pose")
+    for method, summary in results["summary"].items():
+        assert again["summary"][method]["auc@10deg"] == summary["auc@10deg"]
+    assert json.loads((out / "results.json").read_text())["config"]["roi"] == "auto"
+
+
+def test_colmap_ground_truth_gives_the_same_pairs(tmp_path, data_dir):
+    """The ground truth as a COLMAP model (written by pycolmap) defines the same pairs and poses."""
+    sinus = data_dir / SINUS
+    truth = read_endoscopy_sfm_poses(sinus)
+    _write_colmap_model(tmp_path / "sparse", truth.K, truth.T_cam_from_world)
+    options = RunOptions(resize=320)
+    from_yaml = prepare(options, sinus, sinus, gaps=[20], highlights="none")
+    from_colmap = prepare(options, sinus, tmp_path, gaps=[20], highlights="none")
+    assert [n for n, _ in from_yaml.builders] == [n for n, _ in from_colmap.builders]
+    a, b = from_yaml.builders[3][1](), from_colmap.builders[3][1]()
+    for key in ("K0", "K1", "T_0to1", "A0", "A1"):
+        np.testing.assert_allclose(a.gt[key], b.gt[key], atol=1e-9)
+    assert a.info == b.info == {"image0": "00004587.jpg", "image1": "00004607.jpg", "gap": 20}
+
+
+def _run_cli(args, capsys) -> tuple:
+    code = main(["eval", "sequence-pose", *map(str, args)])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys):
+    sinus = data_dir / SINUS
+    truth = read_endoscopy_sfm_poses(sinus)
+    out = tmp_path / "out"
+
+    # the ground truth names frames the folder lacks
+    some = tmp_path / "some_frames"
+    some.mkdir()
+    for name in truth.names[:20]:
+        (some / name).symlink_to(sinus / name)
+    code, err = _run_cli([some, "--gt", sinus, "--out-dir", out], capsys)
+    assert code == 1 and len(err) == 1 and "names 15 frames that are not in" in err[0] and "00004604.jpg" in err[0]
+
+    # a COLMAP model without a frame inside the sequence
+    K = {n: k for n, k in truth.K.items() if n != "00004590.jpg"}
+    T = {n: t for n, t in truth.T_cam_from_world.items() if n != "00004590.jpg"}
+    _write_colmap_model(tmp_path / "model", K, T)
+    code, err = _run_cli([sinus, "--gt", tmp_path / "model", "--out-dir", out], capsys)
+    assert code == 1 and len(err) == 1 and "has no pose for 1 frames" in err[0] and "00004590.jpg" in err[0]
+
+    # a field-of-view mask of the wrong size
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "mask.png"), np.full((540, 960), 255, np.uint8))
+    code, err = _run_cli([sinus, "--gt", sinus, "--roi", tmp_path / "mask.png", "--out-dir", out], capsys)
+    assert code == 1 and len(err) == 1 and "mask.png" in err[0] and "1080x1920" in err[0]
+
+    # a ground-truth folder that is neither layout
+    code, err = _run_cli([sinus, "--gt", tmp_path / "some_frames", "--out-dir", out], capsys)
+    assert code == 1 and len(err) == 1 and "holds no COLMAP model" in err[0]
+    assert not out.exists()
+
+
+def test_estimated_view_matches_the_dataset_mask(data_dir):
+    """The field of view the benchmark estimates (as ``--roi auto``) is the dataset's own mask."""
+    import cv2
+
+    sinus = data_dir / SINUS
+    truth = cv2.imread(str(sinus / "undistorted_mask.bmp"), cv2.IMREAD_GRAYSCALE) > 0
+    frames = [cv2.imread(str(sinus / n))[:, :, ::-1] for n in read_endoscopy_sfm_poses(sinus).names[::7]]
+    view = estimate_roi(frames)
+    iou = (view & truth).sum() / (view | truth).sum()
+    assert iou >= 0.95, f"IoU {iou:.3f}"
+    assert not math.isnan(iou)
