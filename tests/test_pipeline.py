@@ -125,3 +125,23 @@ def test_too_small_image_is_named(data_dir):
     image = np.full((8, 8, 3), 128, np.uint8)
     with pytest.raises(ValueError, match=r"image0: .*too small.*8x8 px.*at least 32 px"):
         match_pair(image, image, specular=None)
+
+
+@pytest.mark.slow
+def test_roi_auto_keeps_sinus_keypoints_in_the_view_and_photos_unmasked(data_dir, warped_pair):
+    sinus = data_dir / "13_sinus_endoscopy_sfm_poses"
+    frames = [cv2.resize(load_image(sinus / n), (640, 360), interpolation=cv2.INTER_AREA)
+              for n in ("00004590.jpg", "00004600.jpg")]
+    result = match_pair(frames[0], frames[1], specular=None, max_num_keypoints=512)
+    assert result.roi0 is not None and result.roi1 is result.roi0 and result.config["roi"] == "auto"
+    for kpts in (result.keypoints0, result.keypoints1):
+        xy = np.round(kpts).astype(int)
+        assert len(xy) > 100 and result.roi0[xy[:, 1], xy[:, 0]].all()
+    everywhere = match_pair(frames[0], frames[1], specular=None, max_num_keypoints=512, roi=None)
+    xy = np.round(everywhere.keypoints0).astype(int)
+    assert everywhere.roi0 is None and not result.roi0[xy[:, 1], xy[:, 0]].all()
+
+    photo = match_pair(warped_pair[0], warped_pair[1], specular=None, max_num_keypoints=256)
+    assert photo.roi0 is None and photo.roi1 is None
+    with pytest.raises(ValueError, match=r"roi: a mask must be \[H, W\]"):
+        match_pair(frames[0], frames[1], roi=np.ones((10, 10), bool))

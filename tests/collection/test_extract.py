@@ -169,3 +169,50 @@ def test_ray_engine_extracts_the_same_features(frames_dir: Path, tmp_path: Path,
             a, b = hloc_io.read_image_features(plain, name), hloc_io.read_image_features(ray, name)
             for key in ("keypoints", "descriptors", "scores", "specularity"):
                 np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=f"{name} {key}")
+
+
+def test_roi_auto_on_endoscope_frames_and_none_on_laparoscopic_ones(tmp_path: Path, data_dir: Path,
+                                                                     frames_dir: Path):
+    """Sinus frames (black surround): the field of view is estimated once, recorded in the
+    settings, and every keypoint lies inside it; laparoscopic frames fill the image: no region."""
+    import cv2
+
+    from specglue.features.roi import estimate_roi
+
+    sinus = tmp_path / "sinus"
+    sinus.mkdir()
+    frames = []
+    for name in ("00004584.jpg", "00004594.jpg", "00004604.jpg"):
+        rgb = cv2.resize(load_image(data_dir / "13_sinus_endoscopy_sfm_poses" / name), (480, 270),
+                         interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(sinus / name.replace(".jpg", ".png")), rgb[:, :, ::-1])
+        frames.append(rgb)
+    out = tmp_path / "sinus.h5"
+    settings = ExtractionSettings(max_num_keypoints=256, specular="none")
+    assert settings.roi == "auto"
+    extract_features(sinus, out, settings, progress=False)
+    view = estimate_roi(frames)
+    with hloc_io.open_h5(out) as f:
+        recorded = hloc_io.read_settings(f)
+        assert recorded["extraction"]["roi"] == "auto"
+        assert recorded["roi"]["share"] == pytest.approx(view.mean())
+        for name in hloc_io.leaf_groups(f, "keypoints"):
+            xy = np.round(hloc_io.read_image_features(f, name).keypoints).astype(int)
+            assert len(xy) > 100 and view[xy[:, 1], xy[:, 0]].all()
+
+    lap = tmp_path / "lap.h5"
+    extract_features(frames_dir, lap, ExtractionSettings(max_num_keypoints=64, specular="none"), progress=False)
+    with hloc_io.open_h5(lap) as f:
+        assert hloc_io.read_settings(f)["roi"] is None
+
+
+def test_roi_file_of_the_wrong_size_is_refused_before_writing(tmp_path: Path, frames_dir: Path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "view.png"), np.full((100, 100), 255, np.uint8))
+    out = tmp_path / "features.h5"
+    with pytest.raises(ValueError, match=r"view.png: expected size 240x320"):
+        extract_features(frames_dir, out, ExtractionSettings(roi=str(tmp_path / "view.png")), progress=False)
+    assert not out.exists() and not list(tmp_path.glob("features.h5*"))
+    with pytest.raises(ValueError, match="roi must be 'auto', 'none' or a mask file"):
+        ExtractionSettings(roi=str(tmp_path / "missing.png"))

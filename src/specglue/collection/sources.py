@@ -77,8 +77,8 @@ class ImageSource:
     def sample(self, count: int) -> List[np.ndarray]:
         """Up to ``count`` frames (rgb uint8 ``[H, W, 3]``) spread evenly over the source, first
         and last included (a video is seeked, not read through)."""
-        names = self._names
-        picks = sorted({round(i * (len(names) - 1) / max(count - 1, 1)) for i in range(min(count, len(names)))})
+        n = min(int(count), len(self._names))
+        picks = sorted({round(i * (len(self._names) - 1) / max(n - 1, 1)) for i in range(n)})
         if self.kind == "folder":
             return [load_image(self._files[i], self._names[i]) for i in picks]
         capture = self._open_video()

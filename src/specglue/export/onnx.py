@@ -30,6 +30,9 @@ graph stays static. They still run as queries, exactly as in PyTorch; a query wh
 masked gets a zero message (no NaN), and a side with no usable keypoint matches nothing.
 The match threshold (``filter_threshold``) is a constant of the graph.
 
+A region of interest (an endoscope's field of view, ``roi``) acts at detection, before the
+graph: features extracted with ``Extractor.extract(image, roi=...)`` need nothing more.
+
 :class:`OnnxMatcher` wraps an exported file behind the input and output dicts of
 :meth:`specglue.LightGlue.forward`.
 """
