@@ -1,5 +1,5 @@
 """Score the specular-highlight detectors of ``specglue.specular.detect`` (every method of
-``METHOD_DEFAULTS`` unless ``--methods`` says otherwise), in four parts (``--parts``):
+``METHOD_DEFAULTS`` unless ``--methods`` says otherwise), in five parts (``--parts``):
 
 (a) Synthetic: highlights from ``specglue.specular.synthesize`` are drawn on real photos
     without natural glare (``SYNTHETIC_PHOTOS``, ``--draws`` draws each, long side
@@ -20,6 +20,10 @@
     removed (1 - mean matches hard / mean matches off); per row (``off`` and each method): the
     share of matches on glare as ``real_glare.py`` defines it (a keypoint of the match, in either
     image, on ``detect(image, "bright", threshold=225, dilate=5)``).
+    With the package photos (``HARD_PHOTOS``, fetched by ``fetch_photos`` from Debian wallpaper
+    packages into ``--photo-cache``, unless ``--no-package-photos``), 8 more photos that trip naive
+    detectors without any highlight: snow, lamps, the sun, clipped white facades and clouds,
+    shrunk to a 2048 px long side; their mean is also reported apart.
 (d) EAD2019: the frames in ``09_ead2019_endoscopy_artefacts_specularity/frames_bbox``
     carry YOLO boxes (class 0 = specularity, only in frame 00017). We report the share of
     specularity boxes that contain at least one detected pixel, the mean share of box
@@ -29,16 +33,27 @@
     outside every specularity or saturation (class 1) box. Note that the two annotated
     specularity glints are small sparkles whose grey level stays below 190.
 
+(e) Labelled real highlights: the frames of ``benchmarks/labels/highlights.json`` (sinus 13,
+    laparoscopic 10, phantom 12, EAD2019 00017), whose highlight boxes were hand-checked (see the
+    file's note); masks are regenerated from the boxes and the shared frames. Pixel recall and
+    precision and per-blob recall and precision per data set; the sinus frames also at 960 and
+    480 px wide and after a white-balance change plus JPEG re-compression.
+
 Usage (from the repository root):
-    PYTHONPATH=benchmarks python benchmarks/detector.py [--methods M ...] [--parts a b c d] \
-        [--draws 3] [--long-side 512] [--device cpu] --out /tmp/specglue_bench/detector.json
+    PYTHONPATH=benchmarks python benchmarks/detector.py [--methods M ...] [--parts a b c d e] \
+        [--draws 3] [--long-side 512] [--device cpu] [--photo-cache DIR | --no-package-photos] \
+        --out benchmarks/results/detector.json
+    PYTHONPATH=benchmarks python benchmarks/detector.py --figure docs/detector_masks.png
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import subprocess
+import tarfile
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -60,7 +75,7 @@ logger = logging.getLogger("benchmarks.detector")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-PARTS = ("a", "b", "c", "d")
+PARTS = ("a", "b", "c", "d", "e")
 
 #: Photos with little natural glare: under 0.6% of pixels with grey > 225 at 512 px.
 #: (Bright sky, white walls or lamps would count as false detections.)
@@ -87,6 +102,41 @@ EVERYDAY_PHOTOS = (
     "02_hloc_sacre_coeur/mapping/*.jpg",
     "06_oxford_graffiti_homography/img*.png",
 )
+#: Part (b), photos that trip naive detectors without any highlight (snow, lamps, the sun, clipped
+#: white surfaces, bright sky), taken from Debian wallpaper packages by ``fetch_photos`` into
+#: ``--photo-cache`` (not stored in the repository). (package, version fetched, path in the package,
+#: licence, what it shows). Night streets with lamps were not found in any package.
+HARD_PHOTOS = (
+    ("lomiri-wallpapers-16.04", "20.04.0-2", "usr/share/backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg",
+     "CC-BY-4.0 (Aitzol Berasategi)", "snow fields on mountains, bright sky"),
+    ("lomiri-wallpapers-20.04", "20.04.0-2", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg",
+     "CC-BY-SA-3.0 (Lukas Baubkus)", "overexposed snow-white background behind a bird"),
+    ("lomiri-wallpapers-16.04", "20.04.0-2", "usr/share/backgrounds/free_by_Peter_Nerlich.jpg",
+     "CC-BY-SA-4.0 (Peter Nerlich)", "lit lamp globes (light sources)"),
+    ("lomiri-wallpapers-16.04", "20.04.0-2", "usr/share/backgrounds/sunset_by_Aitzol_Berasategi.jpg",
+     "CC-BY-4.0 (Aitzol Berasategi)", "the sun in the frame"),
+    ("lomiri-wallpapers-16.04", "20.04.0-2", "usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg",
+     "CC0-1.0 (Clemens Engelhardt)", "backlit dandelions against the low sun"),
+    ("lomiri-wallpapers-16.04", "20.04.0-2", "usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg",
+     "CC-BY-SA-4.0 (Sander Klootwijk)", "bright sky with white clouds"),
+    ("lomiri-wallpapers-16.04", "20.04.0-2", "usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg",
+     "CC-BY-4.0 (Aitzol Berasategi)", "white clouds over mountains"),
+    ("plasma-workspace-wallpapers", "4:5.27.5-2", "usr/share/wallpapers/Grey/contents/images/2560x1600.jpg",
+     "GPL-2+ (KDE Visual Design Group)", "clipped white facade (architecture)"),
+)
+#: the package photos are shrunk to this long side (px) before detection (the originals reach 6000 px)
+HARD_PHOTO_LONG_SIDE = 2048
+DEFAULT_PHOTO_CACHE = Path.home() / ".cache" / "specglue" / "detector_photos"
+#: Part (e): hand-checked highlight boxes on real endoscopy frames (see the file's "note").
+LABELS = REPO_ROOT / "benchmarks" / "labels" / "highlights.json"
+#: Part (e): the sinus frames are also scored at these widths (area-downsampled), and at
+#: ``PERTURBED_WIDTH`` after a white-balance change and a JPEG re-compression.
+SINUS_WIDTHS = (1920, 960, 480)
+PERTURBED_WIDTH = 960
+WHITE_BALANCE = (1.0, 0.9, 0.8)  # gains on R, G, B
+JPEG_QUALITY = 70
+#: the part (e) groups whose frames are at their native size (pooled into "all (native size)")
+NATIVE_GROUPS = (f"sinus {SINUS_WIDTHS[0]}", "laparoscopic", "phantom", "ead2019 00017")
 EAD_DIR = "09_ead2019_endoscopy_artefacts_specularity/frames_bbox"
 GLINT_SEQUENCES = {
     "laparoscopic": "10_laparoscopic_cholecystectomy_sequence_rvim/frames",
@@ -125,6 +175,159 @@ def read_yolo_boxes(path: Path, height: int, width: int, cls: int) -> list[tuple
         y0, y1 = int(np.floor((yc - h / 2) * height)), int(np.ceil((yc + h / 2) * height))
         boxes.append((max(0, x0), max(0, y0), min(width, x1), min(height, y1)))
     return boxes
+
+
+def fetch_photos(cache: Path = DEFAULT_PHOTO_CACHE) -> list[Path]:
+    """The ``HARD_PHOTOS``, extracted from their Debian packages into ``cache`` (once).
+
+    Uses ``apt-get download`` (the packages of the machine's apt sources; run ``apt-get update``
+    first on a fresh machine) and ``dpkg-deb``; the ``.deb`` files are deleted after extraction.
+    Returns the photo paths in ``HARD_PHOTOS`` order.
+    """
+    paths = [cache / package / member for package, _, member, _, _ in HARD_PHOTOS]
+    missing = sorted({package for (package, *_), path in zip(HARD_PHOTOS, paths) if not path.is_file()})
+    for package in missing:
+        target = cache / package
+        target.mkdir(parents=True, exist_ok=True)
+        members = [member for name, _, member, _, _ in HARD_PHOTOS if name == package]
+        logger.info("fetching %s from the Debian archive into %s", package, target)
+        try:
+            subprocess.run(["apt-get", "download", package], cwd=target, check=True, capture_output=True, text=True)
+        except FileNotFoundError as error:
+            raise RuntimeError("apt-get is needed to fetch the part (b) photos (a Debian-based machine)") from error
+        except subprocess.CalledProcessError as error:
+            raise RuntimeError(f"apt-get download {package} failed (run apt-get update?): {error.stderr.strip()}") from error
+        debs = sorted(target.glob(f"{package}_*.deb"))
+        if not debs:
+            raise RuntimeError(f"apt-get download {package} left no .deb in {target}")
+        tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+            for member in members:
+                data = archive.extractfile("./" + member)
+                if data is None:
+                    raise RuntimeError(f"{member} not found in {debs[-1].name}")
+                (target / member).parent.mkdir(parents=True, exist_ok=True)
+                (target / member).write_bytes(data.read())
+        logger.info("extracted %d photo(s) from %s", len(members), debs[-1].name)
+        for deb in debs:
+            deb.unlink()
+    return paths
+
+
+def read_labels(path: Path = LABELS) -> dict[str, dict[str, Any]]:
+    """The hand-checked frames of part (e): ``{frame path relative to the data folder: entry}``."""
+    labels = json.loads(path.read_text())
+    return labels["frames"]
+
+
+def label_masks(grey: np.ndarray, entry: dict[str, Any]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The labelled highlights of one frame as masks, by the labels' ``mask_rule``.
+
+    Args:
+        grey: ``[H, W]`` uint8 grey level of the frame at its native size.
+        entry: the frame's labels (``highlights``: boxes ``[x0, y0, x1, y1]``; ``ignore``).
+
+    Returns:
+        One ``[H, W]`` bool mask per highlight box, and the ``[H, W]`` bool ignore mask.
+    """
+    h, w = grey.shape
+    g = grey.astype(np.float32)
+    masks = []
+    for x0, y0, x1, y1 in entry["highlights"]:
+        grow = max(2, (max(x1 - x0, y1 - y0) + 1) // 2)
+        X0, Y0, X1, Y1 = max(0, x0 - grow), max(0, y0 - grow), min(w, x1 + grow), min(h, y1 + grow)
+        ring = np.ones((Y1 - Y0, X1 - X0), bool)
+        ring[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
+        ring &= g[Y0:Y1, X0:X1] >= 20  # not the black border of the endoscope
+        box = g[y0:y1, x0:x1]
+        surround = float(np.median(g[Y0:Y1, X0:X1][ring])) if ring.any() else 0.0
+        mask = np.zeros((h, w), bool)
+        mask[y0:y1, x0:x1] = box >= (float(box.max()) + surround) / 2
+        masks.append(mask)
+    ignore = np.zeros((h, w), bool)
+    for item in entry["ignore"]:
+        x0, y0, x1, y1 = item["box"]
+        ignore[y0:y1, x0:x1] = True
+    return masks, ignore
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``[H, W]`` bool -> ``[h, w]`` bool (``size = (w, h)``): area-averaged, kept where >= 0.5."""
+    if mask.shape[::-1] == size:
+        return mask
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+
+
+def perturb(rgb: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB after ``WHITE_BALANCE`` gains and a JPEG re-compression at ``JPEG_QUALITY``."""
+    balanced = np.clip(rgb.astype(np.float32) * np.array(WHITE_BALANCE, np.float32), 0, 255).round().astype(np.uint8)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(balanced, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def labelled_views(data_dir: Path, labels: dict[str, dict[str, Any]]):
+    """Yield ``(group, rgb [h, w, 3] uint8, highlight masks [h, w], ignore [h, w])`` for part (e):
+    each frame at its native size in its data set's group, and the sinus frames also at the
+    ``SINUS_WIDTHS`` and perturbed."""
+    for rel, entry in labels.items():
+        rgb = load_image(data_dir / rel)  # [H, W, 3] uint8
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        masks, ignore = label_masks(grey, entry)
+        dataset = rel.split("/")[0]
+        if dataset.startswith("13_"):
+            h, w = grey.shape
+            views = [(f"sinus {width}", width, False) for width in SINUS_WIDTHS]
+            views.append((f"sinus {PERTURBED_WIDTH} wb+jpeg", PERTURBED_WIDTH, True))
+            for group, width, perturbed in views:
+                size = (width, round(h * width / w))
+                small = rgb if size == (w, h) else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                yield (group, perturb(small) if perturbed else small,
+                       [resize_mask(m, size) for m in masks], resize_mask(ignore, size))
+        else:
+            group = {"10": "laparoscopic", "12": "phantom", "09": "ead2019 00017"}[dataset[:2]]
+            yield group, rgb, masks, ignore
+
+
+def score_labelled(data_dir: Path, methods: Sequence[str], device: str,
+                   labels_path: Path = LABELS) -> dict[str, dict[str, dict[str, float]]]:
+    """Part (e): pixel and per-blob recall / precision of each method on the labelled frames."""
+    labels = read_labels(labels_path)
+    counts: dict[str, dict[str, np.ndarray]] = {}  # method -> group -> [tp, fp, fn, hit, blobs, det_tp, det_fp, frames]
+    for group, rgb, masks, ignore in tqdm(list(labelled_views(data_dir, labels)), desc="(e) labelled", unit="view"):
+        truth = np.zeros(ignore.shape, bool)
+        for m in masks:
+            truth |= m
+        masks = [m for m in masks if m.any()]  # highlights that vanish at a reduced size are not counted
+        for method in methods:
+            pred = detect(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).to(device), method).cpu().numpy()
+            n, comp = cv2.connectedComponents(pred.astype(np.uint8), connectivity=8)
+            on_truth = np.bincount(comp[truth], minlength=n) > 0
+            off_ignore = np.bincount(comp[~ignore], minlength=n) > 0
+            det_tp = int(on_truth[1:].sum())
+            det_fp = int((~on_truth[1:] & off_ignore[1:]).sum())
+            row = np.array([
+                (pred & truth).sum(), (pred & ~truth & ~ignore).sum(), (~pred & truth).sum(),
+                sum(bool((pred & m).any()) for m in masks), len(masks), det_tp, det_fp, 1,
+            ], dtype=np.float64)
+            native = group in NATIVE_GROUPS
+            for key in (group, "all (native size)") if native else (group,):
+                counts.setdefault(method, {}).setdefault(key, np.zeros(8))
+                counts[method][key] += row
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for method, groups in counts.items():
+        for group, (tp, fp, fn, hit, blobs, det_tp, det_fp, frames) in groups.items():
+            results.setdefault(method, {})[group] = {
+                "pixel_recall": tp / max(1.0, tp + fn),
+                "pixel_precision": tp / max(1.0, tp + fp),
+                "blob_recall": hit / max(1.0, blobs),
+                "blob_precision": det_tp / max(1.0, det_tp + det_fp),
+                "blobs": int(blobs),
+                "detections": int(det_tp + det_fp),
+                "frames": int(frames),
+            }
+    return results
 
 
 def score_synthetic(
@@ -185,18 +388,36 @@ def everyday_photos(data_dir: Path) -> list[str]:
     return photos
 
 
-def score_everyday(data_dir: Path, methods: Sequence[str], device: str) -> dict[str, dict[str, Any]]:
-    """Part (b): per method, the share of ALIKED keypoints masked on photos without glare."""
+def load_photo(path: Path, long_side: Optional[int] = None) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB, shrunk (area) to ``long_side`` if it is longer."""
+    rgb = load_image(path)
+    h, w = rgb.shape[:2]
+    if long_side is not None and max(h, w) > long_side:
+        scale = long_side / max(h, w)
+        rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+def score_everyday(data_dir: Path, methods: Sequence[str], device: str,
+                   photo_cache: Optional[Path] = DEFAULT_PHOTO_CACHE) -> dict[str, dict[str, Any]]:
+    """Part (b): per method, the share of ALIKED keypoints masked on photos without glare: the
+    shared everyday photos and (unless ``photo_cache`` is None) the ``HARD_PHOTOS``."""
     extractor = build_extractor("aliked", max_num_keypoints=EVERYDAY_KEYPOINTS).eval().to(device)
-    photos = everyday_photos(data_dir)
+    photos: list[tuple[str, Path, Optional[int]]] = [(rel, data_dir / rel, None) for rel in everyday_photos(data_dir)]
+    if photo_cache is not None:
+        photos += [(f"{package}:{Path(member).name if 'contents' not in member else member.split('/')[3]}", path,
+                    HARD_PHOTO_LONG_SIDE)
+                   for (package, _, member, _, _), path in zip(HARD_PHOTOS, fetch_photos(photo_cache))]
     shares: dict[str, list[float]] = {m: [] for m in methods}
-    for rel in tqdm(photos, desc="(b) everyday", unit="photo"):
-        rgb = load_image(data_dir / rel)  # [H, W, 3] uint8, full resolution
+    for name, path, long_side in tqdm(photos, desc="(b) everyday", unit="photo"):
+        rgb = load_photo(path, long_side)  # [H, W, 3] uint8
         kpts = extractor.extract(rgb)["keypoints"][0]  # [N, 2]
         for method in methods:
             mask = torch.from_numpy(detect(rgb, method)).to(device)  # [H, W]
             shares[method].append(in_mask(kpts, mask, MASK_MARGIN).sum().item() / max(1, len(kpts)))
     logger.info("(b) %d photos", len(photos))
+    names = [name for name, _, _ in photos]
+    hard = [":" in name for name in names]
     results = {}
     for method, values in shares.items():
         worst = int(np.argmax(values))
@@ -204,8 +425,10 @@ def score_everyday(data_dir: Path, methods: Sequence[str], device: str) -> dict[
             "median": float(np.median(values)),
             "mean": float(np.mean(values)),
             "max": values[worst],
-            "worst_photo": photos[worst],
-            "per_photo": dict(zip(photos, values)),
+            "worst_photo": names[worst],
+            "mean_shared": float(np.mean([v for v, h in zip(values, hard) if not h])),
+            "mean_hard": float(np.mean([v for v, h in zip(values, hard) if h])) if any(hard) else None,
+            "per_photo": dict(zip(names, values)),
         }
     return results
 
@@ -308,25 +531,34 @@ def main(
     long_side: int = 512,
     device: str = "cpu",
     parts: Sequence[str] = PARTS,
+    photo_cache: Optional[Path] = DEFAULT_PHOTO_CACHE,
 ) -> dict:
-    """Run the ``parts``; write JSON to ``out`` and the tables to ``out`` with suffix ``.md``."""
-    logger.info("data_dir=%s methods=%s parts=%s draws=%d long_side=%d device=%s",
-                data_dir, methods, parts, draws, long_side, device)
+    """Run the ``parts``; write JSON to ``out`` and the tables to ``out`` with suffix ``.md``.
+    ``photo_cache=None`` leaves the ``HARD_PHOTOS`` out of part (b)."""
+    logger.info("data_dir=%s methods=%s parts=%s draws=%d long_side=%d device=%s photo_cache=%s",
+                data_dir, methods, parts, draws, long_side, device, photo_cache)
     report: dict[str, Any] = {
         "config": {"methods": list(methods), "parts": list(parts), "draws": draws, "long_side": long_side,
                    "device": device, "mask_margin": MASK_MARGIN, "photos": list(SYNTHETIC_PHOTOS),
                    "placements": list(PLACEMENTS), "everyday_photos": list(EVERYDAY_PHOTOS),
+                   "hard_photos": [dict(zip(("package", "version", "path", "licence", "shows"), row))
+                                   for row in HARD_PHOTOS] if photo_cache is not None else [],
+                   "hard_photo_long_side": HARD_PHOTO_LONG_SIDE,
                    "everyday_keypoints": EVERYDAY_KEYPOINTS, "glint_keypoints": GLINT_KEYPOINTS,
-                   "issue_glare": ISSUE_GLARE},
+                   "issue_glare": ISSUE_GLARE, "labels": LABELS.relative_to(REPO_ROOT).as_posix(),
+                   "sinus_widths": list(SINUS_WIDTHS), "perturbed": {"width": PERTURBED_WIDTH,
+                   "white_balance": list(WHITE_BALANCE), "jpeg_quality": JPEG_QUALITY}},
     }
     if "a" in parts:
         report["synthetic"] = score_synthetic(data_dir, methods, draws, long_side, device)
     if "b" in parts:
-        report["everyday"] = score_everyday(data_dir, methods, device)
+        report["everyday"] = score_everyday(data_dir, methods, device, photo_cache)
     if "c" in parts:
         report["glints"] = score_glints(data_dir, methods, device)
     if "d" in parts:
         report["ead2019"] = score_ead(data_dir, methods, device)
+    if "e" in parts:
+        report["labelled"] = score_labelled(data_dir, methods, device)
     tables = format_tables(report)
     print(tables)
     if out is not None:
@@ -335,6 +567,65 @@ def main(
         out.with_suffix(".md").write_text(tables + "\n")
         logger.info("wrote %s and %s", out, out.with_suffix(".md"))
     return report
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB with ``mask [H, W]`` tinted green and outlined."""
+    out = rgb.copy()
+    out[mask] = (0.45 * out[mask] + np.array([0, 140, 0])).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, (0, 255, 0), 1)
+    return out
+
+
+def write_figure(data_dir: Path, path: Path, photo_cache: Optional[Path] = DEFAULT_PHOTO_CACHE,
+                 method: str = "highlight", width: int = 320) -> Path:
+    """The default detector's masks on sinus, laparoscopic and phantom frames and on two
+    everyday photos (one from ``HARD_PHOTOS`` if ``photo_cache`` is given), each panel
+    ``width`` px wide; a close-up of the sinus glint. Writes a PNG to ``path``."""
+    sinus = load_photo(data_dir / "13_sinus_endoscopy_sfm_poses" / "00004608.jpg")  # [1080, 1920, 3]
+    panels = [
+        ("sinus 1920x1080", sinus, None),
+        ("sinus, close-up", sinus[610:860, 760:1090], sinus),
+        ("laparoscopic 320x240", load_photo(data_dir / GLINT_SEQUENCES["laparoscopic"] / "frame_00.png"), None),
+        ("phantom 320x240", load_photo(data_dir / GLINT_SEQUENCES["phantom"] / "frame_204.png"), None),
+        ("sunlit stone", load_photo(data_dir / "02_hloc_sacre_coeur/mapping/02928139_3448003521.jpg",
+                                               HARD_PHOTO_LONG_SIDE), None),
+    ]
+    if photo_cache is not None:
+        snow = fetch_photos(photo_cache)[0]
+        panels.append(("snow (wallpaper)", load_photo(snow, HARD_PHOTO_LONG_SIDE), None))
+    tiles = []
+    for title, rgb, full in panels:
+        if full is not None:  # a crop: detect on the whole frame, show the crop of the mask
+            mask = detect(full, method)[610:860, 760:1090]
+        else:
+            mask = detect(rgb, method)  # [H, W] at the photo's size
+        vis = overlay(rgb, mask)
+        h, w = vis.shape[:2]
+        tile = cv2.resize(vis, (width, round(h * width / w)), interpolation=cv2.INTER_AREA if w > width
+                          else cv2.INTER_NEAREST)
+        tile = tile[: round(0.8 * width)]  # portrait photos: the top
+        tile = cv2.copyMakeBorder(tile, 22, 4, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cv2.putText(tile, f"{title}: {mask.mean():.2%} masked", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    columns = 3
+    rows = []
+    for start in range(0, len(tiles), columns):
+        row = tiles[start:start + columns]
+        height = max(t.shape[0] for t in row)
+        row = [cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+               for t in row]
+        while len(row) < columns:
+            row.append(np.full_like(row[0], 255))
+        rows.append(np.hstack(row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = np.vstack(rows) & 0xF8  # 5 bits per channel: a third of the PNG's size, no visible change
+    if not cv2.imwrite(str(path), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise OSError(f"cannot write {path}")
+    logger.info("wrote %s", path)
+    return path
 
 
 def format_synthetic(report: dict) -> str:
@@ -360,18 +651,54 @@ def format_synthetic(report: dict) -> str:
 def format_everyday(report: dict) -> str:
     conf = report["config"]
     rows = report["everyday"]
+    hard = bool(conf["hard_photos"])
     lines = [
         "### (b) Keypoints masked on everyday photos (no injected highlights)",
         "",
-        "| method | median | mean | max | worst photo |",
-        "|---|---:|---:|---:|---|",
+        "| method | median | mean | max | worst photo |" + (" mean, shared photos | mean, snow/lamps/sun/white |" if hard else ""),
+        "|---|---:|---:|---:|---|" + ("---:|---:|" if hard else ""),
     ]
     for method, r in rows.items():
-        lines.append(f"| {method} | {r['median']:.1%} | {r['mean']:.1%} | {r['max']:.1%} "
-                     f"| {Path(r['worst_photo']).name} |")
+        line = f"| {method} | {r['median']:.1%} | {r['mean']:.1%} | {r['max']:.1%} | {Path(r['worst_photo']).name} |"
+        if hard:
+            line += f" {r['mean_shared']:.1%} | {r['mean_hard']:.1%} |"
+        lines.append(line)
     n = len(next(iter(rows.values()))["per_photo"])
     lines.append(f"\nShare of ALIKED keypoints ({conf['everyday_keypoints']}, default resize) on the mask "
-                 f"detected at full resolution, grown by {conf['mask_margin']} px; over {n} photos.")
+                 f"detected at full resolution, grown by {conf['mask_margin']} px; over {n} photos"
+                 + (f" ({len(conf['hard_photos'])} of them from Debian wallpaper packages, detected at a "
+                    f"{conf['hard_photo_long_side']} px long side)." if hard else "."))
+    if hard:
+        names = [name for name in next(iter(rows.values()))["per_photo"] if ":" in name]
+        lines += ["", "| photo (package:file) | shows | licence | " + " | ".join(rows) + " |",
+                  "|---|---|---|" + "---:|" * len(rows)]
+        for name, photo in zip(names, conf["hard_photos"]):
+            lines.append(f"| {name} | {photo['shows']} | {photo['licence']} | "
+                         + " | ".join(f"{r['per_photo'][name]:.1%}" for r in rows.values()) + " |")
+    return "\n".join(lines)
+
+
+def format_labelled(report: dict) -> str:
+    conf = report["config"]
+    lines = [
+        "### (e) Hand-checked highlights on real endoscopy frames",
+        "",
+        "| method | frames | highlights | pixel R | pixel P | blob R | blob P (detections) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, groups in report["labelled"].items():
+        for group, r in groups.items():
+            lines.append(f"| {method} | {group} ({r['frames']}) | {r['blobs']} | {r['pixel_recall']:.2f} "
+                         f"| {r['pixel_precision']:.2f} | {r['blob_recall']:.2f} "
+                         f"| {r['blob_precision']:.2f} ({r['detections']}) |")
+    p = conf["perturbed"]
+    lines.append(f"\nLabels: `{conf['labels']}` (boxes, hand-checked; masks = the half-maximum outline in each "
+                 "box). Pixel R / P: recall and precision of the labelled pixels (detections in 'ignore' boxes "
+                 "count neither way); blob R: share of labelled highlights with a detected pixel; blob P: share "
+                 "of detected connected components touching a labelled highlight (components wholly in ignore "
+                 f"boxes left out). Sinus frames also area-downsampled to {', '.join(map(str, conf['sinus_widths'][1:]))} "
+                 f"px wide, and at {p['width']} px after white-balance gains {tuple(p['white_balance'])} (R, G, B) "
+                 f"and JPEG quality {p['jpeg_quality']}; 'all (native size)' pools the native-size groups.")
     return "\n".join(lines)
 
 
@@ -418,7 +745,7 @@ def format_ead(report: dict) -> str:
 def format_tables(report: dict) -> str:
     """One Markdown table per part in ``report``."""
     formatters = {"synthetic": format_synthetic, "everyday": format_everyday, "glints": format_glints,
-                  "ead2019": format_ead}
+                  "ead2019": format_ead, "labelled": format_labelled}
     return "\n\n".join(f(report) for key, f in formatters.items() if key in report)
 
 
@@ -431,6 +758,16 @@ if __name__ == "__main__":
     parser.add_argument("--draws", type=int, default=3, help="synthetic draws per photo and placement")
     parser.add_argument("--long-side", type=int, default=512, help="resize the synthetic photos to this long side (px)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--photo-cache", type=Path, default=DEFAULT_PHOTO_CACHE,
+                        help="where the Debian wallpaper photos of part (b) are fetched to")
+    parser.add_argument("--no-package-photos", action="store_true",
+                        help="leave the Debian wallpaper photos out of part (b) and the figure (no apt-get)")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="write the mask figure (PNG) here instead of running the parts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    main(args.data_dir, args.out, args.methods, args.draws, args.long_side, args.device, args.parts)
+    cache = None if args.no_package_photos else args.photo_cache
+    if args.figure is not None:
+        write_figure(args.data_dir, args.figure, cache)
+    else:
+        main(args.data_dir, args.out, args.methods, args.draws, args.long_side, args.device, args.parts, cache)
