@@ -10,7 +10,7 @@ table of every method:
   the official LightGlue, and specglue with masks ``off`` and with the detected highlight masks
   in ``hard`` and ``cross`` mode;
 - ``roi``: the same with keypoints detected only inside the field of view (``--roi auto``:
-  estimated once from the frames); ``specglue-hard`` here is ``match_pair``'s defaults.
+  estimated once from the frames); ``specglue-cross`` here is ``match_pair``'s defaults.
 
 Frames are shrunk to 1024 px (as ``match_pair`` does) with 2048 keypoints; pairs ``(i, i + g)``
 for the gaps that fit (10 and 20; 40 needs more than 35 frames). The evaluation caches live in
@@ -52,8 +52,8 @@ ROWS = (
     ("field of view (roi auto): mutual NN", "roi", "mnn"),
     ("field of view: official LightGlue", "roi", "reference"),
     ("field of view, masks off", "roi", "specglue-off"),
-    ("field of view + highlight masks, hard (= match_pair defaults)", "roi", "specglue-hard"),
-    ("field of view + highlight masks, cross", "roi", "specglue-cross"),
+    ("field of view + highlight masks, hard", "roi", "specglue-hard"),
+    ("field of view + highlight masks, cross (= match_pair defaults)", "roi", "specglue-cross"),
 )
 COLUMNS = (
     ("AUC@5/10/20°", ("auc@5deg", "auc@10deg", "auc@20deg"), "pct"),

@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from .model.lightglue import SPECULAR_MODES
+from .model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
 from .optional import MissingDependency
 
 #: ``--specular`` of ``match``: ``auto`` (detect masks, match them hard) or a matcher mode
@@ -49,7 +49,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         specular, mode = None, "off"
     else:
         specular = (args.mask0, args.mask1) if given else "auto"
-        mode = "hard" if args.specular == "auto" else args.specular
+        mode = PIPELINE_SPECULAR_MODE if args.specular == "auto" else args.specular
     image0, image1 = load_image(args.image0, "image0"), load_image(args.image1, "image1")
     extractor_conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
     roi = None if args.roi == "none" else args.roi
@@ -270,8 +270,8 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     match.add_argument("--features", choices=sorted(EXTRACTORS),
                        help="the matcher's feature type (default: the extractor recorded in FEATURES.h5)")
     match.add_argument("--weights", metavar="PATH", help="a matcher checkpoint instead of the official weights")
-    match.add_argument("--specular-mode", default="hard", choices=SPECULAR_MODES,
-                       help="how the stored specularity is used (default: hard)")
+    match.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
+                       help=f"how the stored specularity is used (default: {PIPELINE_SPECULAR_MODE})")
     match.add_argument("--batch-size", type=int, default=8, help="pairs per matcher call (default: 8)")
     match.add_argument("--overwrite", action="store_true", help="match every pair again")
     _add_engine_arguments(match)
@@ -302,8 +302,8 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
     rec.add_argument("--out", required=True, type=Path, metavar="DIR")
     _add_extraction_arguments(rec)
-    rec.add_argument("--specular-mode", default="hard", choices=SPECULAR_MODES,
-                     help="how the matcher uses the highlight masks (default: hard)")
+    rec.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
+                     help=f"how the matcher uses the highlight masks (default: {PIPELINE_SPECULAR_MODE})")
     rec.add_argument("--pairs", default="auto", choices=("auto", "exhaustive", "sequential"),
                      help="auto: every pair up to 40 images, else sequential (default)")
     rec.add_argument("--window", type=int, default=10, help="sequential: frames after each frame (default: 10)")
@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")
     match.add_argument("--mask1", metavar="PNG", help="specular mask of IMG1")
     match.add_argument("--specular", default="auto", choices=MODES,
-                       help="auto: detect masks where none are given and mask them hard (default); "
+                       help=f"auto: detect masks where none are given, {PIPELINE_SPECULAR_MODE} mode (default); "
                             "off: ignore highlights; hard/cross/soft/filter: how the matcher uses the masks")
     match.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                        help=f"highlight detector for missing masks (default: {DEFAULT_METHOD})")

@@ -16,7 +16,7 @@ from .features import EXTRACTORS, build_extractor
 from .features.roi import RoiInput, resolve_roi
 from .geometry import GeometryResult, estimate_fundamental, estimate_homography
 from .images import ImageInput, load_image
-from .model.lightglue import SPECULAR_MODES, SPECULAR_THRESHOLD, LightGlue
+from .model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES, SPECULAR_THRESHOLD, LightGlue
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def match_pair(
     image1: ImageInput,
     features: str = "aliked",
     specular: Union[str, None, Tuple[Optional[MaskInput], Optional[MaskInput]]] = "auto",
-    specular_mode: str = "hard",
+    specular_mode: str = PIPELINE_SPECULAR_MODE,
     roi: RoiInput = "auto",
     mask_margin: int = 3,
     geometry: Optional[str] = None,

@@ -19,6 +19,7 @@ from specglue import LightGlue
 from specglue.collection import hloc_io
 from specglue.collection.match import MatchSettings, match_pairs
 from specglue.collection.pairs import exhaustive_pairs, image_names, sequential_pairs, write_pairs
+from specglue.model.lightglue import PIPELINE_SPECULAR_MODE
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,8 @@ def test_matches_are_the_matchers_in_hloc_layout(lap_features: Path, reference_r
         feats1 = hloc_io.read_image_features(f, "frame_01.png")
     matcher = LightGlue(features="aliked").eval()
     with torch.inference_mode():
-        pred = matcher({"image0": feats0.to_view(), "image1": feats1.to_view()}, specular_mode="hard")
+        pred = matcher({"image0": feats0.to_view(), "image1": feats1.to_view()},
+                       specular_mode=PIPELINE_SPECULAR_MODE)
     with hloc_io.open_h5(out) as f:
         group = f["frame_00.png/frame_01.png"]  # hloc's names_to_pair
         np.testing.assert_array_equal(group["matches0"][()], pred["matches0"][0].numpy())
@@ -74,7 +76,7 @@ def test_matches_are_the_matchers_in_hloc_layout(lap_features: Path, reference_r
     np.testing.assert_array_equal(matches[:, ::-1], pred["matches"][0].numpy())
     assert len(matches) > 50
     assert settings["matching"]["features"] == "aliked"
-    assert settings["matching"]["specular_mode"] == "hard"
+    assert settings["matching"]["specular_mode"] == PIPELINE_SPECULAR_MODE == "cross"
 
 
 def test_specular_mode_changes_matches_on_highlights(lap_features: Path, tmp_path: Path):

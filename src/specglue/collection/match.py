@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..batching import pad_features
-from ..model.lightglue import SPECULAR_MODES, LightGlue
+from ..model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES, LightGlue
 from .engine import LocalEngine
 from .hloc_io import (ImageFeatures, leaf_groups, open_h5, pair_keys,
                       read_image_features, read_settings, write_pair_matches)
@@ -61,7 +61,7 @@ class MatchSettings:
 
     features: Optional[str] = None
     weights: Optional[str] = None
-    specular_mode: str = "hard"
+    specular_mode: str = PIPELINE_SPECULAR_MODE
     depth_confidence: float = LightGlue.default_conf["depth_confidence"]
     width_confidence: float = LightGlue.default_conf["width_confidence"]
     filter_threshold: float = LightGlue.default_conf["filter_threshold"]

@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 #: how the matcher uses specular masks ("off" ignores them); the one list the CLI and the
 #: evaluation build their choices from
 SPECULAR_MODES = ("off", "hard", "cross", "soft", "filter")
+#: the mode of ``match_pair``, the CLI and the collections: highlight keypoints keep giving
+#: context in their own image but are neither attended to across nor matched. On the sinus
+#: pose benchmark (benchmarks/results/sequence_pose_sinus.md) it gave AUC@10 50.5 against 46.2
+#: for ``hard`` and 44.0 without masks (field of view on); the model's own default stays
+#: ``hard``, the mode the ONNX graph exports
+PIPELINE_SPECULAR_MODE = "cross"
 SPECULAR_THRESHOLD = 0.5  # specularity >= this makes a keypoint specular in hard/cross/filter
 
 StateDict = Dict[str, torch.Tensor]
