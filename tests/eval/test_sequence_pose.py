@@ -77,7 +77,7 @@ def test_keypoints_stay_in_the_field_of_view(sinus_run, data_dir):
 
 def test_rescore_reproduces_the_numbers(sinus_run):
     out, results = sinus_run
-    again = sg_eval.rescore(out, "sequence-pose")
+    again = sg_eval.rescore(out)
     for method, summary in results["summary"].items():
         assert again["summary"][method]["auc@10deg"] == summary["auc@10deg"]
     assert json.loads((out / "results.json").read_text())["config"]["roi"] == "auto"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
@@ -27,6 +27,7 @@ class Centroid(Extractor):
         "resize": None,  # long side in px; None = no resize
         "upsample": False,  # enlarge images smaller than resize
         "mask_margin": 0,  # px
+        "roi_margin": 0,  # px
     }
     input_channels = 1
 
@@ -34,7 +35,8 @@ class Centroid(Extractor):
     def descriptor_dim(self) -> int:
         return 2
 
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+                       ) -> List[Dict[str, torch.Tensor]]:
         self.network_input_size = tuple(image.shape[-2:])  # (H, W) the network saw
         out = []
         for grey in image[:, 0]:
@@ -56,6 +58,7 @@ class Fixed(Extractor):
         "resize": None,  # unused here
         "upsample": False,  # unused here
         "mask_margin": 0,  # px
+        "roi_margin": 0,  # px
         "keypoints": [],  # the [N, 2] keypoints to return
     }
 
@@ -63,7 +66,8 @@ class Fixed(Extractor):
     def descriptor_dim(self) -> int:
         return 3
 
-    def _extract_batch(self, image: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
+    def _extract_batch(self, image: torch.Tensor, region: Optional[torch.Tensor] = None
+                       ) -> List[Dict[str, torch.Tensor]]:
         kp = torch.tensor(self.conf["keypoints"], dtype=torch.float32).reshape(-1, 2)
         n = len(kp)
         return [{"keypoints": kp, "keypoint_scores": torch.arange(n, dtype=torch.float32),

