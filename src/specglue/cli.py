@@ -130,9 +130,10 @@ def _extraction_settings(args: argparse.Namespace):
 
     specular = args.specular if args.specular in ("auto", "none") else "masks"
     conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
-    return ExtractionSettings(features=args.features, max_num_keypoints=args.max_keypoints,
-                              resize=args.resize or None, extractor_conf=conf, specular=specular,
-                              detector=args.detector, roi=args.roi), (None if specular != "masks" else Path(args.specular))
+    settings = ExtractionSettings(features=args.features, max_num_keypoints=args.max_keypoints,
+                                  resize=args.resize or None, extractor_conf=conf, specular=specular,
+                                  detector=args.detector, roi=args.roi)
+    return settings, (None if specular != "masks" else Path(args.specular))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -227,9 +228,9 @@ def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                         help=f"highlight detector of --specular auto (default: {DEFAULT_METHOD})")
     parser.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
-                        help="region of interest of the keypoints (an endoscope's field of view): auto: estimated from several "
-                             "frames, none for ordinary photos (default); none: everywhere; MASK.png: given "
-                             "(non-zero inside)")
+                        help="where keypoints are detected (an endoscope's field of view): auto: estimated once "
+                             "from frames spread over the source, none for ordinary photos (default); none: "
+                             "everywhere; MASK.png: given (non-zero inside)")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="video: keep every N-th frame")
 
 
@@ -358,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                        help=f"highlight detector for missing masks (default: {DEFAULT_METHOD})")
     match.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
-                       help="region of interest of the keypoints (an endoscope's field of view): auto: estimated from the "
-                            "images, none for ordinary photos (default); none: everywhere; MASK.png: given "
+                       help="where keypoints are detected (an endoscope's field of view): auto: estimated from "
+                            "both images, none for ordinary photos (default); none: everywhere; MASK.png: given "
                             "(non-zero inside)")
     match.add_argument("--geometry", choices=("homography", "fundamental"),
                        help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")

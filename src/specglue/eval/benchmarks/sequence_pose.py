@@ -33,6 +33,7 @@ from ...features.roi import resolve_roi
 from ...geometry.poses import SequencePoses, read_sequence_poses
 from ...images import load_image, resize_max, to_tensor
 from ...specular import DEFAULT_METHOD, detect
+from ...specular.detect import METHOD_DEFAULTS
 from .. import metrics, report
 from ..cache import PairFeatures, Prediction
 from ..data import safe_name
@@ -216,7 +217,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "estimated from the sequence) or a mask image (non-zero inside)")
     parser.add_argument("--highlights", choices=HIGHLIGHTS, default="detected",
                         help="highlight masks for the specglue-* modes: detected on the full frames (default) or none")
-    parser.add_argument("--detector", default=DEFAULT_METHOD, help=f"highlight detector (default: {DEFAULT_METHOD})")
+    parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
+                        help=f"highlight detector (default: {DEFAULT_METHOD})")
 
 
 BENCHMARK = Benchmark(name="sequence-pose",
