@@ -74,6 +74,12 @@ def cpu_model() -> str:
         return platform.processor() or "unknown CPU"
 
 
+def data_relative(config: Dict[str, Any], data: Path) -> Dict[str, Any]:
+    """``config`` with the paths under the data folder written relative to ``$SPECGLUE_DATA``."""
+    root = str(data.resolve())
+    return {k: v.replace(root, "$SPECGLUE_DATA") if isinstance(v, str) else v for k, v in config.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="the shared data folder (default: found)")
@@ -96,7 +102,7 @@ def main() -> None:
                               highlights=run["highlights"], methods=run["methods"],
                               extractor_conf=run["extractor_conf"], max_num_keypoints=args.max_num_keypoints,
                               resize=args.resize, out_dir=args.work_dir / name)
-        runs[name] = {"config": results["config"], "summary": results["summary"]}
+        runs[name] = {"config": data_relative(results["config"], Path(data)), "summary": results["summary"]}
         summaries.update({f"{name}/{m}": s for m, s in results["summary"].items()})
     rows: Dict[str, Dict[str, Any]] = {label: summaries[f"{config}/{method}"] for label, config, method in ROWS}
     table = report.markdown_table(rows, COLUMNS)

@@ -165,7 +165,8 @@ def roi_from_file(path: Union[str, Path], shape: Tuple[int, int]) -> np.ndarray:
     """A field-of-view mask read from an image file (non-zero = inside).
 
     Args:
-        path: the mask image (any format OpenCV reads; colour is reduced to its maximum).
+        path: the mask image (any format OpenCV reads; read by :func:`specglue.specular.read_mask`:
+            non-zero in any channel is inside).
         shape: ``(H, W)`` the images it applies to.
 
     Returns:
@@ -175,19 +176,17 @@ def roi_from_file(path: Union[str, Path], shape: Tuple[int, int]) -> np.ndarray:
         FileNotFoundError: ``path`` is no file. ValueError: it cannot be read, or its size is
         not ``shape`` (the message names the file, the expected and the found size).
     """
-    from ..images import decode_file  # local: keeps this module importable on its own
+    from ..specular.io import read_mask  # local: keeps this module importable on its own
 
     path = Path(path)
-    mask = decode_file(path, "field-of-view mask", cv2.IMREAD_UNCHANGED)
-    if mask.ndim == 3:
-        mask = mask.max(axis=2)
+    mask = read_mask(path)
     expected = (int(shape[0]), int(shape[1]))
     if mask.shape != expected:
         raise ValueError(
             f"field-of-view mask {path}: expected size {expected[0]}x{expected[1]} (H x W) like "
             f"the images, found {mask.shape[0]}x{mask.shape[1]}"
         )
-    return mask > 0
+    return mask
 
 
 # --------------------------------------------------------------------------------------------
