@@ -1,7 +1,7 @@
 """The ``specglue`` command line: argument parsing and output only; the work is in the library.
 
 Subcommands: ``match``, ``detect-specular``, ``demo``, ``pairs``, ``extract``, ``match-pairs``,
-``colmap``, ``reconstruct``, ``eval``, ``export-onnx``
+``colmap``, ``reconstruct``, ``view``, ``eval``, ``export-onnx``
 (``specglue <command> --help`` for each).
 """
 
@@ -191,13 +191,77 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         summary = reconstruct(args.source, args.out, extraction, matching, masks_dir=masks_dir,
                               every=args.every, pairs=args.pairs, window=args.window,
                               camera_model=args.camera_model, camera_mode=args.camera_mode,
-                              mapping=args.mapping, engine=engine)
+                              camera_params=_camera_params(args.camera_params),
+                              refine_distortion=args.refine_distortion, mapping=args.mapping, mapper=args.mapper,
+                              ground_truth=args.gt, engine=engine)
     finally:
         engine.close()
     print(f"registered {summary['registered_images']} of {summary['images_total']} images, "
           f"{summary['points3D']} 3D points, mean track length {summary['mean_track_length']:.2f}, "
           f"mean reprojection error {summary['mean_reprojection_error']:.2f} px")
-    print(f"wrote {args.out}/sparse, {args.out}/summary.json and {summary['files']['picture']}")
+    start = {c["camera_id"]: c for c in summary["intrinsics"]["start"]}
+    for camera in summary["cameras_checked"][:3]:
+        before = start.get(camera["camera_id"], {}).get("params")
+        print(f"camera {camera['camera_id']} ({camera['model']}, {camera['images']} images): "
+              f"{_params(before)} -> {_params(camera['params'])}, focal {camera['focal_over_width']:.2f} x width")
+    if len(summary["cameras_checked"]) > 3:
+        print(f"... and {len(summary['cameras_checked']) - 3} more cameras (summary.json)")
+    if summary["trajectory"] is not None:
+        _print_trajectory(summary["trajectory"])
+    for warning in summary["warnings"]:
+        print(f"UNRELIABLE: {warning}", file=sys.stderr)
+    print(f"wrote {args.out}/sparse, {args.out}/summary.json, {summary['files']['picture']} and "
+          f"{summary['files']['page']}")
+    return 0
+
+
+def _params(values: Optional[List[float]]) -> str:
+    return "?" if values is None else "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
+def _camera_params(value: Optional[str]):
+    """``--camera-params``: comma-separated numbers, or a COLMAP cameras file or model folder."""
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        if not Path(value).exists():
+            raise CliError(f"--camera-params: {value!r} is neither comma-separated numbers nor an existing "
+                           "COLMAP cameras.txt / model folder") from None
+        return Path(value)
+
+
+def _print_trajectory(trajectory: dict) -> None:
+    focal = trajectory["focal_error"]
+    print(f"against the ground truth: {trajectory['registered']}/{trajectory['images']} registered, "
+          f"ATE {100 * trajectory['ate_relative']:.2f} % of the path, rotation error median "
+          f"{trajectory['rotation_error_deg']['median']:.2f} deg, relative rotation error median "
+          f"{trajectory['rpe_rotation_deg']['median']:.3f} deg"
+          + ("" if focal is None else f", focal error {100 * focal['mean']:.1f} %"))
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from .collection.view import view_model
+
+    page = view_model(args.model, args.out, ground_truth=args.gt)
+    print(f"wrote {page}")
+    return 0
+
+
+def cmd_trajectory(args: argparse.Namespace) -> int:
+    from .geometry.poses import read_colmap_poses, read_sequence_poses
+    from .geometry.trajectory import evaluate_trajectory
+
+    estimate, truth = read_colmap_poses(args.model), read_sequence_poses(args.gt)
+    names = [n for n in truth.names if n in estimate.T_cam_from_world] if args.registered_only else None
+    trajectory = evaluate_trajectory(estimate, truth, names)
+    _print_trajectory(trajectory)
+    if args.out:
+        from .eval.report import write_json
+
+        write_json(trajectory, args.out)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -207,8 +271,8 @@ def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL",
                         help="COLMAP camera model (default: SIMPLE_RADIAL)")
     parser.add_argument("--camera-mode", default="auto", choices=CAMERA_MODES,
-                        help="auto: one shared camera for a video, one per image otherwise (default); "
-                             "single: one for all; per-image")
+                        help="auto: one shared camera for a video or a folder of numbered frames, one per image "
+                             "otherwise (default); single: one for all; per-image")
 
 
 def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +308,7 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
+    from .collection.colmap import MAPPERS
     from .features import EXTRACTORS
 
     extract = sub.add_parser(
@@ -297,7 +362,8 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
         "reconstruct", help="images or a video to a COLMAP sparse model (needs specglue[colmap])",
         description="The whole chain: extract, pairs, match-pairs, COLMAP database with verification, "
                     "incremental mapping. Writes OUT/sparse (COLMAP model), OUT/summary.json and "
-                    "OUT/reconstruction.png (top view of the cameras and points). Rerunning reuses the "
+                    "OUT/reconstruction.png (3D and three orthogonal views), OUT/model.html (interactive 3D). "
+                    "Frames of one video get one camera whose intrinsics are checked. Rerunning reuses the "
                     "features and matches already computed.",
         epilog="example: specglue reconstruct video.mp4 --out rec/ --every 2")
     rec.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
@@ -310,10 +376,33 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("--window", type=int, default=10, help="sequential: frames after each frame (default: 10)")
     rec.add_argument("--mapping", default="auto", choices=("auto", "photos", "video"),
                      help="mapping preset: photos (COLMAP's defaults) or video (small baselines: lower "
-                          "triangulation angles); auto: video for a video file, photos for a folder")
+                          "triangulation angles, one camera, focal self-calibrated, distortion held); auto: video "
+                          "for a video file or a folder of numbered frames, photos for other folders (default)")
+    rec.add_argument("--mapper", default="incremental", choices=MAPPERS,
+                     help="incremental: COLMAP's incremental mapper (default); global: global SfM (GLOMAP)")
     _add_camera_arguments(rec)
+    rec.add_argument("--camera-params", metavar="P1,P2,...|CAMERAS",
+                     help="known intrinsics, held fixed: COLMAP's parameter list of --camera-model (SIMPLE_RADIAL: "
+                          "f,cx,cy,k; PINHOLE: fx,fy,cx,cy) or a COLMAP cameras.txt / model folder (its model is used)")
+    rec.add_argument("--refine-distortion", action="store_true",
+                     help="video preset: let bundle adjustment refine the distortion too (default: held at 0; "
+                          "small baselines do not constrain it)")
+    rec.add_argument("--gt", type=Path, metavar="POSES",
+                     help="known poses of the images (COLMAP model or endoscopy motion.yaml folder): measure the "
+                          "trajectory against them (summary.json 'trajectory') and draw them beside the estimate")
     _add_engine_arguments(rec)
     rec.set_defaults(func=cmd_reconstruct)
+
+    view = sub.add_parser(
+        "view", help="an interactive 3D page of a COLMAP model (needs specglue[colmap])",
+        description="Write a self-contained HTML page (no network) showing the model's points in their colours "
+                    "and its cameras as frusta along the trajectory; drag to orbit, wheel to zoom.",
+        epilog="example: specglue view rec/ --gt poses/")
+    view.add_argument("model", type=Path, metavar="MODEL_DIR", help="a COLMAP model, or a folder with sparse/")
+    view.add_argument("--out", type=Path, metavar="PAGE.html", help="default: MODEL_DIR/model.html")
+    view.add_argument("--gt", type=Path, metavar="POSES",
+                      help="known poses (COLMAP model or endoscopy layout), drawn aligned beside the estimate")
+    view.set_defaults(func=cmd_view)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -457,6 +546,18 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
         parser = benchmarks.add_parser(name, help=bench.help, description=bench.help)
         runner.add_arguments(parser, bench)
         parser.set_defaults(func=lambda args, bench=bench: _print_table(runner.run_from_args(bench, args)["table"]))
+    trajectory = benchmarks.add_parser(
+        "trajectory", help="a reconstruction's camera trajectory against known poses (needs specglue[colmap])",
+        description="Align the model to the known poses by a similarity of the camera centres, then report the "
+                    "registered fraction, the ATE relative to the path length, rotation errors, relative pose "
+                    "errors between consecutive images and the focal error.")
+    trajectory.add_argument("model", type=Path, metavar="MODEL_DIR", help="a COLMAP model, or a folder with sparse/")
+    trajectory.add_argument("--gt", required=True, type=Path, metavar="POSES",
+                            help="known poses: a COLMAP model or an endoscopy motion.yaml folder")
+    trajectory.add_argument("--registered-only", action="store_true",
+                            help="judge only the images the model registered (default: every image with known pose)")
+    trajectory.add_argument("--out", type=Path, metavar="RESULT.json", help="also write the errors as JSON")
+    trajectory.set_defaults(func=cmd_trajectory)
     rescore = benchmarks.add_parser("rescore", help="score the caches of a finished run again, without matching")
     rescore.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     rescore.set_defaults(func=cmd_rescore)

@@ -14,22 +14,29 @@ geometric verification can be inspected or verified later but not mapped.
   (focal 1.2 * max(W, H), principal point at the image centre, no distortion) and are
   refined by bundle adjustment. Each camera gets a trivial rig and each image a frame of its
   own, as COLMAP's image import makes them.
-- :func:`map_database`: incremental mapping; the model with the most registered images is
-  kept and written (COLMAP binary) to ``out_dir/sparse/``.
-- :func:`summarize` / :func:`plot_reconstruction`: numbers and a top-view PNG of a model.
+  Known intrinsics (``camera_params``) replace those defaults and are marked as a prior.
+- :func:`map_database`: incremental or global mapping; the model with the most registered
+  images is kept and written (COLMAP binary) to ``out_dir/sparse/``.
+- :func:`check_cameras`: are the model's intrinsics and geometry plausible? Bundle adjustment
+  can trade focal length against depth when baselines are small (consecutive endoscope frames
+  move millimetres) and drive focal and distortion anywhere while the reprojection error stays
+  small; this says so instead of reporting success.
+- :func:`summarize`: the numbers of a model (pictures of it: :mod:`~specglue.collection.view`).
 
 pycolmap is optional (``pip install 'specglue[colmap]'``); it is imported on first use.
-pycolmap (glog) logs its progress to stderr by itself.
+COLMAP's own log (glog, on stderr) is shown only while specglue's logger is enabled for INFO
+(``specglue -v``); otherwise only its warnings and errors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -43,9 +50,23 @@ PathLike = Union[str, Path]
 Pair = Tuple[str, str]
 
 #: how images share cameras: one for all (``single``), one each (``per-image``), or
-#: ``auto``: single for a video (features file settings ``source_kind == "video"``) whose
-#: frames all have the same size, else per-image.
+#: ``auto``: single for a video or a sequence of numbered frames (features file settings
+#: ``source_kind``) whose frames all have the same size, else per-image.
 CAMERA_MODES = ("auto", "single", "per-image")
+#: the source kinds (:class:`~specglue.collection.sources.ImageSource`) that are one camera
+SEQUENCE_KINDS = ("video", "sequence")
+#: mapping algorithms: COLMAP's incremental mapper, or global SfM (GLOMAP, now in COLMAP:
+#: rotation averaging, then global positioning, then bundle adjustment)
+MAPPERS = ("incremental", "global")
+#: plausible focal lengths, as factors of the image width (an endoscope's wide angle is near
+#: the low end: 0.35 for the sinus sequence; a telephoto lens near the high one)
+PLAUSIBLE_FOCAL_RANGE = (0.3, 5.0)
+#: the largest plausible radial displacement at the image corners, relative to their
+#: distance from the principal point (strong barrel distortion of a wide lens is ~0.3)
+MAX_PLAUSIBLE_DISTORTION = 0.5
+#: below this median triangulation angle (degrees) of the 3D points, depth and focal length
+#: are weakly constrained: the scene is seen from nearly one point
+MIN_TRIANGULATION_DEG = 1.0
 
 #: COLMAP's default focal length without EXIF, as a factor of the larger image side
 DEFAULT_FOCAL_FACTOR = 1.2
@@ -69,6 +90,44 @@ def camera_models() -> List[str]:
     return [name for name in pycolmap.CameraModelId.__members__ if name != "INVALID"]
 
 
+def read_camera_file(path: PathLike) -> Tuple[str, List[float], Tuple[int, int]]:
+    """Known intrinsics from COLMAP: a ``cameras.txt`` file, or a model folder (see
+    :func:`~specglue.geometry.poses.find_colmap_model`) whose cameras all agree.
+
+    Returns:
+        ``(model name, params, (width, height))``.
+
+    Raises:
+        ValueError: no such file or model, no camera in it, or cameras that differ.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".txt":
+        cameras = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            try:
+                cameras.append((fields[1], [float(v) for v in fields[4:]], (int(fields[2]), int(fields[3]))))
+            except (IndexError, ValueError):
+                raise ValueError(f"{path}:{number}: expected 'CAMERA_ID MODEL WIDTH HEIGHT PARAMS...', "
+                                 f"got {line!r}") from None
+    elif path.is_dir() or path.name.startswith("cameras."):
+        from ..geometry.poses import find_colmap_model
+
+        model = _pycolmap("reading COLMAP cameras").Reconstruction(
+            str(find_colmap_model(path if path.is_dir() else path.parent)))
+        cameras = [(c.model.name, [float(v) for v in c.params], (c.width, c.height)) for c in model.cameras.values()]
+    else:
+        raise ValueError(f"camera file {path} does not exist or is not a COLMAP cameras.txt, cameras.bin or "
+                         "model folder")
+    if not cameras:
+        raise ValueError(f"{path} holds no camera")
+    if any(c != cameras[0] for c in cameras[1:]):
+        raise ValueError(f"{path} holds {len(cameras)} different cameras: give one")
+    return cameras[0]
+
+
 # ----------------------------------------------------------------------------------------
 # Database
 # ----------------------------------------------------------------------------------------
@@ -77,6 +136,7 @@ def camera_models() -> List[str]:
 def write_database(features_path: PathLike, matches_path: PathLike, database_path: PathLike,
                    pairs: Union[None, PathLike, Sequence[Pair]] = None,
                    camera_model: str = "SIMPLE_RADIAL", camera_mode: str = "auto",
+                   camera_params: Optional[Sequence[float]] = None,
                    verify: bool = False, min_matches: int = 15, overwrite: bool = False
                    ) -> Dict[str, int]:
     """Write a COLMAP database from a features file and a matches file in hloc's layout.
@@ -90,6 +150,10 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
             every pair of the matches file. A pair listed twice (either way round) goes in once.
         camera_model: a COLMAP camera model name (see :func:`camera_models`).
         camera_mode: one of :data:`CAMERA_MODES`.
+        camera_params: known intrinsics, COLMAP's parameter list of ``camera_model``
+            (``f, cx, cy, k`` for ``SIMPLE_RADIAL``, ``fx, fy, cx, cy`` for ``PINHOLE``, ...; see
+            :func:`read_camera_file`), given to every camera and marked as a prior (verification
+            then fits essential matrices). None: COLMAP's defaults.
         verify: run COLMAP's geometric verification, writing the two-view geometries that
             :func:`map_database` needs. Without it only raw matches are written.
         min_matches: the fewest inliers for a pair to count as verified (COLMAP's
@@ -115,6 +179,13 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
     if camera_model not in models:
         raise ValueError(f"unknown camera_model {camera_model!r}: COLMAP's models are "
                          f"{', '.join(models)}")
+    if camera_params is not None:
+        expected = pycolmap.Camera.create_from_model_name(0, camera_model, 1.0, 1, 1).params_info
+        if len(camera_params) != len(expected.split(",")):
+            raise ValueError(f"camera_params of a {camera_model} camera are {expected}: expected "
+                             f"{len(expected.split(','))} numbers, got {len(camera_params)}")
+        if not np.isfinite(np.asarray(camera_params, dtype=np.float64)).all():
+            raise ValueError(f"camera_params must be finite numbers, got {list(camera_params)}")
     if int(min_matches) < 1 or int(min_matches) != min_matches:
         raise ValueError(f"min_matches must be an integer >= 1, got {min_matches}")
     database_path = Path(database_path)
@@ -145,7 +216,7 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
             else:
                 pair_list = [tuple(p) for p in pairs]
             pair_list = _check_pairs(pair_list, images, features_path)
-            counts = _fill_database(pycolmap, tmp, names, images, camera_of, camera_model,
+            counts = _fill_database(pycolmap, tmp, names, images, camera_of, camera_model, camera_params,
                                     pair_list, mfile, matches_path)
         if verify:
             counts.update(_verify(pycolmap, tmp, int(min_matches)))
@@ -183,7 +254,7 @@ def _assign_cameras(images: Dict[str, Tuple[np.ndarray, Tuple[int, int]]], camer
     names = sorted(images)
     sizes = {images[n][1] for n in names}
     if camera_mode == "auto":
-        single = settings.get("source_kind") == "video" and len(sizes) == 1
+        single = settings.get("source_kind") in SEQUENCE_KINDS and len(sizes) == 1
         logger.info("camera_mode auto: %s (source_kind %s, %d image size(s))",
                     "single" if single else "per-image", settings.get("source_kind"), len(sizes))
     elif camera_mode == "single":
@@ -259,7 +330,8 @@ def _check_pairs(pairs: Iterable[Sequence[str]], images: Dict[str, Any], path: P
 
 def _fill_database(pycolmap, path: Path, names: Sequence[str],
                    images: Dict[str, Tuple[np.ndarray, Tuple[int, int]]],
-                   camera_of: Dict[str, int], camera_model: str, pairs: Sequence[Pair],
+                   camera_of: Dict[str, int], camera_model: str,
+                   camera_params: Optional[Sequence[float]], pairs: Sequence[Pair],
                    mfile: Any, matches_path: Path) -> Dict[str, int]:
     """Cameras, rigs, images, frames, keypoints and raw matches into an empty database."""
     counts = {"images": 0, "cameras": 0, "keypoints": 0, "pairs": 0, "matches": 0}
@@ -272,6 +344,9 @@ def _fill_database(pycolmap, path: Path, names: Sequence[str],
             if index not in cameras:
                 camera = pycolmap.Camera.create_from_model_name(
                     0, camera_model, DEFAULT_FOCAL_FACTOR * max(width, height), width, height)
+                if camera_params is not None:
+                    camera.params = np.asarray(camera_params, dtype=np.float64)
+                    camera.has_prior_focal_length = True
                 camera.camera_id = db.write_camera(camera)
                 rig = pycolmap.Rig()
                 rig.add_ref_sensor(camera.sensor_id)
@@ -310,8 +385,9 @@ def _verify(pycolmap, path: Path, min_matches: int) -> Dict[str, int]:
     options.ransac.max_num_trials = VERIFY_MAX_NUM_TRIALS
     options.ransac.min_inlier_ratio = VERIFY_MIN_INLIER_RATIO
     options.ransac.random_seed = RANDOM_SEED
-    pycolmap.geometric_verification(str(path), pycolmap.GeometricVerifierOptions(),
-                                    pycolmap.ExistingMatchedPairingOptions(), options)
+    with colmap_log():
+        pycolmap.geometric_verification(str(path), pycolmap.GeometricVerifierOptions(),
+                                        pycolmap.ExistingMatchedPairingOptions(), options)
     failed = {pycolmap.TwoViewGeometryConfiguration.UNDEFINED,
               pycolmap.TwoViewGeometryConfiguration.DEGENERATE}
     verified = inliers = 0
@@ -323,14 +399,84 @@ def _verify(pycolmap, path: Path, min_matches: int) -> Dict[str, int]:
     return {"verified_pairs": verified, "inlier_matches": inliers}
 
 
+def database_cameras(database_path: PathLike) -> List[Dict[str, Any]]:
+    """The cameras of a database: ``camera_id``, ``model``, ``width``, ``height``, ``params``."""
+    with _pycolmap().Database.open(str(database_path)) as db:
+        return [{"camera_id": int(c.camera_id), "model": c.model.name, "width": int(c.width),
+                 "height": int(c.height), "params": [float(v) for v in c.params]} for c in db.read_all_cameras()]
+
+
+def self_calibrate(database_path: PathLike) -> Optional[float]:
+    """A starting focal length for the one camera of a verified database, written into it as
+    the camera's focal: :func:`~specglue.geometry.calibration.focal_from_fundamentals`, within
+    :data:`PLAUSIBLE_FOCAL_RANGE`, on the fundamental matrices fitted (OpenCV's 8-point
+    algorithm) to the inlier matches of every verified pair -- whatever model verification kept
+    (a homography for the laparoscopic frames, a fundamental matrix for the sinus ones).
+
+    Returns:
+        the focal length in pixels, or None (database unchanged) when the pairs do not give one.
+
+    Raises:
+        ValueError: the database does not hold exactly one camera.
+    """
+    import cv2
+
+    from ..geometry.calibration import focal_from_fundamentals
+
+    pycolmap = _pycolmap()
+    failed = {pycolmap.TwoViewGeometryConfiguration.UNDEFINED, pycolmap.TwoViewGeometryConfiguration.DEGENERATE}
+    with pycolmap.Database.open(str(database_path)) as db:
+        cameras = db.read_all_cameras()
+        if len(cameras) != 1:
+            raise ValueError(f"self-calibration needs a database with one camera, {database_path} has "
+                             f"{len(cameras)}")
+        camera = cameras[0]
+        keypoints = {image.image_id: db.read_keypoints(image.image_id)[:, :2].astype(np.float64)
+                     for image in db.read_all_images()}  # [N, 2] each
+        fundamentals = []
+        for pair_id, geometry in zip(*db.read_two_view_geometries()):
+            inliers = geometry.inlier_matches  # [M, 2]
+            if geometry.config in failed or len(inliers) < 8:
+                continue
+            id0, id1 = pycolmap.pair_id_to_image_pair(pair_id)
+            F, _ = cv2.findFundamentalMat(keypoints[id0][inliers[:, 0]], keypoints[id1][inliers[:, 1]], cv2.FM_8POINT)
+            if F is not None and F.shape == (3, 3):
+                fundamentals.append(F)
+        if not fundamentals:
+            return None
+        low, high = PLAUSIBLE_FOCAL_RANGE
+        focal = focal_from_fundamentals(np.stack(fundamentals), (camera.principal_point_x, camera.principal_point_y),
+                                        (low * camera.width, high * camera.width))
+        if focal is None:
+            return None
+        camera.focal_length = focal
+        db.update_camera(camera)
+    logger.info("self-calibration of %s: focal %.0f px (%.2f x the width) from %d pairs", database_path, focal,
+                focal / camera.width, len(fundamentals))
+    return focal
+
+
 # ----------------------------------------------------------------------------------------
 # Mapping
 # ----------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def colmap_log() -> Iterator[None]:
+    """COLMAP's own log (glog) at INFO while specglue's logger is enabled for INFO, else only
+    its warnings and errors (restored on exit)."""
+    glog = _pycolmap().logging
+    previous = glog.minloglevel
+    glog.minloglevel = glog.INFO if logging.getLogger("specglue").isEnabledFor(logging.INFO) else glog.WARNING
+    try:
+        yield
+    finally:
+        glog.minloglevel = previous
+
+
 def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir: PathLike,
-                 options: Union[None, Dict[str, Any], Any] = None):
-    """Incremental mapping of a verified database; the largest model, written and returned.
+                 options: Union[None, Dict[str, Any], Any] = None, mapper: str = "incremental"):
+    """Mapping of a verified database; the largest model, written and returned.
 
     Layout: ``out_dir/sparse/`` holds the kept model in COLMAP's binary format
     (``cameras.bin``, ``images.bin``, ``points3D.bin``, ``rigs.bin``, ``frames.bin``),
@@ -341,12 +487,13 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
     Args:
         image_dir: the image folder, used only for the colours of the points; None for grey
             points (no images read).
-        options: ``pycolmap.IncrementalPipelineOptions``, used as given, or a dict of its
-            fields (nested dicts for ``mapper`` / ``triangulation``) applied over the
-            defaults here: ``random_seed`` = :data:`RANDOM_SEED`, so RANSAC and the other
-            random choices repeat from run to run (with several threads, bundle adjustment of
-            large problems may still differ in the last digits; ``num_threads=1`` for runs
-            that repeat exactly).
+        options: ``pycolmap.IncrementalPipelineOptions`` (``GlobalPipelineOptions`` for the
+            global mapper), used as given, or a dict of its fields (nested dicts for
+            ``mapper`` / ``triangulation``) applied over the defaults here: ``random_seed`` =
+            :data:`RANDOM_SEED`, so RANSAC and the other random choices repeat from run to run
+            (with several threads, bundle adjustment of large problems may still differ in the
+            last digits; ``num_threads=1`` for runs that repeat exactly).
+        mapper: one of :data:`MAPPERS`.
 
     Returns:
         the kept ``pycolmap.Reconstruction``.
@@ -357,6 +504,8 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
         RuntimeError: mapping registered fewer than two images.
     """
     pycolmap = _pycolmap("mapping a COLMAP database")
+    if mapper not in MAPPERS:
+        raise ValueError(f"mapper must be one of {', '.join(MAPPERS)}, got {mapper!r}")
     database_path = Path(database_path)
     if not database_path.is_file():
         raise ValueError(f"database {database_path} does not exist")
@@ -368,28 +517,30 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
         raise ValueError(f"database {database_path} holds no two-view geometry, which mapping "
                          "needs: write it with verify=True")
 
-    if isinstance(options, pycolmap.IncrementalPipelineOptions):
+    options_type, run = {"incremental": (pycolmap.IncrementalPipelineOptions, pycolmap.incremental_mapping),
+                         "global": (pycolmap.GlobalPipelineOptions, pycolmap.global_mapping)}[mapper]
+    if isinstance(options, options_type):
         pipeline_options = options
     else:
-        pipeline_options = pycolmap.IncrementalPipelineOptions()
+        pipeline_options = options_type()
         pipeline_options.random_seed = RANDOM_SEED
-        if image_dir is None:
+        if image_dir is None and mapper == "incremental":
             pipeline_options.extract_colors = False
         if options:
             try:
                 pipeline_options.mergedict(dict(options))
             except (AttributeError, TypeError) as err:
                 raise ValueError(f"bad mapping options {options!r}: {err} (fields of "
-                                 "pycolmap.IncrementalPipelineOptions expected)") from None
+                                 f"pycolmap.{options_type.__name__} expected)") from None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".mapping-", dir=out_dir))
     try:
         # pycolmap checks that the image path is a folder even when it reads no image
-        models = pycolmap.incremental_mapping(
-            str(database_path), str(image_dir if image_dir is not None else work),
-            str(work), pipeline_options)
+        with colmap_log():
+            models = run(str(database_path), str(image_dir if image_dir is not None else work),
+                         str(work), pipeline_options)
         if not models:
             # COLMAP logs why: "No good initial image pair found" or "Discarding
             # reconstruction due to bad initial pair" (e.g. only two images, whose points are
@@ -418,8 +569,8 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
         tmp.replace(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    logger.info("mapped %s: %d of %d images registered, %d points, written to %s",
-                database_path, reconstruction.num_reg_images(), num_images,
+    logger.info("mapped %s (%s): %d of %d images registered, %d points, written to %s",
+                database_path, mapper, reconstruction.num_reg_images(), num_images,
                 reconstruction.num_points3D(), target)
     return reconstruction
 
@@ -429,7 +580,7 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
 # ----------------------------------------------------------------------------------------
 
 
-def _registered_images(reconstruction) -> List[Any]:
+def registered_images(reconstruction) -> List[Any]:
     """The registered images of a model, in name order."""
     return sorted((reconstruction.image(i) for i in reconstruction.reg_image_ids()),
                   key=lambda image: image.name)
@@ -455,105 +606,104 @@ def summarize(reconstruction) -> Dict[str, Any]:
         "mean_track_length": float(reconstruction.compute_mean_track_length()) if num_points else 0.0,
         "mean_reprojection_error": (float(reconstruction.compute_mean_reprojection_error())
                                     if num_points else float("nan")),
-        "registered_names": [image.name for image in _registered_images(reconstruction)],
+        "registered_names": [image.name for image in registered_images(reconstruction)],
     }
 
 
-def plot_reconstruction(reconstruction, path: PathLike, title: Optional[str] = None) -> Path:
-    """A top view of a model as PNG: 3D points (grey) and the camera path.
+def check_cameras(reconstruction, max_points: int = 5000) -> Dict[str, Any]:
+    """Are a model's intrinsics and geometry plausible?
 
-    The view is the plane of the two largest principal axes of the camera centres and points
-    together (for a ground-level collection: seen from above). Cameras are drawn in name
-    order, joined by a line, each with a marker and a short line along its viewing direction;
-    the first is marked "start". The axes span the 1st to 99th percentiles of the points and
-    every camera, so a few far points do not shrink the scene. Written through a temporary
-    file and a rename.
+    Checks every camera of a registered image: its focal length against
+    :data:`PLAUSIBLE_FOCAL_RANGE` (times the image width) and its radial distortion at the
+    image corners against :data:`MAX_PLAUSIBLE_DISTORTION`; and the median triangulation angle
+    of the 3D points (the largest angle between the rays of a point's track, over up to
+    ``max_points`` points) against :data:`MIN_TRIANGULATION_DEG`.
 
-    Raises:
-        ValueError: the model has no registered image.
+    Returns:
+        ``cameras``: per camera ``camera_id``, ``model``, ``width``, ``height``, ``params``,
+        ``focal`` (px, the mean of fx and fy), ``focal_over_width``, ``corner_distortion``
+        and ``images`` (registered images that use it); ``median_triangulation_deg``;
+        ``warnings`` (sentences, each saying what is wrong and what to do); ``reliable``
+        (no warning).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
+    images = registered_images(reconstruction)
+    users: Dict[int, int] = {}
+    for image in images:
+        users[image.camera_id] = users.get(image.camera_id, 0) + 1
+    cameras, warnings = [], []
+    low, high = PLAUSIBLE_FOCAL_RANGE
+    for camera_id in sorted(users):
+        camera = reconstruction.cameras[camera_id]
+        focal = float(camera.mean_focal_length())
+        distortion = _corner_distortion(camera)
+        cameras.append({"camera_id": int(camera_id), "model": camera.model.name, "width": int(camera.width),
+                        "height": int(camera.height), "params": [float(v) for v in camera.params],
+                        "focal": focal, "focal_over_width": focal / camera.width,
+                        "corner_distortion": distortion, "images": users[camera_id]})
+        if not low <= focal / camera.width <= high:
+            warnings.append(
+                f"camera {camera_id}: focal length {focal:.0f} px is {focal / camera.width:.2f} x the image width, "
+                f"outside the plausible {low}-{high} x: the focal was not constrained by the views. Give the "
+                "intrinsics (--camera-params), or one camera for frames of one video (--camera-mode single)")
+        if not distortion <= MAX_PLAUSIBLE_DISTORTION:
+            warnings.append(
+                f"camera {camera_id}: radial distortion moves the image corners by {distortion:.0%} of their "
+                f"radius (plausible: up to {MAX_PLAUSIBLE_DISTORTION:.0%}). Give the intrinsics "
+                "(--camera-params), or a model without distortion (--camera-model SIMPLE_PINHOLE)")
+    angle = _median_triangulation_deg(reconstruction, max_points)
+    if not angle >= MIN_TRIANGULATION_DEG:
+        warnings.append(
+            f"the 3D points are seen under a median triangulation angle of {angle:.2f} degrees (reliable from "
+            f"{MIN_TRIANGULATION_DEG}): the cameras barely move relative to the scene, so depths and focal "
+            "length are guesses. Use frames further apart (--every N) or a longer stretch of the sequence")
+    return {"cameras": cameras, "median_triangulation_deg": angle, "warnings": warnings,
+            "reliable": not warnings}
 
-    images = _registered_images(reconstruction)
-    if not images:
-        raise ValueError("the reconstruction has no registered image to plot")
-    centres = np.array([image.projection_center() for image in images], dtype=np.float64)  # [C, 3]
-    views = np.array([image.viewing_direction() for image in images], dtype=np.float64)  # [C, 3]
-    points = np.array([p.xyz for p in reconstruction.points3D.values()],
-                      dtype=np.float64).reshape(-1, 3)  # [P, 3]
 
-    everything = np.concatenate([centres, points])
-    mean = everything.mean(0)
-    if len(everything) >= 3:
-        _, _, vt = np.linalg.svd(everything - mean, full_matrices=False)
-        axes = vt[:2]  # [2, 3]
-    else:
-        axes = np.eye(3)[:2]
-    # fixed signs (the SVD's are arbitrary): the mean view has a positive second coordinate,
-    # the path from the first to the last camera a positive first one
-    if np.dot(views.mean(0), axes[1]) < 0:
-        axes[1] = -axes[1]
-    if np.dot(centres[-1] - centres[0], axes[0]) < 0:
-        axes[0] = -axes[0]
-    cam2d = (centres - mean) @ axes.T  # [C, 2]
-    pts2d = (points - mean) @ axes.T  # [P, 2]
-    view2d = views @ axes.T  # [C, 2]
+def _corner_distortion(camera) -> float:
+    """How far the camera's distortion moves the image corners, relative to their distance
+    from the principal point (0 without distortion; inf when it folds them back)."""
+    width, height = camera.width, camera.height
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)  # [4, 2]
+    K = np.asarray(camera.calibration_matrix(), dtype=np.float64)
+    rays = np.c_[(corners - K[:2, 2]) / np.diag(K)[:2], np.ones(4)]  # [4, 3], undistorted
+    projected = np.asarray(camera.img_from_cam(rays), dtype=np.float64)  # [4, 2]
+    radius = np.linalg.norm(corners - K[:2, 2], axis=1)
+    moved = np.linalg.norm(projected - corners, axis=1) / np.maximum(radius, 1e-9)
+    return float(moved.max()) if np.isfinite(moved).all() else float("inf")
 
-    if len(pts2d):
-        low, high = np.percentile(pts2d, 1, axis=0), np.percentile(pts2d, 99, axis=0)
-        low, high = np.minimum(low, cam2d.min(0)), np.maximum(high, cam2d.max(0))
-    else:
-        low, high = cam2d.min(0), cam2d.max(0)
-    extent = float(max((high - low).max(), 1e-9))
-    margin = 0.05 * extent
-    arrow = 0.06 * extent
-    norm = np.linalg.norm(view2d, axis=1, keepdims=True)
-    view2d = np.where(norm > 1e-12, view2d / np.maximum(norm, 1e-12), 0.0) * arrow
 
-    fig = Figure(figsize=(7.0, 7.0), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    if len(pts2d):
-        ax.scatter(pts2d[:, 0], pts2d[:, 1], s=1.5, c="0.6", linewidths=0, label="3D points")
-    ax.plot(cam2d[:, 0], cam2d[:, 1], "-", color="tab:blue", lw=1.0, alpha=0.7)
-    ax.add_collection(LineCollection(np.stack([cam2d, cam2d + view2d], 1), colors="tab:red",
-                                     linewidths=1.0, label="viewing direction"))
-    ax.scatter(cam2d[:, 0], cam2d[:, 1], s=14, c="tab:blue", zorder=3, label="cameras")
-    ax.annotate("start", cam2d[0], textcoords="offset points", xytext=(4, 4), fontsize=8)
-    centre, half = (low + high) / 2, extent / 2 + margin  # a square view, equal scales
-    ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[1] - half, centre[1] + half)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel("first principal axis")
-    ax.set_ylabel("second principal axis")
-    ax.legend(loc="best", fontsize=8, markerscale=2)
-    if title is None:
-        error = summarize(reconstruction)["mean_reprojection_error"]
-        title = (f"{len(images)} registered images, {len(points)} points, "
-                 f"mean reprojection error {error:.2f} px")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format="png", facecolor="white")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    logger.debug("saved reconstruction plot to %s", path)
-    return path
+def _median_triangulation_deg(reconstruction, max_points: int) -> float:
+    """The median over (up to ``max_points``, evenly picked) 3D points of the largest angle
+    between two rays of a point's track, in degrees; nan without points."""
+    centres = {image_id: np.asarray(reconstruction.image(image_id).projection_center())
+               for image_id in reconstruction.reg_image_ids()}
+    points = list(reconstruction.points3D.values())
+    if not points:
+        return float("nan")
+    angles = []
+    for point in points[::max(1, len(points) // max_points)]:
+        rays = np.stack([centres[el.image_id] for el in point.track.elements]) - point.xyz  # [T, 3]
+        rays /= np.maximum(np.linalg.norm(rays, axis=1, keepdims=True), 1e-12)
+        angles.append(np.degrees(np.arccos(np.clip((rays @ rays.T).min(), -1.0, 1.0))))
+    return float(np.median(angles))
 
 
 __all__ = [
     "CAMERA_MODES",
+    "MAPPERS",
+    "MAX_PLAUSIBLE_DISTORTION",
+    "MIN_TRIANGULATION_DEG",
+    "PLAUSIBLE_FOCAL_RANGE",
+    "SEQUENCE_KINDS",
     "camera_models",
+    "check_cameras",
+    "colmap_log",
+    "database_cameras",
     "map_database",
-    "plot_reconstruction",
+    "read_camera_file",
+    "registered_images",
+    "self_calibrate",
     "summarize",
     "write_database",
 ]

@@ -63,14 +63,19 @@ def pair_keys(name0: str, name1: str) -> List[Tuple[str, bool]]:
 
 
 def leaf_groups(h5file: Any, dataset: str) -> List[str]:
-    """The paths of every group of an open file that holds a dataset named ``dataset``."""
+    """The paths of every group of an open file that holds a dataset named ``dataset``.
+
+    Walks the objects by name and type only (``H5Ovisit``), opening none: several times
+    faster than h5py's ``visititems`` on a file of many small groups.
+    """
     found: List[str] = []
 
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and name.rsplit("/", 1)[-1] == dataset:
+    def visit(raw_name: bytes, info: Any) -> None:
+        name = raw_name.decode("utf-8")
+        if info.type == h5py.h5o.TYPE_DATASET and name.rsplit("/", 1)[-1] == dataset:
             found.append(name.rsplit("/", 1)[0] if "/" in name else "")
 
-    h5file.visititems(visit)
+    h5py.h5o.visit(h5file.id, visit, info=True)
     return sorted(found)
 
 

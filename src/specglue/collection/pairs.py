@@ -19,31 +19,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .hloc_io import leaf_groups, open_h5
+from .hloc_io import leaf_groups, open_h5, read_settings
 
 PathLike = Union[str, Path]
 Pair = Tuple[str, str]
 
 
 def image_names(source: PathLike) -> List[str]:
-    """The image names of ``source``: a folder of images (paths relative to it, recursive,
-    sorted) or an HDF5 features file in hloc's layout (every group holding ``keypoints``).
+    """The image names of ``source`` in sequence order: a folder of images (as
+    :class:`~specglue.collection.sources.ImageSource` reads it: paths relative to it, recursive,
+    sorted, or the frames of a sequence by frame number) or an HDF5 features file in hloc's
+    layout (every group holding ``keypoints``; sorted, or by frame number when it was
+    extracted from a video or a sequence).
 
     Raises:
         ValueError: the folder or file is missing, holds no image, or is not a readable HDF5 file.
     """
-    from ..images import list_images
+    from .sources import ImageSource, sequence_frames
 
     source = Path(source)
     if source.is_dir():
-        return [p.relative_to(source).as_posix() for p in list_images(source)]
+        return ImageSource(source).names()
     if not source.is_file():
         raise ValueError(f"{source} is neither an image folder nor a features file")
     with open_h5(source, "r", "features file") as f:
-        names = leaf_groups(f, "keypoints")
+        names = sorted(leaf_groups(f, "keypoints"))
+        kind = read_settings(f).get("source_kind")
     if not names:
         raise ValueError(f"features file {source} holds no image (no group with keypoints)")
-    return sorted(names)
+    frames = sequence_frames(names) if kind in ("sequence", "video") else None
+    return frames if frames is not None and len(frames) == len(names) else names
 
 
 def exhaustive_pairs(names: Sequence[str]) -> List[Pair]:

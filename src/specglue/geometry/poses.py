@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Any, Dict, List, Union
 
 import numpy as np
 
@@ -185,7 +185,16 @@ def read_colmap_poses(path: PathLike) -> SequencePoses:
     """
     pycolmap = require("pycolmap", "colmap", "reading a COLMAP model")
     folder = find_colmap_model(path)
-    model = pycolmap.Reconstruction(str(folder))
+    return reconstruction_poses(pycolmap.Reconstruction(str(folder)), str(folder))
+
+
+def reconstruction_poses(model: Any, source: str) -> SequencePoses:
+    """Poses and intrinsics of the registered images of an in-memory ``pycolmap.Reconstruction``
+    (``source`` names it in messages).
+
+    Raises:
+        ValueError: the model has no registered image.
+    """
     K, T = {}, {}
     for image in model.images.values():
         if not image.has_pose:
@@ -194,8 +203,8 @@ def read_colmap_poses(path: PathLike) -> SequencePoses:
         T[image.name] = _pose(np.asarray(pose.rotation.matrix()), np.asarray(pose.translation))
         K[image.name] = np.asarray(image.camera.calibration_matrix(), dtype=np.float64)
     if not T:
-        raise ValueError(f"the COLMAP model {folder} has no registered image")
-    return SequencePoses(K, T, str(folder))
+        raise ValueError(f"the COLMAP model {source} has no registered image")
+    return SequencePoses(K, T, source)
 
 
 def read_sequence_poses(path: PathLike, suffix: str = ".jpg") -> SequencePoses:
@@ -223,4 +232,5 @@ __all__ = [
     "read_colmap_poses",
     "read_endoscopy_sfm_poses",
     "read_sequence_poses",
+    "reconstruction_poses",
 ]
