@@ -2,10 +2,12 @@
 implausible models flagged. On synthetic sequences with known geometry, through the stages of
 ``reconstruct`` after matching (:func:`map_features`).
 
-The scene is an endoscopy-like surface 7-9 units ahead of a camera (640x480, f = 500 px) that
+The scene is an endoscopy-like surface 5.5-10.5 units ahead of a camera (640x480, f = 500 px) that
 moves sideways and turns slowly; keypoints are the projections plus 0.3 px noise, matches the
 true correspondences of every pair of frames up to 4 apart, with 5 % outliers.
 """
+
+import re
 
 import numpy as np
 import pytest
@@ -32,13 +34,13 @@ def write_sequence(root, step, rng):
     """Features and matches files of a sequence whose camera moves ``step`` per frame; the
     true world-to-camera poses written as a COLMAP model in ``root/truth``."""
     xy = rng.uniform(-5, 5, (1500, 2))
-    points = np.c_[xy, 8 + 0.8 * np.sin(xy[:, 0]) * np.cos(xy[:, 1])]  # [P, 3]
+    points = np.c_[xy, 8 + 2.5 * np.sin(xy[:, 0]) * np.cos(xy[:, 1])]  # [P, 3]
     names = [f"{i:06d}.png" for i in range(FRAMES)]
     truth = pycolmap.Reconstruction()
     truth.add_camera_with_trivial_rig(pycolmap.Camera.create_from_model_name(1, "PINHOLE", F, W, H))
     keypoints, point_of = [], []
     for i, name in enumerate(names):
-        R = _rotation_y(0.3 * i)
+        R = _rotation_y(1.0 * i)
         t = -R @ np.array([step * i, 0.3 * step * np.sin(i), 0.0])
         truth.add_image_with_trivial_frame(pycolmap.Image(name=name, camera_id=1, image_id=i + 1),
                                            pycolmap.Rigid3d(pycolmap.Rotation3d(R), t))
@@ -97,14 +99,25 @@ def test_a_sequence_gets_one_sane_camera_and_an_accurate_trajectory(moving, movi
 
 
 def test_a_camera_that_barely_moves_is_not_reported_as_a_success(tmp_path):
+    """Millimetres against metres: no pair sees the scene under the 1 degree mapping starts from."""
     root = write_sequence(tmp_path, step=0.002, rng=np.random.default_rng(1))
-    try:
-        summary = map_features(root / "features.h5", root / "matches.h5", root / "out")
-    except RuntimeError as err:  # no initial pair: refused outright
-        assert "no initial image pair" in str(err)
-        return
-    assert not summary["reliable"]
-    assert any("triangulation angle" in w for w in summary["warnings"])
+    with pytest.raises(RuntimeError, match="no initial image pair"):
+        map_features(root / "features.h5", root / "matches.h5", root / "out")
+    assert not (root / "out" / "sparse").exists()
+
+
+def test_a_model_whose_cameras_barely_move_is_flagged(moving, moving_summary):
+    """The same points seen from centres pulled 100 times closer together: the check says so."""
+    model = pycolmap.Reconstruction(str(moving / "out" / "sparse"))
+    assert colmap.check_cameras(model)["median_triangulation_deg"] > 5
+    first = model.image(1).projection_center()
+    for frame in model.frames.values():
+        R = frame.rig_from_world.rotation.matrix()
+        centre = -R.T @ frame.rig_from_world.translation
+        frame.rig_from_world = pycolmap.Rigid3d(frame.rig_from_world.rotation, -R @ (first + 0.01 * (centre - first)))
+    checked = colmap.check_cameras(model)
+    assert checked["median_triangulation_deg"] < colmap.MIN_TRIANGULATION_DEG
+    assert not checked["reliable"] and "barely move" in checked["warnings"][0]
 
 
 def test_known_intrinsics_are_held(moving, tmp_path):
@@ -140,3 +153,14 @@ def test_implausible_intrinsics_are_flagged(moving, moving_summary):
     checked = colmap.check_cameras(model)
     assert not checked["reliable"] and "radial distortion" in checked["warnings"][0]
     assert checked["cameras"][0]["corner_distortion"] > colmap.MAX_PLAUSIBLE_DISTORTION
+
+
+def test_colmap_log_is_quiet_unless_verbose(moving, tmp_path, capfd, caplog):
+    features, matches = moving / "features.h5", moving / "matches.h5"
+    glog_line = re.compile(r"^[IW]\d{8} ", re.M)  # "I20261207 03:48:51.906 1401 file.cc:123] message"
+    colmap.write_database(features, matches, tmp_path / "quiet.db", verify=True)
+    map_features(features, matches, tmp_path / "quiet")
+    assert not glog_line.search(capfd.readouterr().err)
+    with caplog.at_level("INFO", logger="specglue"):
+        colmap.write_database(features, matches, tmp_path / "verbose.db", verify=True)
+    assert glog_line.search(capfd.readouterr().err)

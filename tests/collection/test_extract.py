@@ -32,7 +32,7 @@ def test_features_file_has_hloc_layout_and_matches_the_extractor(lap_features: P
     assert names == sorted(p.name for p in frames_dir.glob("*.png"))
     assert settings["extraction"]["features"] == "aliked"
     assert settings["extraction"]["max_num_keypoints"] == 256
-    assert settings["source_kind"] == "folder"
+    assert settings["source_kind"] == "sequence"  # frame_00.png ... frame_11.png
 
     rgb = load_image(frames_dir / "frame_03.png")
     extractor = build_extractor("aliked", max_num_keypoints=256, resize=1024).eval()

@@ -72,13 +72,27 @@ def test_reconstruct_sacre_coeur_registers_most_photos(data_dir: Path, tmp_path:
 def test_reconstruct_a_laparoscopic_video_from_the_cli(lap_video: Path, tmp_path: Path, capsys):
     out = tmp_path / "rec"
     assert main(["reconstruct", str(lap_video), "--out", str(out), "--max-keypoints", "512"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     summary = json.loads((out / "summary.json").read_text())
     assert f"registered {summary['registered_images']} of 12 images" in printed
     assert summary["registered_images"] >= 10 and summary["points3D"] >= 100
     assert summary["cameras"] == 1  # one shared camera for a video
+    assert summary["reliable"] and "x width" in printed and "UNRELIABLE" not in captured.err
     assert sorted(p.name for p in (out / "images").glob("*.png"))[0] == "frame_000000.png"
     assert (out / "sparse" / "points3D.bin").is_file() and (out / "reconstruction.png").is_file()
+    assert (out / "model.html").is_file()
+
+
+def test_a_folder_of_numbered_frames_is_one_camera_with_a_plausible_focal(data_dir: Path, tmp_path: Path):
+    frames = data_dir / "10_laparoscopic_cholecystectomy_sequence_rvim" / "frames"
+    summary = reconstruct(frames, tmp_path, ExtractionSettings(max_num_keypoints=512), progress=False)
+    assert summary["settings"]["source_kind"] == "sequence" and summary["settings"]["mapping"] == "video"
+    assert summary["pairs_mode"] == "sequential"
+    assert summary["registered_images"] == 12 and summary["cameras"] == 1
+    camera = summary["cameras_checked"][0]
+    assert 0.3 <= camera["focal_over_width"] <= 5 and camera["corner_distortion"] == 0.0
+    assert summary["intrinsics"]["self_calibrated_focal"] is not None and summary["reliable"]
 
 
 def test_colmap_and_reconstruct_need_the_extra(monkeypatch, lap_features: Path, tmp_path: Path, capsys):

@@ -25,7 +25,7 @@ geometric verification can be inspected or verified later but not mapped.
 
 pycolmap is optional (``pip install 'specglue[colmap]'``); it is imported on first use.
 COLMAP's own log (glog, on stderr) is shown only while specglue's logger is enabled for INFO
-(``specglue -v``); otherwise only its warnings and errors.
+(``specglue -v``); otherwise only its errors.
 """
 
 from __future__ import annotations
@@ -463,11 +463,12 @@ def self_calibrate(database_path: PathLike) -> Optional[float]:
 
 @contextlib.contextmanager
 def colmap_log() -> Iterator[None]:
-    """COLMAP's own log (glog) at INFO while specglue's logger is enabled for INFO, else only
-    its warnings and errors (restored on exit)."""
+    """COLMAP's own log (glog, Ceres's too) at INFO while specglue's logger is enabled for INFO,
+    else only its errors (restored on exit): its warnings are solver chatter ("Linear solver
+    failure") that specglue's own checks turn into sentences."""
     glog = _pycolmap().logging
     previous = glog.minloglevel
-    glog.minloglevel = glog.INFO if logging.getLogger("specglue").isEnabledFor(logging.INFO) else glog.WARNING
+    glog.minloglevel = glog.INFO if logging.getLogger("specglue").isEnabledFor(logging.INFO) else glog.ERROR
     try:
         yield
     finally:

@@ -14,6 +14,7 @@
   screenshot shows the model.
 - :func:`plot_model`: a PNG with a perspective view and three orthogonal views along the
   principal axes of the scene (top, front, side), at equal scales.
+- :func:`screenshot_page`: how headless Chromium renders a page, as PNG.
 - :func:`view_model`: a model folder (or its ``sparse/`` or ``sparse/0``) to a page, with a
   ground-truth trajectory beside it when given.
 
@@ -34,6 +35,9 @@ import json
 import logging
 import math
 import re
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
@@ -615,6 +619,42 @@ def plot_model(reconstruction, path: PathLike,
 # ----------------------------------------------------------------------------------------
 
 
+#: browsers that can take a headless screenshot of a page, in order of preference
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def find_browser() -> Optional[str]:
+    """The path of a Chromium-family browser on PATH, or None."""
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def screenshot_page(page: PathLike, png: PathLike, size: Sequence[int] = (900, 700), timeout: float = 120.0) -> Path:
+    """A PNG of how a headless Chromium renders ``page`` at ``size`` (width, height), after its
+    scripts ran; no network is used (the browser's background connections are off).
+
+    Raises:
+        RuntimeError: no browser (install Debian's ``chromium``), or it wrote no picture.
+    """
+    browser = find_browser()
+    if browser is None:
+        raise RuntimeError(f"a screenshot needs one of {', '.join(BROWSERS)} on PATH (Debian: apt-get install chromium)")
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="specglue-browser-") as profile:
+        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                   "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
+                   "--virtual-time-budget=3000", f"--screenshot={png}", Path(page).resolve().as_uri()]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if not png.is_file():
+        raise RuntimeError(f"{browser} wrote no screenshot of {page} (exit {done.returncode}): {done.stderr[-2000:]}")
+    return png
+
+
 def view_model(model_dir: PathLike, out_path: Optional[PathLike] = None,
                ground_truth: Optional[PathLike] = None) -> Path:
     """Read a COLMAP model and write its page (:func:`write_model_page`).
@@ -650,9 +690,12 @@ def view_model(model_dir: PathLike, out_path: Optional[PathLike] = None,
 
 
 __all__ = [
+    "BROWSERS",
     "MAX_PAGE_POINTS",
     "MAX_PLOT_POINTS",
+    "find_browser",
     "plot_model",
+    "screenshot_page",
     "view_model",
     "write_model_page",
 ]
