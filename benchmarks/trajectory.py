@@ -8,7 +8,9 @@ incremental mapping.
    frame), highlight masks only, field of view only, and both (the defaults). Each row: frames
    registered, cameras, the focal against the truth's 666 px, ATE as % of the path length after
    a similarity alignment, rotation errors, relative rotation error between consecutive frames,
-   whether the model passed its checks, and the seconds of each stage.
+   whether the model passed its checks, and the seconds of each stage. The defaults' pictures
+   go to docs/reconstruction_sinus.png and docs/reconstruction_view.png (the page in headless
+   Chromium).
 2. The defaults' features and matches mapped again with ``--mapper global`` (GLOMAP).
 3. The shared photo collection (``02_hloc_sacre_coeur/mapping``, 10 photos, exhaustive pairs)
    mapped both ways. It has no ground truth: accuracy there is the agreement of the global
@@ -32,6 +34,7 @@ from typing import Any, Dict, List
 
 from specglue.collection.extract import ExtractionSettings
 from specglue.collection.reconstruct import reconstruct
+from specglue.collection.view import screenshot_page
 from specglue.eval import report
 from specglue.eval.data import find_data_dir
 from specglue.geometry.poses import read_colmap_poses
@@ -66,6 +69,16 @@ def reuse_matches(source: Path, target: Path) -> None:
     for name in ("features.h5", "matches.h5", "pairs.txt"):
         if not (target / name).exists():
             shutil.copyfile(source / name, target / name)
+
+
+def save_pictures(out_dir: Path) -> None:
+    """The defaults' pictures for docs/reconstruction.md: the four-view PNG and a screenshot of
+    the page in headless Chromium (skipped, with a note, without a browser)."""
+    shutil.copyfile(out_dir / "reconstruction.png", ROOT / "docs" / "reconstruction_sinus.png")
+    try:
+        screenshot_page(out_dir / "model.html", ROOT / "docs" / "reconstruction_view.png", size=(1000, 700))
+    except RuntimeError as err:
+        print(f"no screenshot of the page: {err}")
 
 
 def sinus_row(label: str, summary: Dict[str, Any]) -> Dict[str, Any]:
@@ -108,6 +121,7 @@ def main() -> None:
         rows.append(sinus_row(label, summary))
         print(rows[-1], flush=True)
         if label == DEFAULTS:
+            save_pictures(out)
             reuse_matches(out, args.work_dir / "defaults-global")
             summary = reconstruct(sinus, args.work_dir / "defaults-global", ground_truth=sinus, mapper="global",
                                   progress=False)

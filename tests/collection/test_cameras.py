@@ -7,6 +7,7 @@ moves sideways and turns slowly; keypoints are the projections plus 0.3 px noise
 true correspondences of every pair of frames up to 4 apart, with 5 % outliers.
 """
 
+import json
 import re
 
 import numpy as np
@@ -164,3 +165,18 @@ def test_colmap_log_is_quiet_unless_verbose(moving, tmp_path, capfd, caplog):
     with caplog.at_level("INFO", logger="specglue"):
         colmap.write_database(features, matches, tmp_path / "verbose.db", verify=True)
     assert glog_line.search(capfd.readouterr().err)
+
+
+def test_trajectory_and_view_from_the_cli(moving, moving_summary, tmp_path, capsys):
+    from specglue.cli import main
+
+    result = tmp_path / "trajectory.json"
+    assert main(["eval", "trajectory", str(moving / "out"), "--gt", str(moving / "truth"), "--out", str(result)]) == 0
+    assert f"{FRAMES}/{FRAMES} registered" in capsys.readouterr().out
+    written = json.loads(result.read_text())
+    assert written["ate_relative"] == pytest.approx(moving_summary["trajectory"]["ate_relative"], rel=1e-6)
+    page = tmp_path / "page.html"
+    assert main(["view", str(moving / "out"), "--gt", str(moving / "truth"), "--out", str(page)]) == 0
+    assert '"reference"' in page.read_text() and f"wrote {page}" in capsys.readouterr().out
+    assert main(["eval", "trajectory", str(tmp_path), "--gt", str(moving / "truth")]) == 1
+    assert "holds no COLMAP model" in capsys.readouterr().err

@@ -148,12 +148,14 @@ def test_plot_model_draws_four_views(model, reference, tmp_path):
     assert image.shape == (1100, 1200, 3)
     blue, orange = (31, 119, 180), (255, 127, 14)  # tab:blue (path), tab:orange (reference)
     h, w = image.shape[0] // 2, image.shape[1] // 2
-    for quadrant in (image[:h, :w], image[:h, w:], image[h:, :w], image[h:, w:]):
+    scene_views, close_up = (image[:h, :w], image[:h, w:], image[h:, :w]), image[h:, w:]
+    for quadrant in scene_views + (close_up,):
         assert quadrant.std() > 10
         assert colour_pixels(quadrant, blue) > 50
         assert colour_pixels(quadrant, orange) > 20
-        # the points, in their colours (blended with the white background at the edges)
+    for quadrant in scene_views:  # the points, in their colours (blended with the white background at the edges)
         assert colour_pixels(quadrant, RED, 60) + colour_pixels(quadrant, GREEN, 60) > 50
+    assert colour_pixels(close_up, GREEN, 60) == 0  # the path alone (red would match the viewing ticks)
 
 
 @pytest.mark.parametrize("write", [view.write_model_page, view.plot_model])

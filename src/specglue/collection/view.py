@@ -523,20 +523,22 @@ def write_model_page(reconstruction, path: PathLike,
 # ----------------------------------------------------------------------------------------
 
 #: the orthogonal panels: name, basis axes drawn horizontally and vertically
-_ORTHOGONAL_VIEWS = (("top: axes 1 and 2", 0, 1), ("front: axes 1 and 3", 0, 2),
-                     ("side: axes 2 and 3", 1, 2))
+_ORTHOGONAL_VIEWS = (("top: axes 1 and 2", 0, 1), ("front: axes 1 and 3", 0, 2))
 
 
 def plot_model(reconstruction, path: PathLike,
                reference: Optional[Mapping[str, Sequence[float]]] = None,
                title: Optional[str] = None, max_points: int = MAX_PLOT_POINTS) -> Path:
-    """A PNG of a model: a perspective view and three orthogonal views, at equal scales.
+    """A PNG of a model: a perspective view and two orthogonal views of the scene, at equal
+    scales, and a perspective close-up of the camera path.
 
     The views are along the scene's principal axes (see the module's docstring): top (along
-    the smallest), front and side. Points are drawn in their colours (grey when the model has
+    the smallest) and front. Points are drawn in their colours (grey when the model has
     none); cameras in name order, joined by a line, each with a marker and a short line along
     its viewing direction, the first marked "start"; the reference path, when given, in
-    another colour with a thin segment from each estimated centre to its reference.
+    another colour with a thin segment from each estimated centre to its reference. The
+    close-up leaves the points out and spans the cameras and the reference only: an
+    endoscope's path is a few percent of the scene it sees.
 
     Args:
         reconstruction: a ``pycolmap.Reconstruction``.
@@ -567,33 +569,38 @@ def plot_model(reconstruction, path: PathLike,
     fig = Figure(figsize=(12.0, 11.0), dpi=100)
     FigureCanvasAgg(fig)
 
-    def draw(ax, axes: Sequence[int]) -> None:
+    def draw(ax, axes: Sequence[int], points: bool = True, tick_scale: float = 1.0) -> None:
         """Everything, in the basis coordinates ``axes`` (2 or 3 of them)."""
         def cut(xyz: np.ndarray) -> List[np.ndarray]:
             return [xyz[:, a] for a in axes]
 
-        if len(pts):
+        if len(pts) and points:
             ax.scatter(*cut(pts), s=1.5, c=colours, linewidths=0, label="3D points")
         for a, b in links:
             ax.plot(*cut(np.stack([a, b])), "-", color="0.5", lw=0.6)
         if len(ref):
             ax.plot(*cut(ref), "-", color=PLOT_REFERENCE, lw=1.5, label="reference path")
         for a, b in zip(cams, ticks):
-            ax.plot(*cut(np.stack([a, b])), "-", color=PLOT_VIEW_TICK, lw=1.0)
+            ax.plot(*cut(np.stack([a, a + tick_scale * (b - a)])), "-", color=PLOT_VIEW_TICK, lw=1.0)
         ax.plot(*cut(cams), "-o", color=PLOT_ESTIMATED, lw=1.5, ms=3.5, label="cameras and path")
         ax.plot([], [], "-", color=PLOT_VIEW_TICK, lw=1.0, label="viewing direction")
 
-    ax3d = fig.add_subplot(2, 2, 1, projection="3d")
-    draw(ax3d, (0, 1, 2))
-    ax3d.text(*cams[0], "start", fontsize=8)
-    for set_lim in (ax3d.set_xlim, ax3d.set_ylim, ax3d.set_zlim):
-        set_lim(-half, half)
-    ax3d.set_box_aspect((1, 1, 1))
-    ax3d.view_init(elev=35, azim=-60)
-    ax3d.set_xlabel("axis 1")
-    ax3d.set_ylabel("axis 2")
-    ax3d.set_zlabel("axis 3")
-    ax3d.set_title("perspective", fontsize=10)
+    def perspective(panel: int, centre: np.ndarray, reach: float, name: str, **drawn: Any) -> Any:
+        """A 3D panel of the cube ``centre`` +- ``reach``."""
+        ax = fig.add_subplot(2, 2, panel, projection="3d")
+        draw(ax, (0, 1, 2), **drawn)
+        ax.text(*cams[0], "start", fontsize=8)
+        for set_lim, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
+            set_lim(c - reach, c + reach)
+        ax.set_box_aspect((1, 1, 1))
+        ax.view_init(elev=35, azim=-60)
+        ax.set_xlabel("axis 1")
+        ax.set_ylabel("axis 2")
+        ax.set_zlabel("axis 3")
+        ax.set_title(name, fontsize=10)
+        return ax
+
+    ax3d = perspective(1, np.zeros(3), half, "perspective")
     for panel, (name, h, v) in enumerate(_ORTHOGONAL_VIEWS, start=2):
         ax = fig.add_subplot(2, 2, panel)
         draw(ax, (h, v))
@@ -604,6 +611,10 @@ def plot_model(reconstruction, path: PathLike,
         ax.set_xlabel(f"axis {h + 1}")
         ax.set_ylabel(f"axis {v + 1}")
         ax.set_title(name, fontsize=10)
+    path_xyz = np.concatenate([cams, ref])  # [C + R, 3]
+    reach = max(float((path_xyz.max(0) - path_xyz.min(0)).max()) / 2 * 1.15, 1e-9)
+    perspective(4, (path_xyz.min(0) + path_xyz.max(0)) / 2, reach, "camera path, close up", points=False,
+                tick_scale=min(1.0, 0.3 * reach / (TICK_FRACTION * scene.extent)))
     handles, labels = ax3d.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, markerscale=3)
     fig.suptitle(_default_title(reconstruction, scene) if title is None else title, fontsize=11)
