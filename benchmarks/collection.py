@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import tempfile
 import threading
 import time
@@ -37,20 +35,10 @@ from specglue.collection.match import match_pairs
 from specglue.collection.pairs import exhaustive_pairs, image_names, sequential_pairs
 from specglue.eval.data import find_data_dir
 from specglue.images import IMAGE_SUFFIXES
+from specglue.model.kernels import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("local", "local-batched", "ray-1", "ray-2")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def rss_mb() -> float:

@@ -28,10 +28,8 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -43,20 +41,10 @@ from specglue.collection import hloc_io
 from specglue.collection.journal import PartJournal
 from specglue.collection.match import match_pairs
 from specglue.collection.pairs import sequential_pairs
+from specglue.model.kernels import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTOR_DIM = 128  # ALIKED's, as the features file records
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def vm_rss_mb() -> float:

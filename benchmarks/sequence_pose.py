@@ -22,14 +22,13 @@ for the gaps that fit (10 and 20; 40 needs more than 35 frames). The evaluation 
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any, Dict
 
 from specglue import eval as sg_eval
 from specglue.eval import report
 from specglue.eval.data import find_data_dir
+from specglue.model.kernels import cpu_model
 
 SEQUENCE = "13_sinus_endoscopy_sfm_poses"
 #: configuration -> (extractor settings, roi, highlights, methods)
@@ -64,14 +63,6 @@ COLUMNS = (
     ("keypoints", "num_keypoints", "int"),
     ("% matches on highlights", "specular_match_share", "pct"),
 )
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def data_relative(config: Dict[str, Any], data: Path) -> Dict[str, Any]:

@@ -25,9 +25,7 @@ and matches there and maps again. Run it alone: the seconds are part of the resu
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -39,6 +37,7 @@ from specglue.eval import report
 from specglue.eval.data import find_data_dir
 from specglue.geometry.poses import read_colmap_poses
 from specglue.geometry.trajectory import evaluate_trajectory
+from specglue.model.kernels import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SINUS = "13_sinus_endoscopy_sfm_poses"
@@ -51,16 +50,6 @@ CONFIGS: Dict[str, Dict[str, str]] = {
     "field of view": {"specular": "none", "roi": "auto"},
 }
 DEFAULTS = "field of view + highlight masks (defaults)"
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def reuse_matches(source: Path, target: Path) -> None:
