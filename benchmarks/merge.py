@@ -25,7 +25,6 @@ whole-output copies the merges made are counted (none expected on a fresh run).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import resource
@@ -41,10 +40,19 @@ from specglue.collection import hloc_io
 from specglue.collection.journal import PartJournal
 from specglue.collection.match import match_pairs
 from specglue.collection.pairs import sequential_pairs
+from specglue.eval import report
 from specglue.model.kernels import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTOR_DIM = 128  # ALIKED's, as the features file records
+
+
+def shown_path(path: Path) -> str:
+    """A path as the results record it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def vm_rss_mb() -> float:
@@ -203,11 +211,9 @@ def main() -> None:
               f"{whole_copies[0]} whole-output copies); run {run_s:.0f} s")
     print(header)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"header": header, "args": settings, "tenths": results, "merges": merges},
-                                   indent=1))
-    args.out.with_suffix(".md").write_text(header + "\n\n" + table + "\n")
+    settings = {k: shown_path(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    report.write_json({"header": header, "args": settings, "tenths": results, "merges": merges}, args.out)
+    report.write_text(header + "\n\n" + table + "\n", args.out.with_suffix(".md"))
     if args.work_dir is None:
         shutil.rmtree(work)
 
