@@ -160,7 +160,8 @@ def extract_features(
 
     Returns:
         counts: ``images`` (in the file), ``extracted`` (this run), ``skipped``,
-        ``mean_keypoints`` (this run), ``path``.
+        ``mean_keypoints`` (this run), ``path``, and ``source_kind`` (``folder``, ``sequence``
+        or ``video``, see :class:`~specglue.collection.sources.ImageSource`).
 
     Raises:
         ValueError: missing or empty source, unreadable video, a file made with other settings,
@@ -240,7 +241,8 @@ def extract_features(
     journal.merge(file_settings)
     total = len(done) + len(keypoints)
     summary = {"images": total, "extracted": len(keypoints), "skipped": len(done),
-               "mean_keypoints": float(np.mean(keypoints)) if keypoints else 0.0, "path": str(out_path)}
+               "mean_keypoints": float(np.mean(keypoints)) if keypoints else 0.0, "path": str(out_path),
+               "source_kind": image_source.kind}
     logger.info("extract: %s", summary)
     return summary
 

@@ -170,14 +170,13 @@ def reconstruct(
     out_dir = Path(out_dir)
     extraction = extraction or ExtractionSettings()
     matching = matching or MatchSettings()
-    image_source = ImageSource(source, every=every)
     start = time.monotonic()
     features = out_dir / "features.h5"
     extracted = extract_features(source, features, extraction, masks_dir=masks_dir, every=every,
                                  engine=engine, progress=progress)
-    if image_source.kind == "video":
+    if extracted["source_kind"] == "video":
         image_dir = out_dir / "images"
-        write_frames(image_source, image_dir)
+        write_frames(ImageSource(source, every=every), image_dir)
     else:
         image_dir = Path(source)
     seconds = {"extract": round(time.monotonic() - start, 2)}
@@ -185,7 +184,7 @@ def reconstruct(
     start = time.monotonic()
     names = image_names(features)
     mode = pairs if pairs != "auto" else (
-        "exhaustive" if image_source.kind == "folder" and len(names) <= EXHAUSTIVE_UP_TO else "sequential")
+        "exhaustive" if extracted["source_kind"] == "folder" and len(names) <= EXHAUSTIVE_UP_TO else "sequential")
     pair_list = exhaustive_pairs(names) if mode == "exhaustive" else sequential_pairs(names, window, quadratic=True)
     pairs_path = write_pairs(pair_list, out_dir / "pairs.txt")
     matched = match_pairs(features, pairs_path, out_dir / "matches.h5", settings=matching, engine=engine,
