@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from specglue.geometry import corner_error, sample_homography, warp_image, warp_points
+from specglue.geometry import corner_error, rotation_homography, sample_homography, warp_image, warp_points
 from specglue.images import load_image
 from specglue.pipeline import load_mask, match_pair
 
@@ -119,6 +119,45 @@ def test_low_texture_endoscopy_defaults(data_dir, frame, size):
     err = np.linalg.norm(warp_points(result.points0, H) - result.points1, axis=1)
     assert len(err) >= 300
     assert (err < 3).mean() >= 0.9
+
+
+def test_rotations_keep_the_turn_that_matches(warped_pair):
+    """Image 1 upside down: the official weights fail at 0 degrees; with rotations (0, 180) the
+    half turn wins, and its keypoints come back in image 1's own pixels."""
+    image0, _, _ = warped_pair
+    h, w = image0.shape[:2]
+    image1 = np.ascontiguousarray(image0[::-1, ::-1])  # x -> w - 1 - x, y -> h - 1 - y
+    upright = match_pair(image0, image1, specular=None, max_num_keypoints=512, resize=None)
+    both = match_pair(image0, image1, specular=None, max_num_keypoints=512, resize=None, rotations=(0, 180))
+    assert both.config["rotation1"] == 180 and both.config["rotations"] == [0, 180]
+    assert len(both.matches) > 300 > 10 * len(upright.matches)
+    err = np.linalg.norm(both.points1 - ([w - 1, h - 1] - both.points0), axis=1)
+    assert (err < 3).mean() > 0.9
+    assert both.keypoints1[:, 0].max() < w and both.keypoints1[:, 1].max() < h
+    with pytest.raises(ValueError, match="rotations must be distinct multiples of 90"):
+        match_pair(image0, image1, specular=None, rotations=(0, 45))
+
+
+@pytest.mark.slow
+def test_rotation_aware_weights_match_at_any_angle(warped_pair):
+    """aliked_rot brings its extractor (ALIKED-n16rot) and matches a 120-degree turn in one call
+    and, with the half turn, a 170-degree one, where the official weights find nothing right."""
+    image0, _, _ = warped_pair
+    h, w = image0.shape[:2]
+    for angle, rotations in ((120, (0,)), (170, (0, 180))):
+        H, size = rotation_homography(w, h, angle)
+        image1 = warp_image(image0, H, size)
+        official = match_pair(image0, image1, specular=None, max_num_keypoints=1024)
+        rotation_aware = match_pair(image0, image1, specular=None, max_num_keypoints=1024, weights="aliked_rot",
+                                    rotations=rotations)
+        assert rotation_aware.config["extractor"]["model_name"] == "aliked-n16rot"
+        correct = {}
+        for name, result in (("official", official), ("aliked_rot", rotation_aware)):
+            err = np.linalg.norm(warp_points(result.points0, H) - result.points1, axis=1)
+            correct[name] = int((err < 3).sum())
+        assert correct["official"] < 30 and correct["aliked_rot"] > 200, (angle, correct)
+    with pytest.raises(ValueError, match="aliked_rot.*model_name='aliked-n16rot'"):
+        match_pair(image0, image1, specular=None, weights="aliked_rot", extractor_conf={"model_name": "aliked-n16"})
 
 
 def test_too_small_image_is_named(data_dir):

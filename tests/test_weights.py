@@ -1,15 +1,32 @@
 """The checkpoint registry: lookup order, atomic downloads (from a local file:// URL, never
 the network) and loading with weights_only."""
 
+import numpy as np
 import pytest
 import torch
 
-from specglue import weights
+from specglue import LightGlue, weights
+from specglue.features import build_extractor
+from specglue.geometry import sample_homography, warp_image, warp_points
+from specglue.images import load_image
 
 
-def test_every_registry_entry_has_an_https_url():
+def test_every_registry_entry_is_downloadable_or_shipped():
     for checkpoint in weights.CHECKPOINTS.values():
-        assert checkpoint.url.startswith("https://") and checkpoint.url.endswith(".pth")
+        if checkpoint.url is None:
+            assert (weights.SHIPPED_DIR / f"{checkpoint.name}.pth").is_file(), checkpoint.name
+        else:
+            assert checkpoint.url.startswith("https://") and checkpoint.url.endswith(".pth")
+
+
+def test_a_matcher_checkpoint_names_its_extractor():
+    assert weights.extractor_settings("aliked_rot", None) == {"model_name": "aliked-n16rot"}
+    assert weights.extractor_settings("aliked_rot", {"max_num_keypoints": 64}) == {
+        "max_num_keypoints": 64, "model_name": "aliked-n16rot"}
+    assert weights.extractor_settings("aliked_lightglue", {"model_name": "aliked-n32"}) == {"model_name": "aliked-n32"}
+    assert weights.extractor_settings("outputs/run/model_best.pt", None) == {}
+    with pytest.raises(ValueError, match="'aliked_rot' match model_name='aliked-n16rot' descriptors.*aliked-n16'"):
+        weights.extractor_settings("aliked_rot", {"model_name": "aliked-n16"})
 
 
 def test_packaged_weights_are_found_without_importing_the_package():
@@ -57,3 +74,27 @@ def test_unknown_name_and_nested_state_dicts():
     assert all(isinstance(v, torch.Tensor) for v in disk.values())
     with pytest.raises(ValueError, match="does not hold a state dict of tensors"):
         weights.load_state_dict(weights.resolve("disk-depth-save"))
+
+
+def test_shipped_rotation_matcher_loads_matches_and_stops_early(data_dir):
+    path = weights.resolve("aliked_rot", allow_download=False)
+    assert path.parent == weights.SHIPPED_DIR
+    assert {v.dtype for v in torch.load(path, weights_only=True).values()} == {torch.float16}
+    model = LightGlue("aliked", weights="aliked_rot").eval()
+    official = LightGlue("aliked").state_dict()
+    assert any(not torch.allclose(model.state_dict()[k], official[k], atol=1e-3) for k in official)
+
+    image = load_image(data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg").astype(np.float32) / 255
+    H = sample_homography(*image.shape[:2], rng=np.random.default_rng(1), max_angle_deg=5, scale_range=(0.95, 1.05),
+                          perspective=0.02, translation=0.03)  # an easy pair
+    extractor = build_extractor("aliked", **weights.extractor_settings("aliked_rot", {"max_num_keypoints": 1024}))
+    views = [extractor.extract(torch.from_numpy(im).permute(2, 0, 1)) for im in (image, warp_image(image, H))]
+    with torch.inference_mode():
+        out = model({"image0": views[0], "image1": views[1]})
+    assert out["stop"] < model.conf.n_layers  # stops early
+    m = out["matches"][0].numpy()
+    points0, points1 = views[0]["keypoints"][0][m[:, 0]].numpy(), views[1]["keypoints"][0][m[:, 1]].numpy()
+    err = np.linalg.norm(warp_points(points0, H) - points1, axis=1)
+    assert len(err) > 500 and (err < 3).mean() > 0.9
+    with pytest.raises(ValueError, match="'aliked_rot' are a matcher for 'aliked' features"):
+        LightGlue("disk", weights="aliked_rot")

@@ -56,7 +56,8 @@ def cmd_match(args: argparse.Namespace) -> int:
     result = match_pair(image0, image1, features=args.features, specular=specular,
                         specular_mode=mode, roi=roi, geometry=args.geometry,
                         max_num_keypoints=args.max_keypoints, resize=args.resize or None,
-                        upsample=args.upsample, extractor_conf=extractor_conf, detector=args.detector)
+                        upsample=args.upsample, extractor_conf=extractor_conf, detector=args.detector,
+                        weights=args.weights, rotations=args.rotations)
     summary = result.summary()
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     if out_path is not None:
@@ -453,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(non-zero inside)")
     match.add_argument("--geometry", choices=("homography", "fundamental"),
                        help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")
+    match.add_argument("--weights", metavar="NAME|PATH",
+                       help="matcher weights: a registry name or a checkpoint file (default: the official "
+                            "weights of --features); aliked_rot: rotation-aware, on ALIKED-n16rot features")
+    match.add_argument("--rotations", type=_turns, default=(0,), metavar="0,180",
+                       help="also match IMG1 turned by these angles (multiples of 90) and keep the turn with "
+                            "the most matches (default: 0); 0,180 with --weights aliked_rot: any in-plane angle")
     match.add_argument("--out", metavar="FILE", help="save the results (.npz arrays or .json)")
     match.add_argument("--viz", metavar="FILE.png", help="draw the matches and masks")
     match.set_defaults(func=cmd_match)
@@ -507,6 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _turns(text: str) -> tuple:
+    """``--rotations``: comma-separated multiples of 90 degrees."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated degrees such as 0,180, got {text!r}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import load_config, train
     from .train.config import dump_config
@@ -514,6 +529,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     conf = load_config(args.config, args.overrides)
     if args.print_config:
         print(dump_config(conf), end="")
+        return 0
+    if args.export is not None:
+        from .train import export_weights
+
+        print(f"wrote {export_weights(conf, args.export)}")
         return 0
     train(conf)
     return 0
@@ -530,6 +550,8 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     train.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the run's config (see configs/)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.steps=100 run.output=out")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--export", type=Path, metavar="WEIGHTS.pth",
+                       help="write the run's best weights as an fp16 state dict (how specglue ships them) and exit")
     train.set_defaults(func=cmd_train)
 
 

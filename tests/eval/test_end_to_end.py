@@ -147,7 +147,8 @@ def test_rot90_view_maps_back_to_image1():
 def rotation_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("rotation")
     results = sg_eval.run("rotation", images_dir=data_dir / "02_hloc_sacre_coeur" / "mapping", max_images=1,
-                          max_num_keypoints=256, methods=["reference", "reference-rot4"], out_dir=out)
+                          max_num_keypoints=256, methods=["reference", "reference-rot4", "specglue-rot2"],
+                          out_dir=out)
     return out, results
 
 
@@ -175,6 +176,9 @@ def test_best_of_four_rotations_rescues_large_angles(rotation_run):
         if abs(turns - round(turns)) < 0.25:
             k = round(turns) % 4
             assert r["view"] == (f"rot{90 * k}" if k else ""), (r["angle_deg"], r["view"])
+    # the 2-call option: image 1 and its half turn, which rescues the last bin only
+    assert {r["view"] for r in results["per_pair"]["specglue-rot2"]} <= {"", "rot180"}
+    assert s["specglue-rot2"]["auc_ransac@3px[150-180deg]"] > 0.5 > s["reference"]["auc_ransac@3px[150-180deg]"]
     # the three views of image 1 are in the feature cache, keypoints in the view's own frame
     pair = FeatureCache(out / "features.h5").read(results["per_pair"]["reference"][3]["pair"])
     assert set(pair.views) == {"rot90", "rot180", "rot270"}

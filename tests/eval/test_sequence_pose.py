@@ -98,6 +98,23 @@ def test_colmap_ground_truth_gives_the_same_pairs(tmp_path, data_dir):
     assert a.info == b.info == {"image0": "00004587.jpg", "image1": "00004607.jpg", "gap": 20}
 
 
+def test_a_frame_range_keeps_training_frames_out(data_dir):
+    """``frames=(first, last)``: only pairs inside the range (the frames of the endoscopy
+    fine-tune, 00004584-00004593, stay out of its evaluation)."""
+    sinus = data_dir / SINUS
+    plan = prepare(RunOptions(resize=320), sinus, sinus, gaps=[5, 10, 20], highlights="none",
+                   frames=("00004594.jpg", "00004618.jpg"))
+    names = [n for n, _ in plan.builders]
+    assert len(names) == 20 + 15 + 5 and names[0] == "00004594--00004599" and names[-1] == "00004598--00004618"
+    assert plan.settings["frames"] == ["00004594.jpg", "00004618.jpg"] and "frames_00004594_00004618" in plan.out_name
+    everything = prepare(RunOptions(resize=320), sinus, sinus, gaps=[5], highlights="none")
+    assert len(everything.builders) == 30 and "frames_" not in everything.out_name
+    with pytest.raises(ValueError, match="frames: '00009999.jpg' is not a frame of the sequence"):
+        prepare(RunOptions(), sinus, sinus, frames=("00004594.jpg", "00009999.jpg"))
+    with pytest.raises(ValueError, match="comes before the first"):
+        prepare(RunOptions(), sinus, sinus, frames=("00004600.jpg", "00004590.jpg"))
+
+
 def _run_cli(args, capsys) -> tuple:
     code = main(["eval", "sequence-pose", *map(str, args)])
     return code, capsys.readouterr().err.strip().splitlines()

@@ -17,6 +17,7 @@ from specglue.features import build_extractor
 from specglue.geometry import sample_homography, warp_image
 from specglue.images import load_image
 from specglue.train import load_config, train
+from specglue.train.config import dump_config
 from specglue.train.loop import BEST, CHECKPOINT, iter_metrics
 
 pytestmark = pytest.mark.slow
@@ -115,12 +116,24 @@ def test_a_fine_tuned_checkpoint_loads_into_lightglue_and_still_stops_early(data
     extractor = build_extractor("aliked", max_num_keypoints=512, detection_threshold=0.0)
     views = [extractor.extract(torch.from_numpy(im).permute(2, 0, 1)) for im in (image, warp_image(image, H))]
     data = {"image0": views[0], "image1": views[1]}
-    for path in (output / CHECKPOINT, output / BEST):
+    config = tmp_path / "run.yaml"
+    config.write_text(dump_config(conf))
+    shipped = tmp_path / "shipped" / "weights.pth"
+    assert cli_main(["train", str(config), "--export", str(shipped)]) == 0
+    half = torch.load(shipped, weights_only=True)
+    assert {v.dtype for v in half.values()} == {torch.float16}
+    assert shipped.stat().st_size < 0.55 * (output / BEST).stat().st_size
+    matches = {}
+    for path in (output / CHECKPOINT, output / BEST, shipped):
         model = LightGlue(features="aliked", weights=path).eval()
         with torch.inference_mode():
             out = model(data)
         assert out["stop"] < model.conf.n_layers, path  # early stopping still works
         assert len(out["matches"][0]) > 100
+        matches[path] = out["matches"][0]
+    # the fp16 export matches as the fp32 weights do
+    same = (matches[shipped][:, None] == matches[output / BEST][None]).all(-1).any(1).float().mean()
+    assert same > 0.98
 
 
 def test_two_processes_under_torchrun_train_and_write_a_loadable_checkpoint(data_dir, tmp_path):

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..weights import extractor_settings
 from . import metrics, report
 from .cache import FeatureCache, ImageFeatures, PairFeatures, Prediction, PredictionCache, check_fingerprint
 from .data import SPECULAR_PLACEMENTS
@@ -116,7 +117,7 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.specular is not None and self.specular not in SPECULAR_PLACEMENTS:
             raise ValueError(f"specular must be None or one of {SPECULAR_PLACEMENTS}, got {self.specular!r}")
-        self.extractor_conf = dict(self.extractor_conf or {})
+        self.extractor_conf = extractor_settings(self.weights, self.extractor_conf)
         self.lightglue_conf = dict(self.lightglue_conf or {})
         self.methods = list(self.methods) if self.methods is not None else list(DEFAULT_METHODS)
 
@@ -426,9 +427,9 @@ def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None
     parser.add_argument("--overwrite", action="store_true", help="recompute instead of resuming from the caches")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--mnn-ratio", type=float, default=0.8, help="ratio test of the mnn baseline (default: 0.8)")
-    parser.add_argument("--weights", default=None, metavar="PATH",
-                        help="specglue-* methods: a matcher checkpoint (e.g. from specglue train) instead of "
-                             "the official weights")
+    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
+                        help="specglue-* methods: a registry name (aliked_rot: also sets --variant aliked-n16rot) "
+                             "or a matcher checkpoint (e.g. from specglue train) instead of the official weights")
     parser.add_argument("--variant", default=None, metavar="NAME",
                         help="extractor weights variant (ALIKED model_name, e.g. aliked-n16rot); default: the "
                              "extractor's own")

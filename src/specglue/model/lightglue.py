@@ -193,6 +193,10 @@ class LightGlue(nn.Module):
 
         source = conf.weights
         if isinstance(source, str) and source in weights_registry.CHECKPOINTS:
+            fits = weights_registry.CHECKPOINTS[source].features
+            if fits is not None and features != fits:
+                raise ValueError(f"weights {source!r} are a matcher for {fits!r} features: "
+                                 f"LightGlue(features={fits!r}, weights={source!r})")
             source = weights_registry.resolve(source)
         if source is not None:
             self.load_weights(source)

@@ -7,13 +7,15 @@
   reprojection (keypoints under a synthetic highlight unmatched), the item order of each step;
 - :mod:`~specglue.train.losses`: balanced NLL of the assignment on every layer, token confidence;
 - :mod:`~specglue.train.loop`: AdamW, warm-up / decay, clipping, autocast, validation,
-  checkpoints, exact resume, DDP under ``torchrun``.
+  checkpoints, exact resume, DDP under ``torchrun``; :func:`export_weights` writes the best
+  weights in the fp16 form specglue ships.
 """
 
 from .config import TrainConf, load_config
 from .data import DepthDataConf, DepthPairs, HomographyDataConf, HomographyPairs
 from .losses import confidence_loss, deep_supervision_loss, lightglue_loss, nll_loss
-from .loop import Trainer, train
+from .loop import Trainer, export_weights, train
 
 __all__ = ["DepthDataConf", "DepthPairs", "HomographyDataConf", "HomographyPairs", "TrainConf", "Trainer",
-           "confidence_loss", "deep_supervision_loss", "lightglue_loss", "load_config", "nll_loss", "train"]
+           "confidence_loss", "deep_supervision_loss", "export_weights", "lightglue_loss", "load_config", "nll_loss",
+           "train"]

@@ -128,7 +128,7 @@ class BatchBuilder:
 
     Args:
         dataset: items with ``image0``, ``image1``, ``specular_mask0/1`` and either ``H_0to1``
-            or ``depth0/1``, ``K0/1``, ``T_0to1``.
+            or ``depth0/1``, ``K0/1``, ``T_0to1``; optional ``roi0/1`` (keypoints only inside).
         extractor: registry name of the frozen extractor; ``extractor_conf`` its options.
         mask_margin: px, for the model's specularity input (ground truth uses the exact mask).
         withhold_masks: probability that a pair's masks are not given to the model.
@@ -157,8 +157,8 @@ class BatchBuilder:
             self.cache = FeatureCache(Path(cache), cache_name, settings)
 
     @torch.no_grad()
-    def _view(self, image: torch.Tensor, mask: torch.Tensor) -> Dict[str, torch.Tensor]:
-        feats = self.extractor.extract(image)
+    def _view(self, image: torch.Tensor, mask: torch.Tensor, roi: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        feats = self.extractor.extract(image, roi=roi)
         keypoints = feats["keypoints"].float()
         return {"keypoints": keypoints, "descriptors": feats["descriptors"].float(),
                 "keypoint_scores": feats["keypoint_scores"].float(),
@@ -190,7 +190,7 @@ class BatchBuilder:
             if cached is not None:
                 return cached
         item = self.dataset[index]
-        views = [self._view(item[f"image{k}"], item[f"specular_mask{k}"]) for k in (0, 1)]
+        views = [self._view(item[f"image{k}"], item[f"specular_mask{k}"], item.get(f"roi{k}")) for k in (0, 1)]
         matches0, matches1 = self._labels(item, views)
         entry = {"views": views, "matches0": matches0, "matches1": matches1}
         if self.cache is not None:

@@ -24,11 +24,16 @@ import numpy as np
 import torch
 
 from .. import specular
+from ..features.roi import estimate_roi
 from ..geometry import DEFAULT_HOMOGRAPHY_SAMPLING, sample_homography, warp_image
 from ..images import list_images, load_image, resize_max, to_tensor
 from .augment import lg_augment
 
 PathLike = Union[str, Path]
+
+
+#: the settings of HomographyDataConf.field_of_view
+FIELDS_OF_VIEW = ("none", "auto")
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,15 @@ class HomographyDataConf:
     photometric: bool = True  # lg_augment on each view (gamma, colour, contrast, blur / noise / JPEG)
     specular_probability: float = 0.8  # share of pairs with synthetic highlights
     placements: Tuple[str, ...] = ("camera_fixed", "independent")
+    # endoscopes: "auto" estimates each image's field of view (none for ordinary photos); where
+    # there is one, the warped view is cut to the same, camera-fixed view (its rim does not move)
+    # and keypoints are detected only inside it in both views (items get roi0 / roi1)
+    field_of_view: str = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.field_of_view not in FIELDS_OF_VIEW:
+            raise ValueError(f"field_of_view must be one of {FIELDS_OF_VIEW}, got {self.field_of_view!r}")
         if not 0.0 <= self.difficulty <= 1.0:
             raise ValueError(f"difficulty must be in [0, 1], got {self.difficulty}")
         if not 0.0 <= self.specular_probability <= 1.0:
@@ -56,7 +67,8 @@ class HomographyPairs(torch.utils.data.Dataset):
 
     Items: ``image0`` / ``image1`` [3, H, W] float in [0, 1], ``H_0to1`` [3, 3] float32,
     ``specular_mask0`` / ``specular_mask1`` [H, W] bool (all False without highlights),
-    ``index`` (int).
+    ``index`` (int); with ``conf.field_of_view="auto"`` and an image that has one,
+    ``roi0`` / ``roi1`` [H, W] bool (the same camera-fixed view).
 
     Args:
         length: items per epoch (default: one per image).
@@ -70,16 +82,27 @@ class HomographyPairs(torch.utils.data.Dataset):
             raise ValueError("HomographyPairs needs at least one image")
         self.conf = conf
         self.length = int(length) or len(self.files)
+        self._views: Dict[int, Optional[np.ndarray]] = {}  # file index -> field of view at conf.size
 
     def __len__(self) -> int:
         return self.length
+
+    def field_of_view(self, file_index: int, rgb: np.ndarray) -> Optional[np.ndarray]:
+        """The field of view [H, W] bool of image ``file_index`` (``rgb`` at ``conf.size``), or None."""
+        if self.conf.field_of_view == "none":
+            return None
+        if file_index not in self._views:
+            self._views[file_index] = estimate_roi(rgb)
+        return self._views[file_index]
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         conf = self.conf
         rng = np.random.default_rng([conf.seed, int(index)])
         width, height = conf.size
-        rgb = load_image(self.files[index % len(self.files)])
+        file_index = index % len(self.files)
+        rgb = load_image(self.files[file_index])
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        view = self.field_of_view(file_index, rgb)
         factor = 2.0 * conf.difficulty
         low, high = DEFAULT_HOMOGRAPHY_SAMPLING["scale_range"]
         H = sample_homography(height, width, rng=rng, max_angle_deg=conf.max_angle_deg,
@@ -88,10 +111,14 @@ class HomographyPairs(torch.utils.data.Dataset):
                               translation=DEFAULT_HOMOGRAPHY_SAMPLING["translation"] * factor)
         image0 = rgb.astype(np.float32) / 255.0
         image1 = warp_image(image0, H)
+        if view is not None:  # the endoscope's rim stays where it is: black outside the view
+            image1 = image1 * view[..., None]
         if conf.photometric:
             image0, image1 = lg_augment(image0, rng), lg_augment(image1, rng)
         homography = torch.from_numpy(H).float()
         item = add_highlights(image0, image1, rng, conf.specular_probability, conf.placements, homography)
+        if view is not None:
+            item["roi0"] = item["roi1"] = torch.from_numpy(view)
         return {**item, "H_0to1": homography, "index": int(index)}
 
 

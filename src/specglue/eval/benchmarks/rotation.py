@@ -6,7 +6,7 @@ sign; image 1 is image 0 turned by it about its centre onto a canvas that holds 
 turned frame (:func:`specglue.geometry.rotation_homography`, black corners), then the
 photometric changes of the homography benchmark. Scored like the homography benchmark;
 the table gives, per bin, the MAGSAC++ corner-error AUC at 3 px and the mean number of
-matches (every number per bin and overall is in ``results.json``).
+matches, and the mean of the bins' AUC (every number per bin and overall is in ``results.json``).
 
 The official LightGlue is known to fail beyond about 60 degrees (its positional encoding is
 not rotation invariant); this table is the baseline rotation-aware training is judged on,
@@ -86,13 +86,16 @@ def score_pair(pair, pred, config: Mapping[str, Any]) -> Dict[str, Any]:
 
 def summarize(records: Sequence[Mapping[str, Any]], n_layers: int) -> Dict[str, Any]:
     """The homography summary over all pairs, and per bin ``<key>[<lo>-<hi>deg]`` for the
-    RANSAC AUCs, precision at 3 px and matches."""
+    RANSAC AUCs, precision at 3 px and matches; ``auc_ransac@3px[bin mean]`` is the mean of
+    the bins' AUC@3px (every angle weighs the same)."""
     out = metrics.summarize_homography(records, n_layers)
     for b, (lo, hi) in enumerate(ROTATION_BINS):
         in_bin = [r for r in records if r["bin"] == b]
         part = metrics.summarize_homography(in_bin, n_layers) if in_bin else {}
         for key in ("auc_ransac@1px", "auc_ransac@3px", "auc_ransac@5px", "prec@3px", "num_matches"):
             out[f"{key}[{bin_label(lo, hi)}]"] = part.get(key, float("nan"))
+    out["auc_ransac@3px[bin mean]"] = float(np.mean([out[f"auc_ransac@3px[{bin_label(lo, hi)}]"]
+                                                     for lo, hi in ROTATION_BINS]))
     return out
 
 
@@ -100,7 +103,7 @@ def summarize(records: Sequence[Mapping[str, Any]], n_layers: int) -> Dict[str, 
 COLUMNS: Sequence[report.Column] = tuple(
     (f"{lo}–{hi}°", (f"auc_ransac@3px[{bin_label(lo, hi)}]", f"num_matches[{bin_label(lo, hi)}]"), ("pct", "int"))
     for lo, hi in ROTATION_BINS
-)
+) + (("mean AUC@3px", "auc_ransac@3px[bin mean]", "pct"),)
 
 
 def plot(summaries: Mapping[str, Any], records: Mapping[str, List[Dict[str, Any]]], plots_dir: Path,

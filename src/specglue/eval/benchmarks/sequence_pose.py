@@ -136,8 +136,27 @@ def summarize(records: Sequence[Mapping[str, Any]], n_layers: int) -> Dict[str, 
     return out
 
 
+def frame_range(frames: Sequence[str], first_last: Optional[Sequence[str]]) -> List[str]:
+    """The frames from ``first_last[0]`` to ``first_last[1]`` (names, both included), or all.
+
+    Raises:
+        ValueError: a name that is not a frame of the sequence, or the last before the first.
+    """
+    if not first_last:
+        return list(frames)
+    first, last = (str(n) for n in first_last)
+    for name in (first, last):
+        if name not in frames:
+            raise ValueError(f"frames: {name!r} is not a frame of the sequence ({frames[0]} ... {frames[-1]})")
+    i, j = frames.index(first), frames.index(last)
+    if j < i:
+        raise ValueError(f"frames: the last frame {last!r} comes before the first {first!r}")
+    return list(frames[i:j + 1])
+
+
 def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Sequence[int] = DEFAULT_GAPS,
-            roi: str = "none", highlights: str = "detected", detector: str = DEFAULT_METHOD) -> Plan:
+            roi: str = "none", highlights: str = "detected", detector: str = DEFAULT_METHOD,
+            frames: Optional[Sequence[str]] = None) -> Plan:
     """The pairs ``(i, i + g)`` of a sequence with known poses.
 
     Args:
@@ -148,6 +167,8 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
             mask image file (non-zero inside, the frames' size).
         highlights: ``"detected"`` (masks of ``detector`` on the full-resolution frames) or ``"none"``.
         detector: the highlight detector method.
+        frames: ``(first, last)`` frame names: only the frames between them (both included),
+            e.g. to keep frames a model was trained on out of its evaluation.
 
     Raises:
         ValueError: bad ground truth, frames, gaps, roi or highlights (nothing is written).
@@ -158,7 +179,9 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
     if not images_dir.is_dir():
         raise ValueError(f"image folder {images_dir} does not exist")
     poses = read_sequence_poses(gt)
-    frames = sequence_frames(images_dir, poses)
+    every_frame = sequence_frames(images_dir, poses)
+    frames = frame_range(every_frame, frames)
+    span = "" if len(frames) == len(every_frame) else f"-frames_{safe_name(Path(frames[0]).stem)}_{safe_name(Path(frames[-1]).stem)}"
     pairs = sequence_pairs(len(frames), gaps)
     first = load_image(images_dir / frames[0], frames[0])
     # the region is resolved now, so a bad mask file fails before anything is written
@@ -192,11 +215,12 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
     builders = [(_pair_name(frames[i], frames[j]), (lambda i=i, j=j, g=g: build(i, j, g))) for i, j, g in pairs]
     settings = {"images_dir": str(images_dir.resolve()), "gt": str(gt.resolve()), "gaps": [int(g) for g in gaps],
                 "roi": roi if roi in ("none", "auto") else str(Path(roi).resolve()), "highlights": highlights,
-                "detector": detector}
+                "detector": detector, "frames": [frames[0], frames[-1]]}
     roi_name = roi if roi in ("none", "auto") else "file"
-    title = (f"{images_dir.name}: {len(pairs)} pairs (gaps {', '.join(map(str, gaps))}), {options.features} "
+    title = (f"{images_dir.name} {frames[0]}–{frames[-1]}: {len(pairs)} pairs (gaps {', '.join(map(str, gaps))}), "
+             f"{options.features} "
              f"{options.max_num_keypoints} kpts, roi={roi_name}, highlights={highlights}")
-    return Plan(builders, settings, title, f"{safe_name(images_dir.name)}-roi_{roi_name}-{highlights}",
+    return Plan(builders, settings, title, f"{safe_name(images_dir.name)}{span}-roi_{roi_name}-{highlights}",
                 has_masks=highlights != "none")
 
 
@@ -219,6 +243,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="highlight masks for the specglue-* modes: detected on the full frames (default) or none")
     parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                         help=f"highlight detector (default: {DEFAULT_METHOD})")
+    parser.add_argument("--frames", nargs=2, metavar=("FIRST", "LAST"),
+                        help="only the frames from FIRST to LAST (names, both included); default: all")
 
 
 BENCHMARK = Benchmark(name="sequence-pose",
@@ -227,5 +253,5 @@ BENCHMARK = Benchmark(name="sequence-pose",
                       add_arguments=add_arguments, prepare=prepare, score_pair=score_pair, summarize=summarize,
                       columns=COLUMNS, plot=pose.plot, ransac_threshold=1.0)
 
-__all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_GAPS", "HIGHLIGHTS", "prepare", "score_pair", "sequence_frames",
+__all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_GAPS", "HIGHLIGHTS", "frame_range", "prepare", "score_pair", "sequence_frames",
            "sequence_pairs", "summarize"]

@@ -11,6 +11,7 @@ name                matcher
 ``kornia``          ``kornia.feature.LightGlue`` with the same weights.
 ``mnn``             mutual nearest neighbour with Lowe's ratio test both ways (0.8).
 ``reference-rot4``  the official LightGlue, best of 4 rotations of image 1 (0/90/180/270 deg).
+``specglue-rot2``   ``specglue-off``, best of image 1 and image 1 turned by 180 deg (2 calls).
 ==================  ============================================================================
 
 A new method is one module with a ``build(context) -> Method or None`` and one line in
@@ -36,7 +37,8 @@ METHODS: Dict[str, Callable[[MethodContext], Optional[Method]]] = {
     "reference": official.shared_reference,
     "kornia": official.build_kornia_method,
     "mnn": mnn.build,
-    "reference-rot4": rotations.build,
+    "reference-rot4": rotations.build_reference_rot4,
+    "specglue-rot2": rotations.build_specglue_rot2,
 }
 #: aliases expanded by :func:`expand_method_names`
 ALIASES = {"specglue": tuple(f"specglue-{mode}" for mode in SPECULAR_MODES)}

@@ -7,7 +7,7 @@ from typing import Any, Dict
 import torch
 
 from ...model.lightglue import SPECULAR_MODES, LightGlue
-from ..cache import PairFeatures, Prediction
+from ..cache import ImageFeatures, PairFeatures, Prediction
 from .base import Method, MethodContext, lightglue_inputs, lightglue_prediction
 
 
@@ -24,9 +24,13 @@ class SpecGlueMethod(Method):
         self.n_layers = int(model.conf.n_layers)
 
     @torch.inference_mode()
+    def match_views(self, image0: ImageFeatures, image1: ImageFeatures, view: str = "") -> Prediction:
+        """Match image 0 with image 1 or a view of it (see :class:`PairFeatures.side1`)."""
+        data = lightglue_inputs(image0, image1, self.device, masks=self.uses_masks)
+        return lightglue_prediction(self.model(data, specular_mode=self.mode), view)
+
     def match(self, pair: PairFeatures) -> Prediction:
-        data = lightglue_inputs(pair.image0, pair.image1, self.device, masks=self.uses_masks)
-        return lightglue_prediction(self.model(data, specular_mode=self.mode))
+        return self.match_views(pair.image0, pair.image1)
 
     def description(self) -> Dict[str, Any]:
         return {**super().description(), "specular_mode": self.mode, "conf": self.model.conf.to_dict()}
