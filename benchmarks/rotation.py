@@ -43,7 +43,7 @@ ROWS = (
     ("**aliked_rot**, 0° and 180° (`rotations=(0, 180)`)", "n16rot", "specglue-rot2", 2, 1),
 )
 EXTRA_COLUMNS = (("calls / extra extractions", ("calls", "extra_extractions"), ("int", "int")),
-                 ("matching ms per pair", "time_ms", "int"))
+                 ("matching ms per pair", "time_ms", "ms"))
 
 
 def main() -> None:

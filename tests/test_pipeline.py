@@ -134,8 +134,18 @@ def test_rotations_keep_the_turn_that_matches(warped_pair):
     err = np.linalg.norm(both.points1 - ([w - 1, h - 1] - both.points0), axis=1)
     assert (err < 3).mean() > 0.9
     assert both.keypoints1[:, 0].max() < w and both.keypoints1[:, 1].max() < h
-    with pytest.raises(ValueError, match="rotations must be distinct multiples of 90"):
-        match_pair(image0, image1, specular=None, rotations=(0, 45))
+    # a quarter turn on a non-square image: keypoints come back through the inverse map
+    quarter = np.ascontiguousarray(np.rot90(image0, 1))  # (x, y) -> (y, w - 1 - x)
+    turned = match_pair(image0, quarter, specular=None, max_num_keypoints=512, resize=None, rotations=(0, 270))
+    assert turned.config["rotation1"] == 270 and len(turned.matches) > 300
+    expected = np.stack([turned.points0[:, 1], w - 1 - turned.points0[:, 0]], 1)
+    assert (np.linalg.norm(turned.points1 - expected, axis=1) < 3).mean() > 0.9
+    assert turned.keypoints1[:, 0].max() < h and turned.keypoints1[:, 1].max() < w
+    for bad in ((0, 45), (0, 0), "0,180", (0, True)):
+        with pytest.raises(ValueError, match="rotations must be distinct multiples of 90"):
+            match_pair(image0, image1, specular=None, rotations=bad)
+    with pytest.raises(ValueError, match="'aliked_rot' are a matcher for 'aliked' features"):
+        match_pair(image0, image1, specular=None, features="disk", weights="aliked_rot")
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ def test_a_matcher_checkpoint_names_its_extractor():
     assert weights.extractor_settings("outputs/run/model_best.pt", None) == {}
     with pytest.raises(ValueError, match="'aliked_rot' match model_name='aliked-n16rot' descriptors.*aliked-n16'"):
         weights.extractor_settings("aliked_rot", {"model_name": "aliked-n16"})
+    with pytest.raises(ValueError, match="'aliked_rot' are a matcher for 'aliked' features, got features='disk'"):
+        weights.extractor_settings("aliked_rot", None, features="disk")
 
 
 def test_packaged_weights_are_found_without_importing_the_package():

@@ -516,10 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _turns(text: str) -> tuple:
     """``--rotations``: comma-separated multiples of 90 degrees."""
+    from .pipeline import check_turns
+
     try:
-        return tuple(int(v) for v in text.split(","))
+        return check_turns([int(v) for v in text.split(",")])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated degrees such as 0,180, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected distinct multiples of 90 in [0, 360) such as 0,180, "
+                                         f"got {text!r}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -134,8 +134,20 @@ def _extractor(features: str, conf: Tuple[Tuple[str, Any], ...], device: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _matcher(features: str, weights: Optional[str], mask_margin: int, device: str) -> LightGlue:
+def _matcher(features: str, weights: Optional[Union[str, Path]], mask_margin: int, device: str) -> LightGlue:
     return LightGlue(features=features, weights=weights, mask_margin=mask_margin).eval().to(device)
+
+
+def check_turns(rotations: Any) -> Tuple[int, ...]:
+    """``rotations`` as a tuple of degrees; ``ValueError`` unless they are distinct integer
+    multiples of 90 in [0, 360)."""
+    turns = tuple(rotations) if isinstance(rotations, (tuple, list)) else None
+    if (not turns or len(set(turns)) < len(turns)
+            or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t % 90 or not 0 <= t < 360
+                   for t in turns)):
+        raise ValueError(f"rotations must be distinct multiples of 90 degrees in [0, 360), e.g. (0, 180); "
+                         f"got {rotations!r}")
+    return tuple(int(t) for t in turns)
 
 
 def _turned(array: Optional[np.ndarray], quarter_turns: int) -> Optional[np.ndarray]:
@@ -158,7 +170,7 @@ def match_pair(
     ransac_threshold: float = 3.0,
     detector: str = specular.DEFAULT_METHOD,
     device: Optional[Union[str, torch.device]] = None,
-    weights: Optional[str] = None,
+    weights: Optional[Union[str, Path]] = None,
     rotations: Sequence[int] = (0,),
 ) -> MatchResult:
     """Extract features in two images, match them and optionally verify them geometrically.
@@ -166,7 +178,7 @@ def match_pair(
     Args:
         image0, image1: paths, RGB uint8 arrays [H, W, 3] or float tensors [C, H, W] in [0, 1].
         features: ``"aliked"``, ``"disk"``, ``"sift"`` or ``"superpoint"`` (the matcher loads the
-            official weights of that feature type).
+            official weights of that feature type unless ``weights`` says otherwise).
         specular: ``"auto"`` detects highlight masks with :func:`specglue.specular.detect`;
             ``None`` uses no masks; a pair ``(mask0, mask1)`` gives them (PNG paths, arrays or
             tensors [H, W]; either may be None).
@@ -194,7 +206,7 @@ def match_pair(
             specglue's rotation-aware matcher, also sets the extractor to ALIKED-n16rot.
         rotations: turns of image 1 to match, degrees in multiples of 90: image 1 is also
             turned by each, extracted and matched, and the turn with the most matches wins
-            (``config["rotation1"]``; keypoints1 stay in image 1's pixels). ``(0, 180)`` with
+            (ties: the first given; ``config["rotation1"]``; keypoints1 stay in image 1's pixels). ``(0, 180)`` with
             ``weights="aliked_rot"`` matches at any in-plane angle (2 matching calls, README).
     """
     if features not in EXTRACTORS:
@@ -203,16 +215,14 @@ def match_pair(
         raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {specular_mode!r}")
     if geometry is not None and geometry not in GEOMETRIES:
         raise ValueError(f"geometry must be None or one of {GEOMETRIES}, got {geometry!r}")
+    turns = check_turns(rotations)
+    conf = {"max_num_keypoints": max_num_keypoints, "resize": resize, "upsample": upsample,
+            **extractor_settings(weights, extractor_conf, features)}
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rgb0, rgb1 = load_image(image0, "image0"), load_image(image1, "image1")
     masks = _resolve_masks(specular, rgb0, rgb1, detector)
     regions = _resolve_regions(roi, rgb0, rgb1)
 
-    turns = tuple(rotations)
-    if not turns or len(set(turns)) < len(turns) or any(t % 90 or not 0 <= t < 360 for t in turns):
-        raise ValueError(f"rotations must be distinct multiples of 90 in [0, 360), e.g. (0, 180); got {rotations!r}")
-    conf = {"max_num_keypoints": max_num_keypoints, "resize": resize, "upsample": upsample,
-            **extractor_settings(weights, extractor_conf)}
     extractor = _extractor(features, tuple(sorted(conf.items())), device)
     matcher = _matcher(features, weights, int(mask_margin), device)
 
@@ -254,7 +264,8 @@ def match_pair(
         mask0=masks[0], mask1=masks[1], roi0=regions[0], roi1=regions[1],
         specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
         specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
-        config={"features": features, "weights": weights, "specular_mode": specular_mode, "geometry": geometry,
+        config={"features": features, "weights": None if weights is None else str(weights),
+                "specular_mode": specular_mode, "geometry": geometry,
                 "mask_margin": mask_margin, "rotations": list(turns), "rotation1": turn,
                 "extractor": dict(extractor.conf),
                 "specular": specular if isinstance(specular, str) or specular is None else "given",

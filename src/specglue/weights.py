@@ -25,9 +25,9 @@ import logging
 import os
 import tempfile
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -49,7 +49,7 @@ class Checkpoint:
     url: Optional[str]
     licence: str
     features: Optional[str] = None
-    extractor: Mapping[str, Any] = field(default_factory=dict)
+    extractor: Tuple[Tuple[str, Any], ...] = ()  # (key, value) settings
 
 
 CHECKPOINTS: Dict[str, Checkpoint] = {
@@ -66,9 +66,9 @@ CHECKPOINTS: Dict[str, Checkpoint] = {
         Checkpoint("aliked-n16rot", _ALIKED_URL.format("aliked-n16rot"), "BSD-3-Clause"),
         Checkpoint("aliked-n32", _ALIKED_URL.format("aliked-n32"), "BSD-3-Clause"),
         Checkpoint("aliked-t16", _ALIKED_URL.format("aliked-t16"), "BSD-3-Clause"),
-        # specglue's rotation-aware matcher (configs/aliked_rotation.yaml; model card: README)
+        # specglue's rotation-aware matcher (configs/aliked_rotation.yaml; model card: docs/models.md)
         Checkpoint("aliked_rot", None, "Apache-2.0 (fine-tuned from aliked_lightglue)", features="aliked",
-                   extractor={"model_name": "aliked-n16rot"}),
+                   extractor=(("model_name", "aliked-n16rot"),)),
         Checkpoint("disk-depth-save",
                    "https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth",
                    "Apache-2.0"),
@@ -80,17 +80,22 @@ CHECKPOINTS: Dict[str, Checkpoint] = {
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
-def extractor_settings(weights: Optional[str], extractor_conf: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def extractor_settings(weights: Optional[Union[str, PathLike]], extractor_conf: Optional[Mapping[str, Any]],
+                       features: Optional[str] = None) -> Dict[str, Any]:
     """``extractor_conf`` completed with what the matcher checkpoint ``weights`` needs (its
-    registry entry's :attr:`Checkpoint.extractor`, e.g. ALIKED-n16rot for
-    ``aliked_rot``).
+    registry entry's :attr:`Checkpoint.extractor`, e.g. ALIKED-n16rot for ``aliked_rot``).
 
     Raises:
-        ValueError: ``extractor_conf`` asks for other descriptors than the checkpoint's.
+        ValueError: the checkpoint is a matcher for other ``features`` than given, or
+            ``extractor_conf`` asks for other descriptors than the checkpoint's.
     """
     conf = dict(extractor_conf or {})
     entry = CHECKPOINTS.get(weights) if isinstance(weights, str) else None
-    for key, value in (entry.extractor if entry is not None else {}).items():
+    if entry is None:
+        return conf
+    if features is not None and entry.features is not None and features != entry.features:
+        raise ValueError(f"weights {weights!r} are a matcher for {entry.features!r} features, got features={features!r}")
+    for key, value in dict(entry.extractor).items():
         if conf.setdefault(key, value) != value:
             raise ValueError(f"weights {weights!r} match {key}={value!r} descriptors, but the extractor "
                              f"settings ask for {key}={conf[key]!r}: leave {key} out or set it to {value!r}")
@@ -142,7 +147,8 @@ def resolve(name: str, allow_download: Optional[bool] = None) -> Path:
     if CHECKPOINTS[name].url is None:
         path = SHIPPED_DIR / f"{name}.pth"
         if not path.is_file():
-            raise FileNotFoundError(f"Checkpoint {name!r} ships with specglue but {path} is missing: reinstall specglue")
+            raise FileNotFoundError(f"Checkpoint {name!r} ships with specglue but {path} is missing: "
+                                    "reinstall specglue")
         return path
     candidates = [cache_dir() / f"{name}.pth"]
     packaged = packaged_weights_dir()

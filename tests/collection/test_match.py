@@ -169,6 +169,10 @@ def test_extractor_mismatch_and_bad_inputs_are_refused(lap_features: Path, refer
     with pytest.raises(ValueError, match="holds aliked features but the matcher was asked for disk"):
         match_pairs(lap_features, pairs, tmp_path / "m.h5", settings=MatchSettings(features="disk"),
                     progress=False)
+    # the rotation-aware weights need ALIKED-n16rot descriptors; this file has the default n16
+    with pytest.raises(ValueError, match=r"extracted with \{'model_name': 'aliked-n16'\} but weights 'aliked_rot'"):
+        match_pairs(lap_features, pairs, tmp_path / "m.h5", settings=MatchSettings(weights="aliked_rot"),
+                    progress=False)
     # an hloc file (no specglue settings) must name its extractor
     hloc_file = tmp_path / "hloc_features.h5"
     with h5py.File(lap_features, "r") as src, h5py.File(hloc_file, "w") as dst:

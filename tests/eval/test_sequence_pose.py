@@ -109,10 +109,13 @@ def test_a_frame_range_keeps_training_frames_out(data_dir):
     assert plan.settings["frames"] == ["00004594.jpg", "00004618.jpg"] and "frames_00004594_00004618" in plan.out_name
     everything = prepare(RunOptions(resize=320), sinus, sinus, gaps=[5], highlights="none")
     assert len(everything.builders) == 30 and "frames_" not in everything.out_name
+    assert "frames" not in everything.settings  # earlier runs over every frame keep their caches
     with pytest.raises(ValueError, match="frames: '00009999.jpg' is not a frame of the sequence"):
         prepare(RunOptions(), sinus, sinus, frames=("00004594.jpg", "00009999.jpg"))
     with pytest.raises(ValueError, match="comes before the first"):
         prepare(RunOptions(), sinus, sinus, frames=("00004600.jpg", "00004590.jpg"))
+    with pytest.raises(ValueError, match=r"frames must be \(first, last\)"):
+        prepare(RunOptions(), sinus, sinus, frames=("00004600.jpg",))
 
 
 def _run_cli(args, capsys) -> tuple:

@@ -51,6 +51,12 @@ def test_an_endoscope_field_of_view_stays_put_and_bounds_the_keypoints(data_dir)
     assert item["image1"][:, view].mean() > 0.1
     photo = HomographyPairs([data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg"], conf, length=1)[0]
     assert "roi0" not in photo
+    # photometric changes and highlights stay inside the view too
+    glare = HomographyDataConf(specular_probability=1.0, photometric=True, field_of_view="auto")
+    lit = HomographyPairs([sinus / "00004584.jpg"], glare, length=2)[1]
+    for k in (0, 1):
+        assert lit[f"image{k}"][:, ~view].abs().max() == 0
+        assert lit[f"specular_mask{k}"].any() and not lit[f"specular_mask{k}"][~view].any()
 
     builder = BatchBuilder(HomographyPairs([sinus / "00004584.jpg"], conf, length=2), "aliked",
                            {"max_num_keypoints": 256, "detection_threshold": 0.0})

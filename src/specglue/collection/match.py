@@ -32,7 +32,9 @@ import torch
 from tqdm import tqdm
 
 from ..batching import pad_features
+from ..features import EXTRACTORS
 from ..model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES, LightGlue
+from ..weights import CHECKPOINTS
 from .engine import LocalEngine
 from .hloc_io import (ImageFeatures, leaf_groups, open_h5, pair_keys,
                       read_image_features, read_settings, write_pair_matches)
@@ -111,13 +113,15 @@ class PairMatcher:
 
 
 def check_features_fit(features_settings: Dict[str, Any], descriptor_dim: int, features: Optional[str],
-                       path: Path) -> str:
+                       path: Path, weights: Optional[str] = None) -> str:
     """The matcher feature type for a features file; ``ValueError`` when it does not fit.
 
     Args:
         features_settings: the file's specglue settings ({} for an hloc file).
         descriptor_dim: the width of its descriptors.
         features: the feature type asked for, or None to take the file's.
+        weights: the matcher checkpoint; a registry entry that needs particular descriptors
+            (``aliked_rot``: ALIKED-n16rot) is refused on a file extracted otherwise.
     """
     extracted = features_settings.get("extraction", {}).get("features")
     if extracted is not None and features is not None and extracted != features:
@@ -135,6 +139,16 @@ def check_features_fit(features_settings: Dict[str, Any], descriptor_dim: int, f
     if descriptor_dim != expected:
         raise ValueError(f"features file {path} has {descriptor_dim}-d descriptors but LightGlue for "
                          f"{chosen} expects {expected}-d ones: these are not {chosen} features")
+    needed = dict(CHECKPOINTS[weights].extractor) if isinstance(weights, str) and weights in CHECKPOINTS else {}
+    if needed and "extraction" in features_settings:
+        made = {**EXTRACTORS[chosen].default_conf, **features_settings["extraction"].get("extractor_conf", {})}
+        wrong = {k: made.get(k) for k, v in needed.items() if made.get(k) != v}
+        if wrong:
+            raise ValueError(f"features file {path} was extracted with {wrong} but weights {weights!r} match "
+                             f"{needed} descriptors: extract with extractor_conf={needed}")
+    elif needed:
+        logger.warning("features file %s does not record its extractor: weights %s need %s descriptors",
+                       path, weights, needed)
     return chosen
 
 
@@ -193,7 +207,7 @@ def match_pairs(
         descriptor_dim = int(f[names[0]]["descriptors"].shape[0])
     settings = settings or MatchSettings()
     settings = replace(settings, features=check_features_fit(
-        features_settings, descriptor_dim, settings.features, features_path))
+        features_settings, descriptor_dim, settings.features, features_path, settings.weights))
     source = f"the images of the features file {features_path}"
     pair_list = read_pairs(pairs, known=names, source=source) if isinstance(pairs, (str, Path)) else list(pairs)
     known = set(names)

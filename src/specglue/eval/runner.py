@@ -110,14 +110,14 @@ class RunOptions:
     device: str = "cpu"
     extractor_conf: Dict[str, Any] = field(default_factory=dict)
     lightglue_conf: Dict[str, Any] = field(default_factory=dict)  # for every LightGlue
-    weights: Optional[str] = None  # specglue-* methods: a checkpoint instead of the official weights
+    weights: Optional[str] = None  # specglue-* methods: a registry name or checkpoint instead of the official weights
     mnn_ratio: float = 0.8
     ransac_threshold: Optional[float] = None  # None: the benchmark's default
 
     def __post_init__(self) -> None:
         if self.specular is not None and self.specular not in SPECULAR_PLACEMENTS:
             raise ValueError(f"specular must be None or one of {SPECULAR_PLACEMENTS}, got {self.specular!r}")
-        self.extractor_conf = extractor_settings(self.weights, self.extractor_conf)
+        self.extractor_conf = extractor_settings(self.weights, self.extractor_conf, self.features)
         self.lightglue_conf = dict(self.lightglue_conf or {})
         self.methods = list(self.methods) if self.methods is not None else list(DEFAULT_METHODS)
 
@@ -206,8 +206,8 @@ def pair_features(images: PairImages, extract: _LazyExtractor, views: Mapping[st
     image1 = ImageFeatures(extract.keyed(images.key1, images.image1, images.roi1), images.mask1)
     extra = {}
     for name, view in views.items():
-        image, mask, to_image1 = view(images.image1, images.mask1)
-        extra[name] = ImageFeatures(extract(image), mask, to_image1)
+        image, mask, roi, to_image1 = view(images.image1, images.mask1, images.roi1)
+        extra[name] = ImageFeatures(extract(image, roi), mask, to_image1)
     return PairFeatures(images.name, image0, image1, images.gt, images.info, extra)
 
 

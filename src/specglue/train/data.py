@@ -111,14 +111,16 @@ class HomographyPairs(torch.utils.data.Dataset):
                               translation=DEFAULT_HOMOGRAPHY_SAMPLING["translation"] * factor)
         image0 = rgb.astype(np.float32) / 255.0
         image1 = warp_image(image0, H)
-        if view is not None:  # the endoscope's rim stays where it is: black outside the view
-            image1 = image1 * view[..., None]
         if conf.photometric:
             image0, image1 = lg_augment(image0, rng), lg_augment(image1, rng)
         homography = torch.from_numpy(H).float()
         item = add_highlights(image0, image1, rng, conf.specular_probability, conf.placements, homography)
-        if view is not None:
-            item["roi0"] = item["roi1"] = torch.from_numpy(view)
+        if view is not None:  # the endoscope's rim stays where it is: black outside the view, no highlight
+            inside = torch.from_numpy(view)  # [H, W]
+            for k in (0, 1):
+                item[f"image{k}"] = item[f"image{k}"] * inside
+                item[f"specular_mask{k}"] = item[f"specular_mask{k}"] & inside
+                item[f"roi{k}"] = inside.clone()
         return {**item, "H_0to1": homography, "index": int(index)}
 
 

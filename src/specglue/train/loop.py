@@ -514,5 +514,5 @@ def iter_metrics(path: Path) -> Iterator[Dict[str, Any]]:
             yield {k: (v if k == "split" else (float(v) if v not in ("", None) else math.nan)) for k, v in row.items()}
 
 
-__all__ = ["BEST", "CHECKPOINT", "METRICS", "Trainer", "build_datasets", "build_model", "iter_metrics",
-           "learning_rate_factor", "match_counts", "save_atomically", "train"]
+__all__ = ["BEST", "CHECKPOINT", "METRICS", "Trainer", "build_datasets", "build_model", "export_weights",
+           "iter_metrics", "learning_rate_factor", "match_counts", "save_atomically", "train"]

@@ -87,7 +87,7 @@ def score_pair(pair, pred, config: Mapping[str, Any]) -> Dict[str, Any]:
 def summarize(records: Sequence[Mapping[str, Any]], n_layers: int) -> Dict[str, Any]:
     """The homography summary over all pairs, and per bin ``<key>[<lo>-<hi>deg]`` for the
     RANSAC AUCs, precision at 3 px and matches; ``auc_ransac@3px[bin mean]`` is the mean of
-    the bins' AUC@3px (every angle weighs the same)."""
+    the bins' AUC@3px (the table's summary column; nan when a bin is empty)."""
     out = metrics.summarize_homography(records, n_layers)
     for b, (lo, hi) in enumerate(ROTATION_BINS):
         in_bin = [r for r in records if r["bin"] == b]

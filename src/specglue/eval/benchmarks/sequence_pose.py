@@ -144,6 +144,8 @@ def frame_range(frames: Sequence[str], first_last: Optional[Sequence[str]]) -> L
     """
     if not first_last:
         return list(frames)
+    if len(first_last) != 2:
+        raise ValueError(f"frames must be (first, last) frame names, got {list(first_last)}")
     first, last = (str(n) for n in first_last)
     for name in (first, last):
         if name not in frames:
@@ -181,7 +183,7 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
     poses = read_sequence_poses(gt)
     every_frame = sequence_frames(images_dir, poses)
     frames = frame_range(every_frame, frames)
-    span = "" if len(frames) == len(every_frame) else f"-frames_{safe_name(Path(frames[0]).stem)}_{safe_name(Path(frames[-1]).stem)}"
+    restricted = len(frames) < len(every_frame)
     pairs = sequence_pairs(len(frames), gaps)
     first = load_image(images_dir / frames[0], frames[0])
     # the region is resolved now, so a bad mask file fails before anything is written
@@ -215,10 +217,14 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
     builders = [(_pair_name(frames[i], frames[j]), (lambda i=i, j=j, g=g: build(i, j, g))) for i, j, g in pairs]
     settings = {"images_dir": str(images_dir.resolve()), "gt": str(gt.resolve()), "gaps": [int(g) for g in gaps],
                 "roi": roi if roi in ("none", "auto") else str(Path(roi).resolve()), "highlights": highlights,
-                "detector": detector, "frames": [frames[0], frames[-1]]}
+                "detector": detector}
+    span = ""
+    if restricted:  # recorded only then: runs over every frame keep their fingerprint
+        settings["frames"] = [frames[0], frames[-1]]
+        span = f"-frames_{safe_name(Path(frames[0]).stem)}_{safe_name(Path(frames[-1]).stem)}"
     roi_name = roi if roi in ("none", "auto") else "file"
-    title = (f"{images_dir.name} {frames[0]}–{frames[-1]}: {len(pairs)} pairs (gaps {', '.join(map(str, gaps))}), "
-             f"{options.features} "
+    title = (f"{images_dir.name} {frames[0]}–{frames[-1]}: {len(pairs)} pairs "
+             f"(gaps {', '.join(map(str, gaps))}), {options.features} "
              f"{options.max_num_keypoints} kpts, roi={roi_name}, highlights={highlights}")
     return Plan(builders, settings, title, f"{safe_name(images_dir.name)}{span}-roi_{roi_name}-{highlights}",
                 has_masks=highlights != "none")
@@ -253,5 +259,5 @@ BENCHMARK = Benchmark(name="sequence-pose",
                       add_arguments=add_arguments, prepare=prepare, score_pair=score_pair, summarize=summarize,
                       columns=COLUMNS, plot=pose.plot, ransac_threshold=1.0)
 
-__all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_GAPS", "HIGHLIGHTS", "frame_range", "prepare", "score_pair", "sequence_frames",
-           "sequence_pairs", "summarize"]
+__all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_GAPS", "HIGHLIGHTS", "frame_range", "prepare", "score_pair",
+           "sequence_frames", "sequence_pairs", "summarize"]

@@ -10,9 +10,11 @@ import torch
 
 from ..cache import ImageFeatures, PairFeatures, Prediction
 
-#: a view of image 1: ``(image [3, H, W], mask [H, W] or None) -> (view image, view mask,
-#: to_image1 [3, 3])``, the last mapping pixels of the view to pixels of image 1
-View = Callable[[torch.Tensor, Optional[np.ndarray]], Tuple[torch.Tensor, Optional[np.ndarray], np.ndarray]]
+#: a view of image 1: ``(image [3, H, W], mask [H, W] or None, roi [H, W] or None) -> (view
+#: image, view mask, view roi, to_image1 [3, 3])``, the last mapping pixels of the view to
+#: pixels of image 1
+View = Callable[[torch.Tensor, Optional[np.ndarray], Optional[np.ndarray]],
+                Tuple[torch.Tensor, Optional[np.ndarray], Optional[np.ndarray], np.ndarray]]
 
 
 class Method:

@@ -1,8 +1,9 @@
 """Best of several in-plane turns of image 1 (``reference-rot4``, ``specglue-rot2``).
 
-Image 1 is also turned by quarter turns, each turn is extracted (in loop 1, as ``pair.views``)
-and matched, and the turn with the most matches wins (ties: the smallest turn); its keypoints
-are mapped back to image 1 for scoring. ``time_s`` counts every matching call; the extra
+Image 1 is also turned by quarter turns, each turn is extracted (in loop 1, as ``pair.views``,
+inside the turned region of interest) and matched, and the turn with the most matches wins
+(ties: the first in the order given, image 1 itself first); its keypoints are mapped back to
+image 1 for scoring. ``time_s`` counts every matching call; the extra
 extractions are not in it.
 
 - ``reference-rot4``: the official LightGlue at 0, 90, 180 and 270 degrees, the workaround
@@ -30,11 +31,14 @@ from .official import shared_reference
 def rot90_view(k: int):
     """The view of image 1 turned by ``k`` counter-clockwise quarter turns."""
 
-    def view(image: torch.Tensor, mask: Optional[np.ndarray]) -> Tuple[torch.Tensor, Optional[np.ndarray], np.ndarray]:
+    def turn(array: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        return None if array is None else np.ascontiguousarray(np.rot90(array, k))
+
+    def view(image: torch.Tensor, mask: Optional[np.ndarray], roi: Optional[np.ndarray]
+             ) -> Tuple[torch.Tensor, Optional[np.ndarray], Optional[np.ndarray], np.ndarray]:
         A, _ = rot90_transform(image.shape[-1], image.shape[-2], k)  # image 1 -> view
         turned = torch.rot90(image, k, dims=(-2, -1)).contiguous()
-        turned_mask = None if mask is None else np.ascontiguousarray(np.rot90(mask, k))
-        return turned, turned_mask, np.linalg.inv(A)
+        return turned, turn(mask), turn(roi), np.linalg.inv(A)
 
     return view
 
@@ -45,6 +49,8 @@ class BestOfTurnsMethod(Method):
     matches a view with ``match_views(image0, image1_view, view_name)``."""
 
     def __init__(self, base: Any, quarter_turns: Sequence[int], name: str) -> None:
+        if not quarter_turns or len(set(quarter_turns)) < len(quarter_turns) or not set(quarter_turns) <= {1, 2, 3}:
+            raise ValueError(f"quarter_turns must be distinct values among 1, 2, 3; got {quarter_turns!r}")
         self.base, self.name = base, name
         self.views = {f"rot{90 * k}": rot90_view(k) for k in quarter_turns}
         self.uses_masks = base.uses_masks
