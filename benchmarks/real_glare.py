@@ -67,6 +67,7 @@ from tqdm import tqdm
 from specglue import LightGlue
 from specglue.features import build_extractor
 from specglue.geometry import estimate_homography
+from specglue.model.kernels import cpu_model
 from specglue.model.lightglue import SPECULAR_MODES
 from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
@@ -368,7 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         args.out.write_text(json.dumps(jsonable(public), indent=1, allow_nan=False))
         cmd = "python benchmarks/real_glare.py " + " ".join(argv if argv is not None else sys.argv[1:])
         md = (f"# Real glare: laparoscopic and phantom sequences\n\nCommand: `{cmd}` ({seconds:.0f} s, "
-              f"{args.threads} CPU threads)\n\n{definitions}\n\n{text}\n")
+              f"{args.threads} threads of {cpu_model()})\n\n{definitions}\n\n{text}\n")
         args.out.with_suffix(".md").write_text(md)
         logger.info("wrote %s and %s", args.out, args.out.with_suffix(".md"))
     return report

@@ -207,7 +207,7 @@ def match_pair(
         rotations: turns of image 1 to match, degrees in multiples of 90: image 1 is also
             turned by each, extracted and matched, and the turn with the most matches wins
             (ties: the first given; ``config["rotation1"]``; keypoints1 stay in image 1's pixels). ``(0, 180)`` with
-            ``weights="aliked_rot"`` matches at any in-plane angle (2 matching calls, README).
+            ``weights="aliked_rot"`` matches at any in-plane angle (2 matching calls, docs/models.md).
     """
     if features not in EXTRACTORS:
         raise ValueError(f"Unknown features {features!r}; expected one of {sorted(EXTRACTORS)}")

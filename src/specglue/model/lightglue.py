@@ -136,7 +136,7 @@ class LightGlue(nn.Module):
         "width_confidence": 0.99,  # point pruning, disable with -1
         "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
         "weights": None,  # checkpoint path / registry name / state dict (None: preset's)
-        "specular_mode": "hard",  # hard | cross | soft | filter | off (see README)
+        "specular_mode": "hard",  # hard | cross | soft | filter | off (docs/api.md)
         # px: a keypoint this close to a specular pixel counts as specular (detectors fire on the
         # rim of a highlight, just outside it: see benchmarks/results/specular_aliked_margin0.md)
         "mask_margin": 3,
@@ -208,7 +208,7 @@ class LightGlue(nn.Module):
         """The fastest CPU configuration for this machine: bf16 autocast (``mp=True``) where the
         CPU computes bf16 natively (AMX or AVX512-BF16: :func:`~specglue.model.kernels.native_bf16`),
         fp32 elsewhere; kernels chosen by measurement either way. bf16 keeps the homography
-        accuracy of fp32 (README, Speed) but not every match identical; ``conf`` as in the
+        accuracy of fp32 (docs/speed.md) but not every match identical; ``conf`` as in the
         constructor (``mp`` given there wins)."""
         return cls(features, **{"mp": native_bf16(), **conf})
 
