@@ -565,7 +565,7 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
         "eval", help=f"evaluate matchers ({', '.join(BENCHMARKS)}, rescore)",
         description="Compare specglue (each specular mode), the official LightGlue, kornia's LightGlue "
                     "and mutual nearest neighbour on the same features. Prints a Markdown table and "
-                    "writes results.json and plots to --out-dir (needs specglue[eval]).")
+                    "writes results.json and plots to --out-dir.")
     benchmarks = evaluate.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, bench in BENCHMARKS.items():
         parser = benchmarks.add_parser(name, help=bench.help, description=bench.help)

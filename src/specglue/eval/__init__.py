@@ -1,4 +1,4 @@
-"""Evaluation: every benchmark runs through one runner in two loops (STYLE.md #8).
+"""Evaluation: every benchmark runs through one runner in two loops (export, then score).
 
 Features and predictions of every method are exported to HDF5 caches in ``out_dir``
 (resumable, fingerprinted), then scored into ``results.json``, ``table.md`` and

@@ -1,4 +1,4 @@
-"""The evaluation runner: any registered benchmark in two loops, then reports (STYLE.md #8).
+"""The evaluation runner: any registered benchmark in two loops (export, then score), then reports.
 
 1. **export**: the benchmark's pair builders give images and ground truth; the runner extracts
    features (one extractor for every method, plus the views of image 1 some methods need) into

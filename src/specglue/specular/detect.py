@@ -3,7 +3,7 @@
 Shape letters: ``B`` batch, ``C`` channels (3 = RGB, 1 = grey), ``H x W`` image size.
 A mask is a bool tensor ``[B, H, W]`` that is True on highlight pixels.
 
-Four rules are available (see ``../shared/ANCHORS.md`` section 7 for the published ones):
+Four rules are available (the last two are published ones, cited below):
 
 - ``"highlight"`` (the default): cores near-saturated in every channel (relative to the image's
   own clip level per channel, so white balance and the camera's range do not matter), compact
