@@ -93,7 +93,8 @@ def test_bad_inputs_fail_with_one_line(small_pair, tmp_path):
     _one_line_error(specglue("match", img0, img1, "--mask0", small_mask), "mask0 has size (10, 10)")
     _one_line_error(specglue("match", img0, img1, "--mask1", tmp_path / "none.png"), "none.png")
     _one_line_error(specglue("match", img0, img1, "--features", "orb"), "invalid choice: 'orb'")
-    _one_line_error(specglue("match", img0, img1, "--rotations", "0,45"), "--rotations: expected distinct multiples of 90")
+    _one_line_error(specglue("match", img0, img1, "--rotations", "0,45"),
+                    "--rotations: expected distinct multiples of 90")
     _one_line_error(specglue("match", img0, img1, "--features", "disk", "--weights", "aliked_rot"),
                     "'aliked_rot' are a matcher for 'aliked' features")
     _one_line_error(specglue("detect-specular", corrupt, "--out", tmp_path / "m.png"), "not a readable image")

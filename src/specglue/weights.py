@@ -92,7 +92,8 @@ def extractor_settings(weights: Optional[Union[str, PathLike]], extractor_conf: 
     if entry is None:
         return conf
     if features is not None and entry.features is not None and features != entry.features:
-        raise ValueError(f"weights {weights!r} are a matcher for {entry.features!r} features, got features={features!r}")
+        raise ValueError(f"weights {weights!r} are a matcher for {entry.features!r} features, "
+                         f"got features={features!r}")
     for key, value in dict(entry.extractor).items():
         if conf.setdefault(key, value) != value:
             raise ValueError(f"weights {weights!r} match {key}={value!r} descriptors, but the extractor "

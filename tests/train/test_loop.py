@@ -168,7 +168,8 @@ def test_the_cli_prints_the_resolved_config_and_names_bad_keys(data_dir, tmp_pat
     assert "optim.rate" in capsys.readouterr().err
     assert cli_main(["train", str(config), f"data.images=[{tmp_path / 'missing'}]"]) == 1
     assert "missing" in capsys.readouterr().err
-    assert cli_main(["train", str(config), f"run.output={tmp_path / 'never'}", "--export", str(tmp_path / "w.pth")]) == 1
+    never = f"run.output={tmp_path / 'never'}"
+    assert cli_main(["train", str(config), never, "--export", str(tmp_path / "w.pth")]) == 1
     assert "model_best.pt does not exist: train the run first" in capsys.readouterr().err
     assert not (tmp_path / "w.pth").exists()
 

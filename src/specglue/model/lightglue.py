@@ -190,6 +190,7 @@ class LightGlue(nn.Module):
         self.register_buffer("confidence_thresholds", torch.tensor(thresholds, dtype=torch.float32))
         # Python copy of the same values: comparing against a float avoids a device sync.
         self._thresholds = thresholds
+        self._warned_slow_bf16 = False
 
         source = conf.weights
         if isinstance(source, str) and source in weights_registry.CHECKPOINTS:
@@ -307,6 +308,11 @@ class LightGlue(nn.Module):
         image0 = parse_image(data, "image0", "M", sizes, **conf)
         image1 = parse_image(data, "image1", "N", sizes, **conf)
         device = image0.keypoints.device
+        if self.conf.mp and device.type == "cpu" and not self._warned_slow_bf16 and not native_bf16():
+            self._warned_slow_bf16 = True
+            logger.warning("LightGlue(mp=True) on a CPU without native bf16 (no AMX, no AVX512-BF16) emulates "
+                           "bf16 and runs slower than fp32 (0.24x at 1024 keypoints on an AVX2 EPYC, docs/speed.md); "
+                           "use mp=False or LightGlue.fastest(), which chooses by the CPU")
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel, \
