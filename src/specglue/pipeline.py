@@ -206,8 +206,9 @@ def match_pair(
             specglue's rotation-aware matcher, also sets the extractor to ALIKED-n16rot.
         rotations: turns of image 1 to match, degrees in multiples of 90: image 1 is also
             turned by each, extracted and matched, and the turn with the most matches wins
-            (ties: the first given; ``config["rotation1"]``; keypoints1 stay in image 1's pixels). ``(0, 180)`` with
-            ``weights="aliked_rot"`` matches at any in-plane angle (2 matching calls, docs/models.md).
+            (ties: the first given), reported as ``config["rotation1"]``; keypoints1 stay in
+            image 1's pixels. ``(0, 180)`` with ``weights="aliked_rot"`` matches at any in-plane
+            angle (2 matching calls, docs/models.md).
     """
     if features not in EXTRACTORS:
         raise ValueError(f"Unknown features {features!r}; expected one of {sorted(EXTRACTORS)}")
