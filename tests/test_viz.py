@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import matplotlib
 import numpy as np
@@ -166,5 +170,11 @@ class TestPlotKeypoints:
             plot_keypoints(_gray(H0, W0), np.ones((4, 2)), colors=np.ones((3, 3)))
 
 
-def test_module_has_no_side_effects_on_backend():
-    assert viz.matplotlib.get_backend() == matplotlib.get_backend()
+def test_importing_the_module_changes_no_backend_or_rc_params():
+    """Checked in a fresh interpreter: in this one matplotlib is already imported and configured."""
+    script = ("import matplotlib; before = (matplotlib.rcParams['backend'], dict(matplotlib.rcParams)); "
+              "import specglue.viz; after = (matplotlib.rcParams['backend'], dict(matplotlib.rcParams)); "
+              "print(before == after)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MPLBACKEND": "svg"})
+    assert out.stdout.strip() == "True", out.stderr

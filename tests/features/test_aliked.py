@@ -98,6 +98,7 @@ class TestALIKEDBehaviour:
         from specglue.model import kernels
 
         monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
+        monkeypatch.delenv(kernels.KERNELS_ENV)  # "auto" below measures
         kernels.CHOICES.clear()
         image = read_rgb(data_dir / GLINT_FRAME)
         extractor = ALIKED(max_num_keypoints=512, detection_threshold=0.0, resize=None)
