@@ -182,3 +182,20 @@ def test_pairs_command(tmp_path):
     _one_line_error(specglue("pairs", frames, "--mode", "from", "--pairs", tmp_path / "given.txt",
                              "--out", tmp_path / "out.txt"), "'0009.png' is not among the images")
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    from specglue import cli
+    from specglue.errors import SpecglueError
+
+    def failing(error):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setattr(cli, "cmd_rescore", failing(SpecglueError("mapping failed: 1 of 9 images")))
+    assert cli.main(["eval", "rescore", "anywhere"]) == 1
+    assert capsys.readouterr().err.strip() == "specglue eval: error: mapping failed: 1 of 9 images"
+    monkeypatch.setattr(cli, "cmd_rescore", failing(TypeError("a bug")))
+    with pytest.raises(TypeError, match="a bug"):
+        cli.main(["eval", "rescore", "anywhere"])

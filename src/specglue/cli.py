@@ -17,13 +17,14 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
+from .errors import SpecglueError
 from .optional import MissingDependency
 
 #: ``--specular`` of ``match``: ``auto`` (detect masks, match them hard) or a matcher mode
 MODES = ("auto",) + SPECULAR_MODES
 
 
-class CliError(Exception):
+class CliError(SpecglueError):
     """A user error reported as one line on stderr with exit code 1."""
 
 
@@ -611,7 +612,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
-    except (CliError, MissingDependency, FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
+    except (SpecglueError, MissingDependency, FileNotFoundError, ValueError) as err:  # bugs keep their traceback
         print(f"specglue {args.command}: error: {err}", file=sys.stderr)
         return 1
 

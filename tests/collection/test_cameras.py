@@ -16,6 +16,7 @@ import pytest
 pycolmap = pytest.importorskip("pycolmap")
 
 from specglue.collection import colmap  # noqa: E402
+from specglue.errors import SpecglueError  # noqa: E402
 from specglue.collection.hloc_io import (  # noqa: E402
     ImageFeatures, open_h5, write_image_features, write_pair_matches, write_settings)
 from specglue.collection.reconstruct import map_features  # noqa: E402
@@ -102,7 +103,7 @@ def test_a_sequence_gets_one_sane_camera_and_an_accurate_trajectory(moving, movi
 def test_a_camera_that_barely_moves_is_not_reported_as_a_success(tmp_path):
     """Millimetres against metres: no pair sees the scene under the 1 degree mapping starts from."""
     root = write_sequence(tmp_path, step=0.002, rng=np.random.default_rng(1))
-    with pytest.raises(RuntimeError, match="no initial image pair"):
+    with pytest.raises(SpecglueError, match="no initial image pair"):
         map_features(root / "features.h5", root / "matches.h5", root / "out")
     assert not (root / "out" / "sparse").exists()
 

@@ -11,6 +11,7 @@ import pytest
 pycolmap = pytest.importorskip("pycolmap")
 
 from specglue.collection import colmap  # noqa: E402
+from specglue.errors import SpecglueError  # noqa: E402
 from specglue.collection.hloc_io import (  # noqa: E402
     ImageFeatures, open_h5, write_image_features, write_pair_matches, write_settings)
 
@@ -203,7 +204,7 @@ def test_mapping_fails_clearly_when_nothing_registers(scene, tmp_path):
     colmap.write_database(scene["features"], scene["matches"], path, pairs=pairs, verify=True)
     # 12 degrees apart: no initial pair passes a 60 degree triangulation angle, even relaxed
     options = {"mapper": {"init_min_tri_angle": 60.0}, "init_num_trials": 2}
-    with pytest.raises(RuntimeError, match="mapping .* failed: no model was kept"):
+    with pytest.raises(SpecglueError, match="mapping .* failed: no model was kept"):
         colmap.map_database(path, None, tmp_path / "out", options=options)
     with pytest.raises(ValueError, match="bogus"):
         colmap.map_database(path, None, tmp_path / "out", options={"bogus": 1})

@@ -40,6 +40,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from ..errors import SpecglueError
 from ..optional import require
 from .hloc_io import leaf_groups, open_h5, read_image_features, read_matches, read_settings
 from .pairs import read_pairs
@@ -502,7 +503,7 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
     Raises:
         ValueError: the database or image folder is missing, or the database holds no
             two-view geometry (write it with ``verify=True``).
-        RuntimeError: mapping registered fewer than two images.
+        SpecglueError: mapping registered fewer than two images.
     """
     pycolmap = _pycolmap("mapping a COLMAP database")
     if mapper not in MAPPERS:
@@ -546,7 +547,7 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
             # COLMAP logs why: "No good initial image pair found" or "Discarding
             # reconstruction due to bad initial pair" (e.g. only two images, whose points are
             # all two-view tracks, which the default triangulation ignores)
-            raise RuntimeError(
+            raise SpecglueError(
                 f"mapping {database_path} failed: no model was kept from {num_images} images "
                 f"({num_verified} verified pairs): no initial image pair with enough inliers "
                 "and triangulation angle was found, or it was discarded (fewer than 2 images "
@@ -555,7 +556,7 @@ def map_database(database_path: PathLike, image_dir: Optional[PathLike], out_dir
         best = max(sizes, key=lambda key: (sizes[key], -key))
         reconstruction = models[best]
         if sizes[best] < 2:
-            raise RuntimeError(f"mapping {database_path} failed: fewer than 2 of {num_images} "
+            raise SpecglueError(f"mapping {database_path} failed: fewer than 2 of {num_images} "
                                "images were registered")
         if len(models) > 1:
             logger.info("mapping made %d models (registered images %s); keeping model %d",

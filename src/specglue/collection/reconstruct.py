@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
+from ..errors import SpecglueError
 from .colmap import (MAPPERS, PLAUSIBLE_FOCAL_RANGE, SEQUENCE_KINDS, check_cameras, database_cameras,
                      map_database, read_camera_file, self_calibrate, summarize, write_database)
 from .extract import ExtractionSettings, extract_features
@@ -162,7 +163,7 @@ def reconstruct(
     Raises:
         ValueError: bad input at any stage (missing source, unreadable video, camera
             parameters that do not fit, ...).
-        RuntimeError: mapping registered fewer than two images.
+        SpecglueError: mapping registered fewer than two images.
     """
     if pairs not in PAIR_MODES:
         raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
@@ -253,7 +254,7 @@ def map_features(
 
     Raises:
         ValueError: bad arguments or files, camera parameters that do not fit the images.
-        RuntimeError: mapping registered fewer than two images.
+        SpecglueError: mapping registered fewer than two images.
     """
     from .hloc_io import open_h5, read_settings
 
@@ -371,7 +372,7 @@ def _runaway_focal(model: Any, start_focal: float) -> Optional[float]:
 def _map_best_of(database: Path, image_dir: Path, out_dir: Path, attempts: int, options: Dict[str, Any],
                  mapper: str):
     """Map ``attempts`` times (random seeds 0, 1, ...) and keep the model with the most
-    observations in ``out_dir/sparse``; RuntimeError when every attempt fails."""
+    observations in ``out_dir/sparse``; SpecglueError when every attempt fails."""
     best, best_score, errors = None, -1, []
     for seed in range(attempts):
         work = out_dir / f".mapping-seed{seed}"
@@ -387,7 +388,7 @@ def _map_best_of(database: Path, image_dir: Path, out_dir: Path, attempts: int, 
             best, best_score, best_dir = model, score, work
     try:
         if best is None:
-            raise RuntimeError(errors[-1])
+            raise SpecglueError(errors[-1])
         target = out_dir / "sparse"
         if target.exists():
             shutil.rmtree(target)

@@ -44,6 +44,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..errors import SpecglueError
 from ..geometry.poses import find_colmap_model, read_sequence_poses, reconstruction_poses
 from ..geometry.trajectory import evaluate_trajectory, reference_in_estimate
 from ..optional import require
@@ -648,11 +649,11 @@ def screenshot_page(page: PathLike, png: PathLike, size: Sequence[int] = (900, 7
     scripts ran; no network is used (the browser's background connections are off).
 
     Raises:
-        RuntimeError: no browser (install Debian's ``chromium``), or it wrote no picture.
+        SpecglueError: no browser (install Debian's ``chromium``), or it wrote no picture.
     """
     browser = find_browser()
     if browser is None:
-        raise RuntimeError(f"a screenshot needs one of {', '.join(BROWSERS)} on PATH (Debian: apt-get install chromium)")
+        raise SpecglueError(f"a screenshot needs one of {', '.join(BROWSERS)} on PATH (Debian: apt-get install chromium)")
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="specglue-browser-") as profile:
@@ -662,7 +663,7 @@ def screenshot_page(page: PathLike, png: PathLike, size: Sequence[int] = (900, 7
                    "--virtual-time-budget=3000", f"--screenshot={png}", Path(page).resolve().as_uri()]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if not png.is_file():
-        raise RuntimeError(f"{browser} wrote no screenshot of {page} (exit {done.returncode}): {done.stderr[-2000:]}")
+        raise SpecglueError(f"{browser} wrote no screenshot of {page} (exit {done.returncode}): {done.stderr[-2000:]}")
     return png
 
 
