@@ -68,7 +68,7 @@ from specglue import LightGlue
 from specglue.features import build_extractor
 from specglue.geometry import estimate_homography
 from specglue.model.kernels import cpu_model
-from specglue.model.lightglue import SPECULAR_MODES
+from specglue.confs import SPECULAR_MODES
 from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
 

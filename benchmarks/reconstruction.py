@@ -29,7 +29,7 @@ from specglue.collection.extract import ExtractionSettings
 from specglue.collection.match import MatchSettings
 from specglue.collection.reconstruct import reconstruct
 from specglue.eval.data import find_data_dir
-from specglue.model.lightglue import SPECULAR_THRESHOLD
+from specglue.confs import SPECULAR_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQUENCES = {

@@ -91,7 +91,7 @@ from specglue.geometry import (
     sample_homography,
     warp_image,
 )
-from specglue.model.lightglue import SPECULAR_MODES
+from specglue.confs import SPECULAR_MODES
 from specglue.specular import DEFAULT_METHOD, detect, synthesize_pair
 
 from glare_common import distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path

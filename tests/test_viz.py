@@ -13,7 +13,6 @@ import pytest
 import torch
 from matplotlib.collections import LineCollection, PathCollection
 
-from specglue import viz
 from specglue.viz import (
     CAPTION_PX,
     COLORBAR_PX,

@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from .model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
+from .confs import MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, RESIZE, SPECULAR_MODES
 from .errors import SpecglueError
 from .optional import MissingDependency
 
@@ -283,9 +283,10 @@ def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
                         help="keypoint detector/descriptor (default: aliked)")
-    parser.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
-    parser.add_argument("--resize", type=int, default=1024,
-                        help="shrink images whose long side exceeds this many px; 0 = never (default: 1024)")
+    parser.add_argument("--max-keypoints", type=int, default=MAX_KEYPOINTS,
+                        help=f"keypoints per image (default: {MAX_KEYPOINTS})")
+    parser.add_argument("--resize", type=int, default=RESIZE,
+                        help=f"shrink images whose long side exceeds this many px; 0 = never (default: {RESIZE})")
     parser.add_argument("--keypoint-floor", type=float, metavar="F",
                         help="top-k detection under F x --max-keypoints keypoints (default: the extractor's)")
     parser.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
@@ -432,10 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("image1", metavar="IMG1", help="second image")
     match.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
                        help="keypoint detector/descriptor (default: aliked)")
-    match.add_argument("--max-keypoints", type=int, default=2048, help="keypoints per image (default: 2048)")
-    match.add_argument("--resize", type=int, default=1024,
+    match.add_argument("--max-keypoints", type=int, default=MAX_KEYPOINTS,
+                       help=f"keypoints per image (default: {MAX_KEYPOINTS})")
+    match.add_argument("--resize", type=int, default=RESIZE,
                        help="shrink images whose long side exceeds this many px before extraction; "
-                            "0 = never (default: 1024; keypoints are reported in original pixels)")
+                            f"0 = never (default: {RESIZE}; keypoints are reported in original pixels)")
     match.add_argument("--upsample", action="store_true",
                        help="also enlarge smaller images to --resize (the official LightGlue behaviour)")
     match.add_argument("--keypoint-floor", type=float, metavar="F",

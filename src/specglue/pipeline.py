@@ -16,7 +16,8 @@ from .features import EXTRACTORS, build_extractor
 from .features.roi import RoiInput, resolve_roi
 from .geometry import GeometryResult, estimate_fundamental, estimate_homography, rot90_transform, warp_points
 from .images import ImageInput, load_image
-from .model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES, SPECULAR_THRESHOLD, LightGlue
+from .confs import MASK_MARGIN, MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, RESIZE, SPECULAR_MODES, SPECULAR_THRESHOLD
+from .model.lightglue import LightGlue
 from .weights import extractor_settings
 
 logger = logging.getLogger(__name__)
@@ -161,10 +162,10 @@ def match_pair(
     specular: Union[str, None, Tuple[Optional[MaskInput], Optional[MaskInput]]] = "auto",
     specular_mode: str = PIPELINE_SPECULAR_MODE,
     roi: RoiInput = "auto",
-    mask_margin: int = 3,
+    mask_margin: int = MASK_MARGIN,
     geometry: Optional[str] = None,
-    max_num_keypoints: int = 2048,
-    resize: Optional[int] = 1024,
+    max_num_keypoints: int = MAX_KEYPOINTS,
+    resize: Optional[int] = RESIZE,
     upsample: bool = False,
     extractor_conf: Optional[Mapping[str, Any]] = None,
     ransac_threshold: float = 3.0,

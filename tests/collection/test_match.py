@@ -19,7 +19,7 @@ from specglue import LightGlue
 from specglue.collection import hloc_io
 from specglue.collection.match import MatchSettings, match_pairs
 from specglue.collection.pairs import exhaustive_pairs, image_names, sequential_pairs, write_pairs
-from specglue.model.lightglue import PIPELINE_SPECULAR_MODE
+from specglue.confs import PIPELINE_SPECULAR_MODE
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .. import specular as specular_masks
 from ..features import EXTRACTORS, build_extractor
 from ..features.roi import ROI_FRAMES, estimate_roi, resolve_roi
-from ..model.lightglue import LightGlue
+from ..confs import MASK_MARGIN, MAX_KEYPOINTS, RESIZE
 from .engine import LocalEngine
 from .hloc_io import ImageFeatures, write_image_features
 from .journal import PartJournal, check_writable
@@ -53,12 +53,12 @@ class ExtractionSettings:
     """
 
     features: str = "aliked"
-    max_num_keypoints: int = 2048
-    resize: Optional[int] = 1024
+    max_num_keypoints: int = MAX_KEYPOINTS
+    resize: Optional[int] = RESIZE
     extractor_conf: Dict[str, Any] = field(default_factory=dict)
     specular: str = "auto"
     detector: str = specular_masks.DEFAULT_METHOD
-    mask_margin: int = LightGlue.default_conf["mask_margin"]
+    mask_margin: int = MASK_MARGIN
     roi: str = "auto"
 
     def __post_init__(self) -> None:

@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from ..batching import pad_features
 from ..features import EXTRACTORS
-from ..model.lightglue import PIPELINE_SPECULAR_MODE, SPECULAR_MODES, LightGlue
+from ..confs import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
+from ..model.lightglue import LightGlue
 from ..weights import CHECKPOINTS
 from .engine import LocalEngine
 from .hloc_io import (ImageFeatures, leaf_groups, open_h5, pair_keys,

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..confs import EVAL_MAX_KEYPOINTS, EVAL_RESIZE
 from ..weights import extractor_settings
 from . import metrics, report
 from .cache import FeatureCache, ImageFeatures, PairFeatures, Prediction, PredictionCache, check_fingerprint
@@ -103,8 +104,8 @@ class RunOptions:
     methods: Optional[Sequence[str]] = None  # None: DEFAULT_METHODS
     specular: Optional[str] = None  # synthetic highlights: None, "independent" or "camera_fixed"
     seed: int = 0
-    max_num_keypoints: int = 1024
-    resize: Optional[int] = 640  # long side in px the images are shrunk to; None keeps them
+    max_num_keypoints: int = EVAL_MAX_KEYPOINTS
+    resize: Optional[int] = EVAL_RESIZE  # long side in px the images are shrunk to; None keeps them
     out_dir: Optional[PathLike] = None  # None: outputs/eval/<benchmark>-<settings>
     overwrite: bool = False  # delete the caches instead of resuming
     device: str = "cpu"
@@ -419,8 +420,10 @@ def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None
     parser.add_argument("--specular", choices=("none",) + SPECULAR_PLACEMENTS, default="none",
                         help="synthetic highlights on both images (default: none)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the pairs and highlights (default: 0)")
-    parser.add_argument("--max-num-keypoints", type=int, default=1024, help="keypoints per image (default: 1024)")
-    parser.add_argument("--resize", type=int, default=640, help="long side in px, 0 keeps the size (default: 640)")
+    parser.add_argument("--max-num-keypoints", type=int, default=EVAL_MAX_KEYPOINTS,
+                        help=f"keypoints per image (default: {EVAL_MAX_KEYPOINTS})")
+    parser.add_argument("--resize", type=int, default=EVAL_RESIZE,
+                        help=f"long side in px, 0 keeps the size (default: {EVAL_RESIZE})")
     parser.add_argument("--ransac-threshold", type=float, default=None,
                         help=f"robust estimator threshold in px (default: {benchmark.ransac_threshold:g})")
     parser.add_argument("--out-dir", type=Path, default=None, help="output folder (default: outputs/eval/<settings>)")

@@ -54,7 +54,8 @@ from torch import nn
 
 from ..model.heads import filter_matches
 from ..model.inputs import parse_image
-from ..model.lightglue import SPECULAR_THRESHOLD, LightGlue, normalize_keypoints
+from ..confs import SPECULAR_THRESHOLD
+from ..model.lightglue import LightGlue, normalize_keypoints
 from ..optional import require
 
 logger = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from kornia.feature.aliked import ALIKED as KorniaALIKED
 from kornia.feature.aliked.aliked import DeformableConv2d, InputPadder
 
 from .. import weights as _weights
+from ..confs import RESIZE
 from ..model import kernels
 from .base import Extractor, ROI_MARGIN, max_pool_nms
 
@@ -58,7 +59,7 @@ class ALIKED(Extractor):
         "detection_threshold": 0.2,  # keep maxima scoring above it; <= 0 = top-k mode
         "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
         "nms_radius": 2,  # suppression window is 2r+1 px; also the border left out
-        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "resize": RESIZE,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
         "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim

@@ -19,6 +19,7 @@ from kornia.feature import DISK as KorniaDISK
 from kornia.feature.disk.detector import heatmap_to_keypoints
 
 from .. import weights as _weights
+from ..confs import RESIZE
 from .base import Extractor, ROI_MARGIN
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class DISK(Extractor):
         "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
         "nms_window_size": 5,  # odd side of the non-maximum-suppression window, px
         "pad_if_not_divisible": True,  # zero-pad H, W to multiples of 16 (else they must be)
-        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "resize": RESIZE,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
         "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim

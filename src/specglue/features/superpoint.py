@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import weights as _weights
+from ..confs import RESIZE
 from .base import Extractor, ROI_MARGIN, max_pool_nms
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class SuperPoint(Extractor):
         "detection_threshold": 0.0005,  # keep pixels whose score is above it
         "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
         "remove_borders": 4,  # px at each border without keypoints; 0 disables
-        "resize": 1024,  # largest long side in px before detection; None = no resize
+        "resize": RESIZE,  # largest long side in px before detection; None = no resize
         "upsample": False,  # also enlarge images smaller than resize (official: True)
         "mask_margin": 0,  # px dilation of a specular mask passed to extract()
         "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim

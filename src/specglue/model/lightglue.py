@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .. import weights as weights_registry
+from ..confs import MASK_MARGIN, SPECULAR_MODES, SPECULAR_THRESHOLD
 from .attention import TransformerLayer
 from .encoding import LearnableFourierPositionalEncoding
 from .heads import MatchAssignment, TokenConfidence, filter_matches
@@ -26,17 +27,6 @@ from .inputs import ImageInputs, kept_order, parse_image
 from .kernels import KERNEL_MODES, Linear, native_bf16, use_kernels
 
 logger = logging.getLogger(__name__)
-
-#: how the matcher uses specular masks ("off" ignores them); the one list the CLI and the
-#: evaluation build their choices from
-SPECULAR_MODES = ("off", "hard", "cross", "soft", "filter")
-#: the mode of ``match_pair``, the CLI and the collections: highlight keypoints keep giving
-#: context in their own image but are neither attended to across nor matched. On the sinus
-#: pose benchmark (benchmarks/results/sequence_pose_sinus.md) it gave AUC@10 50.5 against 46.2
-#: for ``hard`` and 44.0 without masks (field of view on); the model's own default stays
-#: ``hard``, the mode the ONNX graph exports
-PIPELINE_SPECULAR_MODE = "cross"
-SPECULAR_THRESHOLD = 0.5  # specularity >= this makes a keypoint specular in hard/cross/filter
 
 StateDict = Dict[str, torch.Tensor]
 # Keys of the official releases that the model never used (the DISK release has them).
@@ -137,9 +127,7 @@ class LightGlue(nn.Module):
         "filter_threshold": 0.1,  # match if mutual nearest neighbour and score > this
         "weights": None,  # checkpoint path / registry name / state dict (None: preset's)
         "specular_mode": "hard",  # hard | cross | soft | filter | off (docs/api.md)
-        # px: a keypoint this close to a specular pixel counts as specular (detectors fire on the
-        # rim of a highlight, just outside it: see benchmarks/results/specular_aliked_margin0.md)
-        "mask_margin": 3,
+        "mask_margin": MASK_MARGIN,  # px: a keypoint this close to a highlight counts as specular
     }
 
     # Pruning costs a gather, so it only runs on images with more tokens than this.

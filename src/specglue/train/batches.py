@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..batching import pad_features
 from ..features import build_extractor
 from ..geometry import IGNORE, UNMATCHED, gt_matches_batch_from_depth, gt_matches_batch_from_homography
-from ..model.lightglue import SPECULAR_THRESHOLD
+from ..confs import MASK_MARGIN, SPECULAR_THRESHOLD
 from ..specular import sample_mask
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class BatchBuilder:
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, extractor: str, extractor_conf: Mapping[str, Any],
-                 mask_margin: int = 3, withhold_masks: float = 0.0, masked_unmatched: bool = True, seed: int = 0, cache: Optional[Path] = None,
+                 mask_margin: int = MASK_MARGIN, withhold_masks: float = 0.0, masked_unmatched: bool = True, seed: int = 0, cache: Optional[Path] = None,
                  cache_name: str = "features", cache_settings: Optional[Mapping[str, Any]] = None,
                  labels: Optional[Mapping[str, float]] = None) -> None:
         self.dataset = dataset

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..confs import MASK_MARGIN
 from ..optional import require
 from .data import DepthDataConf, HomographyDataConf
 
@@ -50,7 +51,7 @@ class ModelConf:
     weights: Optional[str] = None  # start from: registry name, checkpoint path; None: random
     specular_mode: str = "cross"  # how the masks enter the matcher while training: hard | cross | soft | off
     withhold_masks: float = 0.2  # probability that a pair is given without masks
-    mask_margin: int = 3  # px: a keypoint this close to a highlight counts as specular (model input)
+    mask_margin: int = MASK_MARGIN  # px: a keypoint this close to a highlight counts as specular (model input)
     n_layers: Optional[int] = None  # None: the preset's (9)
     descriptor_dim: Optional[int] = None  # None: the preset's (256)
     num_heads: Optional[int] = None  # None: the preset's (4)

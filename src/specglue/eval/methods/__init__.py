@@ -25,7 +25,7 @@ import functools
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ...model.lightglue import SPECULAR_MODES
+from ...confs import SPECULAR_MODES
 from . import mnn, official, rotations, specglue
 from .base import Method, MethodContext, View
 

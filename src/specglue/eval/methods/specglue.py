@@ -6,7 +6,8 @@ from typing import Any, Dict
 
 import torch
 
-from ...model.lightglue import SPECULAR_MODES, LightGlue
+from ...confs import SPECULAR_MODES
+from ...model.lightglue import LightGlue
 from ..cache import ImageFeatures, PairFeatures, Prediction
 from .base import Method, MethodContext, lightglue_inputs, lightglue_prediction
 
