@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sequence_pose_sinus"),
                         help="writes OUT.json and OUT.md")
     parser.add_argument("--gaps", type=int, nargs="+", default=[10, 20, 40])
-    parser.add_argument("--max-num-keypoints", type=int, default=2048)
+    parser.add_argument("--max-keypoints", type=int, default=2048)
     parser.add_argument("--resize", type=int, default=1024)
     parser.add_argument("--frames", nargs=2, metavar=("FIRST", "LAST"), default=None,
                         help="only these frames (names, both included), e.g. those a fine-tune was not trained on")
@@ -97,7 +97,7 @@ def main() -> None:
     for name, run in RUNS.items():
         results = sg_eval.run("sequence-pose", images_dir=sequence, gt=sequence, gaps=args.gaps, roi=run["roi"],
                               highlights=run["highlights"], methods=run["methods"],
-                              extractor_conf=run["extractor_conf"], max_num_keypoints=args.max_num_keypoints,
+                              extractor_conf=run["extractor_conf"], max_num_keypoints=args.max_keypoints,
                               resize=args.resize, frames=args.frames, weights=args.weights,
                               out_dir=args.work_dir / name)
         runs[name] = {"config": data_relative(results["config"], Path(data)), "summary": results["summary"]}
@@ -108,7 +108,7 @@ def main() -> None:
     frames = f"frames {args.frames[0]}–{args.frames[1]}, " if args.frames else ""
     weights = f"specglue weights {args.weights}, " if args.weights else ""
     header = (f"Sinus endoscopy ({SEQUENCE}): {frames}{pairs['num_pairs']} pairs, gaps {pairs['gaps']}, frames "
-              f"shrunk to {args.resize} px, {args.max_num_keypoints} keypoints, {weights}essential matrix MAGSAC "
+              f"shrunk to {args.resize} px, {args.max_keypoints} keypoints, {weights}essential matrix MAGSAC "
               f"1 px; CPU: {cpu_model()}\n\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(header + table, args.out.with_suffix(".md"))

@@ -38,7 +38,7 @@ def test_help_explains_every_command():
     for command in ("match", "detect-specular", "demo"):
         assert command in out.stdout
     match_help = specglue("match", "--help").stdout
-    for flag in ("--features", "--mask0", "--specular", "--geometry", "--out", "--viz"):
+    for flag in ("--features", "--mask0", "--specular", "--specular-mode", "--geometry", "--out", "--viz"):
         assert flag in match_help
 
 
@@ -54,11 +54,13 @@ def test_match_writes_what_it_prints(small_pair, tmp_path):
     assert int(printed["inliers"]) == int(saved["inliers"].sum())
     assert saved["model"].shape == (3, 3)
     assert cv2.imread(str(viz)) is not None
-    run = specglue("match", *small_pair, "--specular", "off", "--out", out_json, "--max-keypoints", "512")
+    run = specglue("match", *small_pair, "--specular", "none", "--out", out_json, "--max-keypoints", "512")
     assert run.returncode == 0, run.stderr
     data = json.loads(out_json.read_text())
     assert data["summary"]["matches"] == len(data["matches"])
-    assert data["config"]["specular_mode"] == "off"
+    assert data["config"]["specular"] is None and data["config"]["specular_mode"] == "cross"
+    run = specglue("match", *small_pair, "--specular", "none", "--mask0", small_pair[0])
+    assert run.returncode == 1 and "--specular none contradicts --mask0/--mask1" in run.stderr
 
 
 def test_detect_specular_writes_a_mask(tmp_path):
@@ -108,7 +110,7 @@ def test_eval_homography_prints_and_writes(tmp_path, data_dir):
     cv2.imwrite(str(images / "a.jpg"), cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA))
     out_dir = tmp_path / "run"
     run = specglue("--num-threads", "1", "eval", "homography", "--images", images, "-k", "1",
-                   "--max-num-keypoints", "256", "--resize", "320", "--methods", "specglue-off", "mnn",
+                   "--max-keypoints", "256", "--resize", "320", "--methods", "specglue-off", "mnn",
                    "--out-dir", out_dir)
     assert run.returncode == 0, run.stderr
     assert "| specglue-off |" in run.stdout and "| mnn |" in run.stdout
@@ -149,13 +151,13 @@ def test_eval_pose_and_rotation_take_their_own_options(tmp_path, data_dir):
     src = data_dir / "03_superglue_scannet_pairs_gt"
     pairs = tmp_path / "pairs.txt"
     pairs.write_text((src / "scannet_sample_pairs_with_gt.txt").read_text().splitlines()[0] + "\n")
-    run = specglue("eval", "pose", pairs, "--images", src / "images", "--max-num-keypoints", "128",
+    run = specglue("eval", "pose", pairs, "--images", src / "images", "--max-keypoints", "128",
                    "--resize", "320", "--methods", "mnn", "--out-dir", tmp_path / "pose")
     assert run.returncode == 0, run.stderr
     config = json.loads((tmp_path / "pose" / "results.json").read_text())["config"]
     assert config["pairs_file"] == str(pairs.resolve()) and config["ransac_threshold"] == 1.0
     run = specglue("eval", "rotation", "--images", data_dir / "06_oxford_graffiti_homography", "--max-images", "1",
-                   "--per-bin", "1", "--max-num-keypoints", "128", "--resize", "320", "--methods", "mnn",
+                   "--per-bin", "1", "--max-keypoints", "128", "--resize", "320", "--methods", "mnn",
                    "specglue-off", "--ransac-threshold", "2", "--variant", "aliked-n16rot", "--bf16",
                    "--out-dir", tmp_path / "rot")
     assert run.returncode == 0, run.stderr

@@ -56,7 +56,7 @@ def check_core_commands(cli, pair, tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "demo.png").stat().st_size > 0
     out = run([*cli, "eval", "homography", "--images", str(image0.parent), "--max-images", "1", "-k", "1",
-               "--max-num-keypoints", "128", "--methods", "specglue", "mnn", "--out-dir", "ev"], tmp_path)
+               "--max-keypoints", "128", "--methods", "specglue", "mnn", "--out-dir", "ev"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "| specglue-off |" in out.stdout and (tmp_path / "ev" / "results.json").exists()
     # the collection up to the matches file

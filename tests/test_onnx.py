@@ -1,16 +1,13 @@
 """ONNX export: the graph run by ONNX Runtime equals the fixed-depth PyTorch LightGlue on real
 ALIKED features of real photo pairs, with the official weights."""
 
-import argparse
-
 import onnx
 import pytest
 import torch
 import torch.nn.functional as F
 
-from specglue import LightGlue
+from specglue import LightGlue, cli
 from specglue.export import OnnxMatcher, export_onnx
-from specglue.export import onnx as onnx_export
 from specglue.specular import detect
 
 from .conftest import load_rgb, pair_paths
@@ -69,9 +66,7 @@ def plain_path(tmp_path_factory):
     """The official ALIKED weights without specular inputs, exported through the CLI entry point
     (``specglue export-onnx``), so every parity test below also covers the CLI."""
     out = tmp_path_factory.mktemp("onnx") / "cli" / "aliked.onnx"
-    args = onnx_export.add_arguments(argparse.ArgumentParser()).parse_args(
-        ["--features", "aliked", str(out), "--opset", "18"])
-    assert onnx_export.main(args) == 0
+    assert cli.main(["export-onnx", "--features", "aliked", str(out), "--opset", "18"]) == 0
     return out
 
 

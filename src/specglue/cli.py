@@ -20,9 +20,6 @@ from .confs import MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, RESIZE, SPECULAR_MODES
 from .errors import SpecglueError
 from .optional import MissingDependency
 
-#: ``--specular`` of ``match``: ``auto`` (detect masks, match them hard) or a matcher mode
-MODES = ("auto",) + SPECULAR_MODES
-
 
 class CliError(SpecglueError):
     """A user error reported as one line on stderr with exit code 1."""
@@ -44,18 +41,14 @@ def cmd_match(args: argparse.Namespace) -> int:
     out_path = _check_output(args.out, (".npz", ".json"), "--out")
     viz_path = _check_output(args.viz, (".png",), "--viz")
     given = args.mask0 is not None or args.mask1 is not None
-    if args.specular == "off":
-        if given:
-            raise CliError("--specular off contradicts --mask0/--mask1")
-        specular, mode = None, "off"
-    else:
-        specular = (args.mask0, args.mask1) if given else "auto"
-        mode = PIPELINE_SPECULAR_MODE if args.specular == "auto" else args.specular
+    if args.specular == "none" and given:
+        raise CliError("--specular none contradicts --mask0/--mask1")
+    specular = None if args.specular == "none" else (args.mask0, args.mask1) if given else "auto"
     image0, image1 = load_image(args.image0, "image0"), load_image(args.image1, "image1")
     extractor_conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
     roi = None if args.roi == "none" else args.roi
     result = match_pair(image0, image1, features=args.features, specular=specular,
-                        specular_mode=mode, roi=roi, geometry=args.geometry,
+                        specular_mode=args.specular_mode, roi=roi, geometry=args.geometry,
                         max_num_keypoints=args.max_keypoints, resize=args.resize or None,
                         upsample=args.upsample, extractor_conf=extractor_conf, detector=args.detector,
                         weights=args.weights, rotations=args.rotations)
@@ -69,7 +62,8 @@ def cmd_match(args: argparse.Namespace) -> int:
             out_path.write_text(json.dumps(result.to_json()))
         print(f"wrote {out_path}")
     if viz_path is not None:
-        _plot(result, image0, image1, viz_path, caption=f"{args.features}, specular {mode}")
+        _plot(result, image0, image1, viz_path, caption=f"{args.features}, specular "
+              f"{args.specular_mode if specular is not None else 'none (no masks)'}")
         print(f"wrote {viz_path}")
     return 0
 
@@ -446,9 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "0 = official threshold-only detection; aliked, disk, superpoint)")
     match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")
     match.add_argument("--mask1", metavar="PNG", help="specular mask of IMG1")
-    match.add_argument("--specular", default="auto", choices=MODES,
-                       help=f"auto: detect masks where none are given, {PIPELINE_SPECULAR_MODE} mode (default); "
-                            "off: ignore highlights; hard/cross/soft/filter: how the matcher uses the masks")
+    match.add_argument("--specular", default="auto", choices=("auto", "none"),
+                       help="auto: detect highlight masks where --mask0/--mask1 give none (default); "
+                            "none: no masks")
+    match.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
+                       help=f"how the matcher uses the masks (default: {PIPELINE_SPECULAR_MODE})")
     match.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                        help=f"highlight detector for missing masks (default: {DEFAULT_METHOD})")
     match.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
@@ -509,11 +505,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_commands(sub)
     _add_train_command(sub)
     from .export import onnx as onnx_export
+    from .model.lightglue import LightGlue
 
     export = sub.add_parser("export-onnx", help="export the matcher to a fixed-depth ONNX graph",
                             description=onnx_export.__doc__.split("\n\n")[0])
-    onnx_export.add_arguments(export)
-    export.set_defaults(func=onnx_export.main)
+    export.add_argument("--features", required=True, choices=sorted(LightGlue.features),
+                        help="feature type whose official LightGlue weights are exported")
+    export.add_argument("output", type=Path, help="the .onnx file to write")
+    export.add_argument("--with-specular", action="store_true",
+                        help="add specularity0/specularity1 inputs [B, M]/[B, N] (hard mode)")
+    export.add_argument("--opset", type=int, default=onnx_export.MIN_OPSET,
+                        help=f"ONNX opset (>= {onnx_export.MIN_OPSET})")
+    export.set_defaults(func=cmd_export_onnx)
     return parser
 
 
@@ -593,6 +596,16 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
 
 def _print_table(table: str) -> int:
     print(table)
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .export.onnx import export_onnx
+    from .model.lightglue import LightGlue
+
+    model = LightGlue(features=args.features, depth_confidence=-1, width_confidence=-1)
+    path = export_onnx(model, args.output, with_specular=args.with_specular, opset=args.opset)
+    print(f"wrote {path} (fixed depth: {model.conf.n_layers} layers, no early stopping or pruning)")
     return 0
 
 

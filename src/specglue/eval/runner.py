@@ -417,10 +417,10 @@ def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None
     parser.add_argument("--methods", nargs="+", default=None, choices=METHOD_NAMES, metavar="METHOD",
                         help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)}); "
                              f"any of {', '.join(METHOD_NAMES)}")
-    parser.add_argument("--specular", choices=("none",) + SPECULAR_PLACEMENTS, default="none",
+    parser.add_argument("--synthetic-highlights", dest="specular", choices=("none",) + SPECULAR_PLACEMENTS, default="none",
                         help="synthetic highlights on both images (default: none)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the pairs and highlights (default: 0)")
-    parser.add_argument("--max-num-keypoints", type=int, default=EVAL_MAX_KEYPOINTS,
+    parser.add_argument("--max-keypoints", type=int, default=EVAL_MAX_KEYPOINTS,
                         help=f"keypoints per image (default: {EVAL_MAX_KEYPOINTS})")
     parser.add_argument("--resize", type=int, default=EVAL_RESIZE,
                         help=f"long side in px, 0 keeps the size (default: {EVAL_RESIZE})")
@@ -447,7 +447,7 @@ def run_from_args(benchmark: Benchmark, args: argparse.Namespace) -> Dict[str, A
     settings = {name: getattr(args, name) for name in own if hasattr(args, name)}
     return run(benchmark, features=args.features, methods=args.methods,
                specular=None if args.specular == "none" else args.specular, seed=args.seed,
-               max_num_keypoints=args.max_num_keypoints, resize=args.resize or None,
+               max_num_keypoints=args.max_keypoints, resize=args.resize or None,
                ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
                device=args.device, mnn_ratio=args.mnn_ratio, weights=args.weights,
                extractor_conf={"model_name": args.variant} if args.variant else {},

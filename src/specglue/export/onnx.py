@@ -39,7 +39,6 @@ graph: features extracted with ``Extractor.extract(image, roi=...)`` need nothin
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 import os
@@ -412,23 +411,3 @@ class OnnxMatcher:
             result["specularity0"] = spec0 if spec0 is not None else torch.zeros_like(scores0)
             result["specularity1"] = spec1 if spec1 is not None else torch.zeros_like(scores1)
         return result
-
-
-# ---------------------------------------------------------------------- command line
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``specglue export-onnx``."""
-    parser.add_argument("--features", required=True, choices=sorted(LightGlue.features),
-                        help="feature type whose official LightGlue weights are exported")
-    parser.add_argument("output", type=Path, help="the .onnx file to write")
-    parser.add_argument("--specular", action="store_true",
-                        help="add specularity0/specularity1 inputs [B, M]/[B, N] (hard mode)")
-    parser.add_argument("--opset", type=int, default=MIN_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    """``specglue export-onnx``: export the official weights of ``--features``; returns 0."""
-    model = LightGlue(features=args.features, depth_confidence=-1, width_confidence=-1)
-    path = export_onnx(model, args.output, with_specular=args.specular, opset=args.opset)
-    logger.info("Wrote %s (fixed depth: %d layers, no early stopping or pruning)", path, model.conf.n_layers)
-    return 0
