@@ -16,6 +16,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from .atomic import atomic_write, atomic_write_text
 from .confs import MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, RESIZE, SPECULAR_MODES
 from .errors import SpecglueError
 from .optional import MissingDependency
@@ -55,11 +56,10 @@ def cmd_match(args: argparse.Namespace) -> int:
     summary = result.summary()
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         if out_path.suffix.lower() == ".npz":
-            np.savez_compressed(out_path, **result.to_arrays())
+            atomic_write(out_path, lambda tmp: np.savez_compressed(tmp, **result.to_arrays()))
         else:
-            out_path.write_text(json.dumps(result.to_json()))
+            atomic_write_text(out_path, json.dumps(result.to_json()))
         print(f"wrote {out_path}")
     if viz_path is not None:
         _plot(result, image0, image1, viz_path, caption=f"{args.features}, specular "

@@ -30,6 +30,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 
+from .atomic import atomic_write
+
 logger = logging.getLogger(__name__)
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -202,9 +204,7 @@ def _caption(fig: Figure, text: str) -> None:
 def _save(fig: Figure, path: Optional[PathLike], dpi: float) -> None:
     if path is None:
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", facecolor="white")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", facecolor="white"))
     logger.debug("saved figure to %s", path)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import SpecglueError
 from ..optional import require
 from .hloc_io import leaf_groups, open_h5, read_image_features, read_matches, read_settings
@@ -203,12 +203,9 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
     names = sorted(images)
     camera_of = _assign_cameras(images, camera_mode, settings, features_path)
 
-    database_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{database_path.name}.", suffix=".tmp",
-                                    dir=database_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    counts: Dict[str, int] = {}
+
+    def write(tmp: Path) -> None:
         with open_h5(matches_path, what="matches file") as mfile:
             if pairs is None:
                 pair_list = _pairs_in_matches_file(mfile, names, matches_path)
@@ -217,14 +214,12 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
             else:
                 pair_list = [tuple(p) for p in pairs]
             pair_list = _check_pairs(pair_list, images, features_path)
-            counts = _fill_database(pycolmap, tmp, names, images, camera_of, camera_model, camera_params,
-                                    pair_list, mfile, matches_path)
+            counts.update(_fill_database(pycolmap, tmp, names, images, camera_of, camera_model, camera_params,
+                                         pair_list, mfile, matches_path))
         if verify:
             counts.update(_verify(pycolmap, tmp, int(min_matches)))
-        tmp.replace(database_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(database_path, write)
     logger.info("wrote COLMAP database %s: %s", database_path, counts)
     return counts
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple, Union
 
+from ..atomic import atomic_write_text
 from .hloc_io import leaf_groups, open_h5, read_settings
 
 PathLike = Union[str, Path]
@@ -125,12 +126,7 @@ def write_pairs(pairs: Sequence[Pair], path: PathLike) -> Path:
     for a, b in pairs:
         if any(c.isspace() for c in a + b):
             raise ValueError(f"image names with white space cannot go in a pairs file: {a!r}, {b!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{a} {b}\n" for a, b in pairs))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, "".join(f"{a} {b}\n" for a, b in pairs))
 
 
 def _check_names(names: Sequence[str]) -> None:

@@ -43,12 +43,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
+from ..atomic import atomic_write_text
 from ..errors import SpecglueError
 from .colmap import (MAPPERS, PLAUSIBLE_FOCAL_RANGE, SEQUENCE_KINDS, check_cameras, database_cameras,
                      map_database, read_camera_file, self_calibrate, summarize, write_database)
@@ -209,9 +209,7 @@ def reconstruct(
                   **mapped["files"]},
         "new_images_extracted": extracted["extracted"],
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, out_dir / "summary.json")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 

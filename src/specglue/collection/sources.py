@@ -24,6 +24,7 @@ import re
 import cv2
 import numpy as np
 
+from ..atomic import atomic_write
 from ..images import list_images, load_image
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,11 @@ class ImageSource:
             capture.release()
 
 
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise ValueError(f"cannot write {path}")
+
+
 def write_frames(source: ImageSource, image_dir: PathLike) -> List[str]:
     """Save the frames of a video source as PNG files named by :func:`frame_name` (frames
     already there are kept); returns the names. Each file is written then renamed."""
@@ -171,10 +177,7 @@ def write_frames(source: ImageSource, image_dir: PathLike) -> List[str]:
     existing = {p.name for p in image_dir.glob("frame_*.png")}
     names = []
     for name, rgb in source.frames(skip=existing):
-        tmp = image_dir / (name + ".tmp.png")
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise ValueError(f"cannot write {tmp}")
-        tmp.replace(image_dir / name)
+        atomic_write(image_dir / name, lambda tmp: _write_png(tmp, rgb))
         names.append(name)
     return sorted(existing | set(names))
 

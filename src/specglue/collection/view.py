@@ -40,10 +40,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..atomic import atomic_write, atomic_write_text
 from ..errors import SpecglueError
 from ..geometry.poses import find_colmap_model, read_sequence_poses, reconstruction_poses
 from ..geometry.trajectory import evaluate_trajectory, reference_in_estimate
@@ -222,21 +223,6 @@ def _default_title(reconstruction, scene: _Scene) -> str:
     error = (f", mean reprojection error {reconstruction.compute_mean_reprojection_error():.2f} px"
              if scene.num_points else "")
     return f"{len(scene.names)} registered images, {scene.num_points} points{error}"
-
-
-def _write_atomically(path: PathLike, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp_path)``, then rename the temporary file to ``path``; on failure the
-    temporary file is removed and ``path`` left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------------------
@@ -513,7 +499,7 @@ def write_model_page(reconstruction, path: PathLike,
                       separators=(",", ":")).replace("</", "<\\/")
     fields = {"TITLE": html.escape(title), "DATA": data}
     page = re.sub("__(TITLE|DATA)__", lambda match: fields[match.group(1)], _PAGE)
-    path = _write_atomically(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    path = atomic_write_text(path, page)
     logger.info("wrote a page of %d cameras and %d of %d points to %s", len(scene.names),
                 len(scene.points), scene.num_points, path)
     return path
@@ -621,7 +607,7 @@ def plot_model(reconstruction, path: PathLike,
     fig.suptitle(_default_title(reconstruction, scene) if title is None else title, fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
 
-    path = _write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", facecolor="white"))
+    path = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", facecolor="white"))
     logger.debug("saved model plot to %s", path)
     return path
 

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import h5py
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..geometry import warp_points
 
 PathLike = Union[str, Path]
@@ -236,10 +237,7 @@ def check_fingerprint(out_dir: Path, fingerprint: Mapping[str, Any], overwrite: 
                 f"{out_dir} holds predictions made with other settings ({details}); "
                 f"use another out_dir or overwrite=True (--overwrite)"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(current, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(current, indent=2) + "\n")
 
 
 __all__ = [

@@ -14,6 +14,8 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..atomic import atomic_write, atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
@@ -94,12 +96,7 @@ def _jsonable(value: Any) -> Any:
 
 def write_text(text: str, path: PathLike) -> Path:
     """Write ``text`` through a temporary file and a rename (a crash leaves the old file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def write_json(data: Mapping[str, Any], path: PathLike) -> Path:
@@ -223,9 +220,7 @@ def plot_stop_histogram(summaries: Mapping[str, Mapping[str, Any]], path: PathLi
 
 
 def _save(fig: Any, path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    path = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     logger.info("wrote %s", path)
     return path
 

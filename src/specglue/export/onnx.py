@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -51,9 +49,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_write
+from ..confs import SPECULAR_THRESHOLD
 from ..model.heads import filter_matches
 from ..model.inputs import parse_image
-from ..confs import SPECULAR_THRESHOLD
 from ..model.lightglue import LightGlue, normalize_keypoints
 from ..optional import require
 
@@ -244,15 +243,7 @@ def export_onnx(
                         "equals PyTorch with depth_confidence=-1, width_confidence=-1")
     if check:
         onnx.checker.check_model(graph, full_check=True)
-    # write through a temporary file so that an interrupted export never leaves a partial model
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
-        onnx.save(graph, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: onnx.save(graph, str(tmp)))  # never a partial model
     logger.info("Exported LightGlue (%d layers, specular inputs: %s, opset %d) to %s",
                 model.conf.n_layers, with_specular, opset, path)
     return path

@@ -40,7 +40,6 @@ import logging
 import os
 import platform
 import statistics
-import tempfile
 import time
 from contextvars import ContextVar
 from pathlib import Path
@@ -49,6 +48,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -237,10 +238,7 @@ class KernelChoices:
                 stored = {}
             # merged: another process may have measured other buckets meanwhile
             stored[machine_key()] = {**stored.get(machine_key(), {}), **self.entries}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-                json.dump(stored, tmp, indent=1, sort_keys=True)
-            os.replace(tmp.name, path)
+            atomic_write_text(path, json.dumps(stored, indent=1, sort_keys=True))
         except OSError as error:
             if not self._write_failed:
                 logger.warning("Kernel choices not saved to %s (%s): kept for this process", path, error)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..images import decode_file
 
 logger = logging.getLogger(__name__)
@@ -61,12 +62,11 @@ def write_mask(path: PathLike, mask: Union[np.ndarray, torch.Tensor]) -> Path:
     if mask.ndim != 2:
         raise ValueError(f"mask must have shape [H, W], got {list(mask.shape)}")
     image = np.where(mask != 0, 255, 0).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"cannot encode mask for {path}")
     try:
-        encoded.tofile(str(path))
+        atomic_write(path, lambda tmp: encoded.tofile(str(tmp)))
     except OSError as err:
         raise OSError(f"cannot write mask {path}: {err}") from err
     logger.debug("wrote mask %s (%d of %d pixels set)", path, int((image > 0).sum()), image.size)

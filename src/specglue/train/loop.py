@@ -44,6 +44,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..atomic import atomic_write, atomic_write_text
 from ..geometry import IGNORE
 from ..images import list_images
 from ..model.heads import filter_matches
@@ -244,11 +245,16 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _write_csv(path: Path, rows: List[Dict[str, str]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def save_atomically(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary name in the same folder, then rename over ``path``."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+    """``torch.save`` through a temporary file and a rename (:func:`specglue.atomic.atomic_write`)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _model_state(matcher: LightGlue) -> Dict[str, torch.Tensor]:
@@ -274,10 +280,7 @@ class MetricsLog:
         if resume_step > 0 and self.path.is_file():
             with self.path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        atomic_write(self.path, lambda tmp: _write_csv(tmp, rows))
         self.writer = None
         if tensorboard:
             require("tensorboard", "train", "TensorBoard logs (or set run.tensorboard=false)")
@@ -425,7 +428,7 @@ class Trainer:
         if self.rank == 0:
             text = dump_config(conf)
             logger.info("training config:\n%s", text)
-            (self.output / "config.yaml").write_text(text)
+            atomic_write_text(self.output / "config.yaml", text)
         log = MetricsLog(self.output, self.step if resumed else 0, conf.run.tensorboard) if self.rank == 0 else None
         bar = tqdm(total=conf.optim.steps, initial=self.step, desc="train", unit="step",
                    disable=self.rank != 0 or not conf.run.progress)
