@@ -19,7 +19,7 @@ over the first merges, while HDF5's caches of the features file and of the merge
 whole-output copies the merges made are counted (none expected on a fresh run).
 
     python benchmarks/merge.py                           # 100,000 pairs (a few minutes)
-    python benchmarks/merge.py --quick --out /tmp/merge.json
+    python benchmarks/merge.py --quick --out outputs/merge.json
 """
 
 from __future__ import annotations
