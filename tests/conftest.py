@@ -64,6 +64,25 @@ def _deterministic():
     torch.manual_seed(0)
 
 
+#: the devices of this machine: tests that take the ``device`` fixture run on each with the same
+#: assertions (kornia's BaseTester style), so a machine with a GPU tests the CUDA and fp16 paths
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)
+
+
+def to_device(data, device: torch.device):
+    """``data`` (nested dicts of tensors) with every tensor on ``device``."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device)
+    if isinstance(data, dict):
+        return {k: to_device(v, device) for k, v in data.items()}
+    return data
+
+
 PAIRS = {
     "dsc": ("01_lightglue_assets/DSC_0410.JPG", "01_lightglue_assets/DSC_0411.JPG"),
     "sacre_coeur": ("01_lightglue_assets/sacre_coeur1.jpg", "01_lightglue_assets/sacre_coeur2.jpg"),

@@ -39,12 +39,16 @@ def ours() -> ALIKED:
 
 class TestALIKEDParity:
     @pytest.mark.parametrize("photo", PARITY_PHOTOS)
-    def test_equals_official(self, data_dir, ours, official_aliked, photo):
+    def test_equals_official(self, data_dir, ours, official_aliked, photo, device):
         # full-resolution photo, both resized to 640 px by extract(): covers the resize mapping
-        image = to_tensor(read_rgb(data_dir / photo))
-        with torch.no_grad():
-            ref = official_aliked.extract(image, resize=640)
-        got = ours.extract(image)
+        image = to_tensor(read_rgb(data_dir / photo)).to(device)
+        try:
+            with torch.no_grad():
+                ref = official_aliked.to(device).extract(image, resize=640)
+            got = ours.to(device).extract(image)
+        finally:  # the module's other tests run on the CPU
+            official_aliked.cpu(), ours.cpu()
+        ref, got = ({k: v.cpu() for k, v in out.items()} for out in (ref, got))
         ref_kp, got_kp = ref["keypoints"][0], got["keypoints"][0]
         assert len(ref_kp) > 500
         assert got["keypoints"].shape == (1, len(ref_kp), 2)

@@ -6,14 +6,15 @@ import torch
 
 from specglue import LightGlue
 
-from ..conftest import pair_paths
+from ..conftest import pair_paths, to_device
 
 ADAPTIVE = {"on": {}, "off": {"depth_confidence": -1, "width_confidence": -1}}
 
 
-def _pair(reference_features, data_dir, features, pair):
+def _pair(reference_features, data_dir, features, pair, device=torch.device("cpu")):
     path0, path1 = pair_paths(data_dir, pair)
-    return {"image0": reference_features(features, path0), "image1": reference_features(features, path1)}
+    return to_device({"image0": reference_features(features, path0), "image1": reference_features(features, path1)},
+                     device)
 
 
 def _assert_same(ours, ref, min_matches):
@@ -32,10 +33,10 @@ def _assert_same(ours, ref, min_matches):
 @pytest.mark.parametrize("adaptive", ["on", "off"])
 @pytest.mark.parametrize("pair", ["dsc", "sacre_coeur"])
 def test_matches_official_implementation(reference_lightglue, reference_features, data_dir,
-                                         features, adaptive, pair):
-    data = _pair(reference_features, data_dir, features, pair)
-    ref = reference_lightglue(features=features, **ADAPTIVE[adaptive]).eval()
-    ours = LightGlue(features=features, **ADAPTIVE[adaptive]).eval()
+                                         features, adaptive, pair, device):
+    data = _pair(reference_features, data_dir, features, pair, device)
+    ref = reference_lightglue(features=features, **ADAPTIVE[adaptive]).eval().to(device)
+    ours = LightGlue(features=features, **ADAPTIVE[adaptive]).eval().to(device)
     with torch.inference_mode():
         expected = ref(data)
         result = ours(data)

@@ -1,4 +1,5 @@
-"""The opt-in bf16 autocast path (mp=True) on CPU stays close to fp32 on a real pair."""
+"""The opt-in mixed precision (mp=True: bf16 autocast on CPU, fp16 on CUDA) stays close to fp32
+on a real pair."""
 
 import logging
 
@@ -8,16 +9,17 @@ import torch
 from specglue import LightGlue
 from specglue.model import lightglue as lightglue_module
 
-from ..conftest import pair_paths
+from ..conftest import pair_paths, to_device
 
 
 @pytest.mark.slow
-def test_bf16_autocast_agrees_with_fp32(reference_features, data_dir):
+def test_mixed_precision_agrees_with_fp32(reference_features, data_dir, device):
     p0, p1 = pair_paths(data_dir, "sacre_coeur")
-    data = {"image0": reference_features("aliked", p0, 512, 512), "image1": reference_features("aliked", p1, 512, 512)}
+    data = to_device({"image0": reference_features("aliked", p0, 512, 512),
+                      "image1": reference_features("aliked", p1, 512, 512)}, device)
     with torch.inference_mode():
-        full = LightGlue(features="aliked").eval()(data)
-        half = LightGlue(features="aliked", mp=True).eval()(data)
+        full = LightGlue(features="aliked").eval().to(device)(data)
+        half = LightGlue(features="aliked", mp=True).eval().to(device)(data)
     assert half["matching_scores0"].dtype == torch.float32 and torch.isfinite(half["matching_scores0"]).all()
     matched = full["matches0"] > -1
     agree = (half["matches0"][matched] == full["matches0"][matched]).float().mean().item()
