@@ -271,7 +271,8 @@ def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
                              "otherwise (default); single: one for all; per-image")
 
 
-def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_keypoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """The extraction options every command that extracts shares (match, extract, reconstruct)."""
     from .features import EXTRACTORS
     from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
 
@@ -280,18 +281,26 @@ def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-keypoints", type=int, default=MAX_KEYPOINTS,
                         help=f"keypoints per image (default: {MAX_KEYPOINTS})")
     parser.add_argument("--resize", type=int, default=RESIZE,
-                        help=f"shrink images whose long side exceeds this many px; 0 = never (default: {RESIZE})")
+                        help=f"shrink images whose long side exceeds this many px before extraction; 0 = never "
+                             f"(default: {RESIZE}; keypoints are reported in the images' own pixels)")
     parser.add_argument("--keypoint-floor", type=float, metavar="F",
-                        help="top-k detection under F x --max-keypoints keypoints (default: the extractor's)")
-    parser.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
-                        help="auto: detect highlight masks (default); none: no masks; MASKS_DIR: one PNG "
-                             "per image, MASKS_DIR/<image name>.png")
+                        help="when the detection threshold keeps fewer than F x --max-keypoints keypoints, take "
+                             "the strongest instead (default: the extractor's, 0.25; 0 = official "
+                             "threshold-only detection; aliked, disk, superpoint)")
     parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
                         help=f"highlight detector of --specular auto (default: {DEFAULT_METHOD})")
     parser.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
-                        help="where keypoints are detected (an endoscope's field of view): auto: estimated once "
-                             "from frames spread over the source, none for ordinary photos (default); none: "
-                             "everywhere; MASK.png: given (non-zero inside)")
+                        help="where keypoints are detected (an endoscope's field of view): auto: estimated from "
+                             "the images, none for ordinary photos (default); none: everywhere; MASK.png: given "
+                             "(non-zero inside)")
+
+
+def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that extract a whole collection (extract, reconstruct)."""
+    _add_keypoint_arguments(parser)
+    parser.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
+                        help="auto: detect highlight masks (default); none: no masks; MASKS_DIR: one PNG "
+                             "per image, MASKS_DIR/<image name>.png")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="video: keep every N-th frame")
 
 
@@ -403,7 +412,6 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .features import EXTRACTORS
     from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
 
     parser = argparse.ArgumentParser(
@@ -425,19 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     match.add_argument("image0", metavar="IMG0", help="first image (any format OpenCV reads)")
     match.add_argument("image1", metavar="IMG1", help="second image")
-    match.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
-                       help="keypoint detector/descriptor (default: aliked)")
-    match.add_argument("--max-keypoints", type=int, default=MAX_KEYPOINTS,
-                       help=f"keypoints per image (default: {MAX_KEYPOINTS})")
-    match.add_argument("--resize", type=int, default=RESIZE,
-                       help="shrink images whose long side exceeds this many px before extraction; "
-                            f"0 = never (default: {RESIZE}; keypoints are reported in original pixels)")
+    _add_keypoint_arguments(match)
     match.add_argument("--upsample", action="store_true",
                        help="also enlarge smaller images to --resize (the official LightGlue behaviour)")
-    match.add_argument("--keypoint-floor", type=float, metavar="F",
-                       help="when the detection threshold keeps fewer than F x --max-keypoints "
-                            "keypoints, take the strongest instead (default: the extractor's, 0.25; "
-                            "0 = official threshold-only detection; aliked, disk, superpoint)")
     match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")
     match.add_argument("--mask1", metavar="PNG", help="specular mask of IMG1")
     match.add_argument("--specular", default="auto", choices=("auto", "none"),
@@ -445,12 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "none: no masks")
     match.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
                        help=f"how the matcher uses the masks (default: {PIPELINE_SPECULAR_MODE})")
-    match.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
-                       help=f"highlight detector for missing masks (default: {DEFAULT_METHOD})")
-    match.add_argument("--roi", default="auto", metavar="auto|none|MASK.png",
-                       help="where keypoints are detected (an endoscope's field of view): auto: estimated from "
-                            "both images, none for ordinary photos (default); none: everywhere; MASK.png: given "
-                            "(non-zero inside)")
     match.add_argument("--geometry", choices=("homography", "fundamental"),
                        help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")
     match.add_argument("--weights", metavar="NAME|PATH",
