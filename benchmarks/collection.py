@@ -35,7 +35,7 @@ from specglue.collection.match import match_pairs
 from specglue.collection.pairs import exhaustive_pairs, image_names, sequential_pairs
 from specglue.eval.data import find_data_dir
 from specglue.images import IMAGE_SUFFIXES
-from specglue.model.kernels import cpu_model
+from specglue.ops.cpu import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("local", "local-batched", "ray-1", "ray-2")

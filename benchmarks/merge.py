@@ -41,7 +41,7 @@ from specglue.collection.journal import PartJournal
 from specglue.collection.match import match_pairs
 from specglue.collection.pairs import sequential_pairs
 from specglue.eval import report
-from specglue.model.kernels import cpu_model
+from specglue.ops.cpu import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTOR_DIM = 128  # ALIKED's, as the features file records

@@ -67,7 +67,7 @@ from tqdm import tqdm
 from specglue import LightGlue
 from specglue.features import build_extractor
 from specglue.geometry import estimate_homography
-from specglue.model.kernels import cpu_model
+from specglue.ops.cpu import cpu_model
 from specglue.confs import SPECULAR_MODES
 from specglue.specular import detect
 from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches

@@ -25,7 +25,7 @@ from typing import Any, Dict
 from specglue import eval as sg_eval
 from specglue.eval import report
 from specglue.eval.benchmarks.rotation import COLUMNS
-from specglue.model.kernels import cpu_model
+from specglue.ops.cpu import cpu_model
 
 #: run -> (extractor settings, weights of the specglue-* methods, methods)
 RUNS: Dict[str, Dict[str, Any]] = {

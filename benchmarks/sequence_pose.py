@@ -30,7 +30,7 @@ from typing import Any, Dict
 from specglue import eval as sg_eval
 from specglue.eval import report
 from specglue.eval.data import find_data_dir
-from specglue.model.kernels import cpu_model
+from specglue.ops.cpu import cpu_model
 
 SEQUENCE = "13_sinus_endoscopy_sfm_poses"
 #: configuration -> (extractor settings, roi, highlights, methods)

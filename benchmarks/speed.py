@@ -31,7 +31,7 @@ from specglue import LightGlue
 from specglue.batching import pad_features
 from specglue.eval.methods.official import load_kornia_lightglue, load_reference_lightglue
 from specglue.features import build_extractor
-from specglue.model import kernels
+from specglue.ops import choice, cpu, kernels
 from specglue.images import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,9 +244,9 @@ def kernel_table(args) -> str:
                         f"{gflops(lambda: kernels._onednn_linear(x, layer.weight, layer.bias), flop):.0f} |")
         q, k, v = (torch.randn(1, h, n, d // h) for _ in range(3))
         flop = 4 * n * n * d
-        with kernels.use_kernels("pytorch"):
+        with choice.use_kernels("pytorch"):
             sdpa = gflops(lambda: kernels.attention(q, k, v), flop)
-        with kernels.use_kernels("onednn"):
+        with choice.use_kernels("onednn"):
             blocked = gflops(lambda: kernels.attention(q, k, v), flop)
         rows.append(f"| attention | {h} heads, {n} x {n}, Dh {d // h} | {sdpa:.0f} | {blocked:.0f} |")
     return "\n".join(rows)
@@ -268,8 +268,8 @@ def main() -> None:
     parser.add_argument("--kernels", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"CPU: {kernels.cpu_model()}, torch {torch.__version__}, {args.threads} threads, "
-          f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}")
+    print(f"CPU: {cpu.cpu_model()}, torch {torch.__version__}, {args.threads} threads, "
+          f"bf16 oneDNN: {cpu.HAS_ONEDNN_BF16}")
     if args.scaling:
         print(scaling_table(args))
     elif args.batch:
@@ -279,7 +279,7 @@ def main() -> None:
     else:
         print(latency_table(args))
         print("\nKernel choices of specglue's default (kernels='auto'), median ms per call:")
-        for key, entry in sorted(kernels.CHOICES.entries.items()):
+        for key, entry in sorted(choice.CHOICES.entries.items()):
             print(f"  {key}: {entry['path']} ({', '.join(f'{k} {v:.3f}' for k, v in entry['ms'].items())})")
 
 

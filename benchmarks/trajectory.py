@@ -37,7 +37,7 @@ from specglue.eval import report
 from specglue.eval.data import find_data_dir
 from specglue.geometry.poses import read_colmap_poses
 from specglue.geometry.trajectory import evaluate_trajectory
-from specglue.model.kernels import cpu_model
+from specglue.ops.cpu import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SINUS = "13_sinus_endoscopy_sfm_poses"

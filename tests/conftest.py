@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from specglue.eval.methods import official as reference
-from specglue.model import kernels
+from specglue.ops import choice
 from specglue.eval.data import find_data_dir
 from specglue.images import load_image
 
@@ -52,11 +52,11 @@ def _pinned_kernels_and_empty_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         if TEST_KERNELS not in ("pytorch", "onednn"):
             raise pytest.UsageError(f"SPECGLUE_TEST_KERNELS must be pytorch or onednn, got {TEST_KERNELS!r}")
-        patch.setenv(kernels.KERNELS_ENV, TEST_KERNELS)
+        patch.setenv(choice.KERNELS_ENV, TEST_KERNELS)
         patch.setenv("SPECGLUE_CACHE", str(tmp_path_factory.mktemp("specglue_cache")))
-        kernels.CHOICES.clear()
+        choice.CHOICES.clear()
         yield
-        kernels.CHOICES.clear()
+        choice.CHOICES.clear()
 
 
 @pytest.fixture(autouse=True)

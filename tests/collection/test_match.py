@@ -32,7 +32,7 @@ def read_all(path: Path) -> dict:
 
 
 # Scores of two runs agree up to summation order: each process (and thread count) measures its
-# own fastest CPU kernels (model/kernels.py), which differ by rounding only; where a token's
+# own fastest CPU kernels (ops/kernels.py), which differ by rounding only; where a token's
 # confidence sits at the pruning threshold, that rounding can prune one keypoint more or less,
 # which moves a few scores of the pair by ~1e-3 (seen: 1.05e-3) and leaves the matches as they are.
 SCORE_ATOL = 5e-3

@@ -99,20 +99,20 @@ class TestALIKEDBehaviour:
 
     def test_memory_layouts_give_the_same_features(self, data_dir, tmp_path, monkeypatch):
         """Channels-last and contiguous networks (pinned, then measured) find the same keypoints."""
-        from specglue.model import kernels
+        from specglue.ops import choice
 
         monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
-        monkeypatch.delenv(kernels.KERNELS_ENV)  # "auto" below measures
-        kernels.CHOICES.clear()
+        monkeypatch.delenv(choice.KERNELS_ENV)  # "auto" below measures
+        choice.CHOICES.clear()
         image = read_rgb(data_dir / GLINT_FRAME)
         extractor = ALIKED(max_num_keypoints=512, detection_threshold=0.0, resize=None)
         results = {}
         for mode in ("pytorch", "onednn", "auto"):
-            with kernels.use_kernels(mode):
+            with choice.use_kernels(mode):
                 results[mode] = extractor.extract(image)
-        (entry,) = [v for k, v in kernels.CHOICES.entries.items() if k.startswith("aliked network")]
+        (entry,) = [v for k, v in choice.CHOICES.entries.items() if k.startswith("aliked network")]
         assert set(entry["ms"]) == {"channels_last", "contiguous"}  # measured in "auto"
-        kernels.CHOICES.clear()
+        choice.CHOICES.clear()
         plain = results["pytorch"]
         for mode in ("onednn", "auto"):
             other = results[mode]
@@ -124,9 +124,9 @@ class TestALIKEDBehaviour:
     def test_bf16_autocast_runs_a_bf16_copy_of_the_network_close_to_fp32(self, data_dir):
         """Under CPU bf16 autocast the network runs as a bf16 copy (made once, again after the
         weights change); keypoints and descriptors stay close to fp32 and come back in fp32."""
-        from specglue.model import kernels
+        from specglue.ops import cpu
 
-        if not kernels._HAS_ONEDNN_BF16:
+        if not cpu.HAS_ONEDNN_BF16:
             pytest.skip("no bf16 oneDNN on this CPU")
         image = read_rgb(data_dir / GLINT_FRAME)
         extractor = ALIKED(max_num_keypoints=512, detection_threshold=0.0, resize=None)
@@ -155,9 +155,9 @@ class TestALIKEDBehaviour:
         """Under CPU bf16 the descriptor head's linear layers see row counts padded to a
         multiple of 64 whatever the keypoint count (oneDNN compiles a kernel per new bf16
         shape: ~13 ms per frame of a video whose keypoint count changes)."""
-        from specglue.model import kernels
+        from specglue.ops import cpu
 
-        if not kernels._HAS_ONEDNN_BF16:
+        if not cpu.HAS_ONEDNN_BF16:
             pytest.skip("no bf16 oneDNN on this CPU")
         image = read_rgb(data_dir / GLINT_FRAME)
         extractor = ALIKED(max_num_keypoints=300, detection_threshold=0.0, resize=None)

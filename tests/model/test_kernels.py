@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from specglue import LightGlue
-from specglue.model import kernels
-from specglue.model.kernels import Linear, attention, matmul_nt, onednn_dtype, use_kernels
+from specglue.ops import choice, cpu, kernels
+from specglue.ops.choice import use_kernels
+from specglue.ops.kernels import Linear, attention, matmul_nt, onednn_dtype
 
 from ..conftest import pair_paths
 
@@ -18,9 +19,9 @@ from ..conftest import pair_paths
 @pytest.fixture(autouse=True)
 def _unpinned(monkeypatch):
     """This module tests the kernels themselves: the suite's pin (conftest) is lifted."""
-    monkeypatch.delenv(kernels.KERNELS_ENV)
+    monkeypatch.delenv(choice.KERNELS_ENV)
 
-pytestmark = pytest.mark.skipif(not kernels._HAS_ONEDNN_LINEAR, reason="this torch build has no oneDNN")
+pytestmark = pytest.mark.skipif(not cpu.HAS_ONEDNN_LINEAR, reason="this torch build has no oneDNN")
 
 
 def sdpa_reference(q, k, v, mask=None):
@@ -89,10 +90,10 @@ def test_dispatch_rules():
             assert onednn_dtype(x, w) is None
         assert onednn_dtype(x, w) == torch.float32
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert onednn_dtype(x, w) == (torch.bfloat16 if kernels._HAS_ONEDNN_BF16 else None)
+            assert onednn_dtype(x, w) == (torch.bfloat16 if cpu.HAS_ONEDNN_BF16 else None)
 
 
-@pytest.mark.skipif(not kernels._HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
+@pytest.mark.skipif(not cpu.HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
 def test_bf16_autocast_attention_is_close_to_fp32_and_linear_is_left_to_autocast():
     q, k, v = torch.randn(1, 4, 300, 64), torch.randn(1, 4, 280, 64), torch.randn(1, 4, 280, 64)
     bias = torch.zeros(1, 1, 1, 280).masked_fill(torch.rand(1, 1, 1, 280) > 0.7, -torch.inf)
@@ -157,7 +158,7 @@ def test_lightglue_matches_are_the_same_whichever_kernels_run(mode, data_dir, re
     assert torch.equal(a["matches0"], b["matches0"]) and torch.equal(a["prune0"], b["prune0"])
     torch.testing.assert_close(a["matching_scores0"], b["matching_scores0"], rtol=0, atol=1e-4)
     if mode == "auto":  # every product the forward ran was measured and its choice saved
-        stored = json.loads((kernel_cache / "kernels.json").read_text())[kernels.machine_key()]
+        stored = json.loads((kernel_cache / "kernels.json").read_text())[choice.machine_key()]
         ops = {key.split()[0] for key in stored}
         assert ops == {"linear", "attention", "matmul_nt"}
         assert all(set(entry["ms"]) == {"onednn", "pytorch"} for entry in stored.values())
@@ -172,9 +173,9 @@ def test_lightglue_matches_are_the_same_whichever_kernels_run(mode, data_dir, re
 def kernel_cache(tmp_path, monkeypatch):
     """An empty choices file for the test; the process's choices forgotten before and after."""
     monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
-    kernels.CHOICES.clear()
+    choice.CHOICES.clear()
     yield tmp_path
-    kernels.CHOICES.clear()
+    choice.CHOICES.clear()
 
 
 class FakeClock:
@@ -191,7 +192,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(kernels, "time", fake)
+    monkeypatch.setattr(choice, "time", fake)
     return fake
 
 
@@ -208,16 +209,16 @@ def counting(calls, name, clock=None, cost_s=0.0):
 def test_the_faster_path_is_kept_saved_and_reused(kernel_cache, clock):
     calls = {"onednn": 0, "pytorch": 0}
     paths = {"onednn": counting(calls, "onednn", clock, 0.003), "pytorch": counting(calls, "pytorch", clock, 0.001)}
-    out = kernels.CHOICES.run("op A", paths)
+    out = choice.CHOICES.run("op A", paths)
     assert torch.equal(out, torch.full((2,), 7.0))  # the pytorch path's own output
-    timed = 1 + kernels._TIMING_REPEATS
+    timed = 1 + choice._TIMING_REPEATS
     assert calls == {"onednn": timed, "pytorch": timed}
-    entry = json.loads((kernel_cache / "kernels.json").read_text())[kernels.machine_key()]["op A"]
+    entry = json.loads((kernel_cache / "kernels.json").read_text())[choice.machine_key()]["op A"]
     assert entry["path"] == "pytorch" and entry["ms"]["onednn"] > entry["ms"]["pytorch"]
-    kernels.CHOICES.run("op A", paths)  # remembered: only the chosen path runs
+    choice.CHOICES.run("op A", paths)  # remembered: only the chosen path runs
     assert calls == {"onednn": timed, "pytorch": timed + 1}
-    kernels.CHOICES.clear()  # a new process reads the file instead of measuring again
-    kernels.CHOICES.run("op A", paths)
+    choice.CHOICES.clear()  # a new process reads the file instead of measuring again
+    choice.CHOICES.run("op A", paths)
     assert calls == {"onednn": timed, "pytorch": timed + 2}
 
 
@@ -225,31 +226,31 @@ def test_a_near_tie_keeps_the_stock_path(kernel_cache, clock):
     """Another path replaces the default only when at least 10 % faster."""
     calls = {"onednn": 0, "pytorch": 0}
     paths = {"onednn": counting(calls, "onednn", clock, 0.0092), "pytorch": counting(calls, "pytorch", clock, 0.01)}
-    kernels.CHOICES.run("op tie", paths, default="pytorch")  # 8 % faster: kept out
-    assert kernels.CHOICES.entries["op tie"]["path"] == "pytorch"
+    choice.CHOICES.run("op tie", paths, default="pytorch")  # 8 % faster: kept out
+    assert choice.CHOICES.entries["op tie"]["path"] == "pytorch"
     paths["onednn"] = counting(calls, "onednn", clock, 0.0088)  # 12 % faster: the other path wins
-    kernels.CHOICES.run("op faster", paths, default="pytorch")
-    assert kernels.CHOICES.entries["op faster"]["path"] == "onednn"
+    choice.CHOICES.run("op faster", paths, default="pytorch")
+    assert choice.CHOICES.entries["op faster"]["path"] == "onednn"
 
 
 def test_a_choice_file_of_another_machine_is_not_used_and_is_kept(kernel_cache):
     other = {"other CPU | torch 0 | 1 threads": {"op B": {"path": "onednn", "ms": {}}}}
     (kernel_cache / "kernels.json").write_text(json.dumps(other))
     calls = {"onednn": 0, "pytorch": 0}
-    kernels.CHOICES.run("op B", {"onednn": counting(calls, "onednn"), "pytorch": counting(calls, "pytorch")})
+    choice.CHOICES.run("op B", {"onednn": counting(calls, "onednn"), "pytorch": counting(calls, "pytorch")})
     assert calls["pytorch"] > 1  # measured here
     stored = json.loads((kernel_cache / "kernels.json").read_text())
-    assert set(stored) == set(other) | {kernels.machine_key()}
+    assert set(stored) == set(other) | {choice.machine_key()}
 
 
 def test_an_unreadable_or_unwritable_choice_file_only_costs_a_measurement(kernel_cache, caplog):
     (kernel_cache / "kernels.json").write_text("{not json")
     calls = {"onednn": 0, "pytorch": 0}
     paths = {"onednn": counting(calls, "onednn"), "pytorch": counting(calls, "pytorch")}
-    with caplog.at_level("WARNING", logger="specglue.model.kernels"):
-        kernels.CHOICES.run("op C", paths)
+    with caplog.at_level("WARNING", logger="specglue.ops.choice"):
+        choice.CHOICES.run("op C", paths)
     assert "unreadable" in caplog.text
-    assert "op C" in json.loads((kernel_cache / "kernels.json").read_text())[kernels.machine_key()]
+    assert "op C" in json.loads((kernel_cache / "kernels.json").read_text())[choice.machine_key()]
 
 
 def test_pinned_modes_and_the_environment_variable(kernel_cache, monkeypatch):
@@ -260,13 +261,13 @@ def test_pinned_modes_and_the_environment_variable(kernel_cache, monkeypatch):
         with use_kernels("pytorch"):
             assert onednn_dtype(x, layer.weight) is None
             layer(x)
-        monkeypatch.setenv(kernels.KERNELS_ENV, "pytorch")
-        assert kernels.kernel_mode() == "pytorch" and onednn_dtype(x, layer.weight) is None
+        monkeypatch.setenv(choice.KERNELS_ENV, "pytorch")
+        assert choice.kernel_mode() == "pytorch" and onednn_dtype(x, layer.weight) is None
         with use_kernels("onednn"):  # an explicit mode wins over the variable
-            assert kernels.kernel_mode() == "onednn"
+            assert choice.kernel_mode() == "onednn"
         with use_kernels("auto"):  # the variable applies where the mode is auto, read on entry
-            assert kernels.kernel_mode() == "pytorch"
-        monkeypatch.setenv(kernels.KERNELS_ENV, "fastest")
+            assert choice.kernel_mode() == "pytorch"
+        monkeypatch.setenv(choice.KERNELS_ENV, "fastest")
         with pytest.raises(ValueError, match="SPECGLUE_KERNELS"):
             layer(x)
     assert not (kernel_cache / "kernels.json").exists()  # pinned paths are never measured
@@ -275,7 +276,7 @@ def test_pinned_modes_and_the_environment_variable(kernel_cache, monkeypatch):
 
 
 def test_size_buckets():
-    assert [kernels.size_bucket(n) for n in (1, 64, 65, 512, 513, 2048)] == [64, 64, 128, 512, 1024, 2048]
+    assert [choice.size_bucket(n) for n in (1, 64, 65, 512, 513, 2048)] == [64, 64, 128, 512, 1024, 2048]
 
 
 def test_fastest_preset_takes_bf16_only_where_the_cpu_has_it(monkeypatch):
@@ -287,10 +288,10 @@ def test_fastest_preset_takes_bf16_only_where_the_cpu_has_it(monkeypatch):
         assert model.conf.mp is native and model.conf.kernels == "auto" and model.conf.input_dim == 128
     assert LightGlue.fastest("aliked", mp=False).conf.mp is False  # the caller's choice wins
     flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
-    assert kernels.native_bf16() == (("amx_bf16" in flags or "avx512_bf16" in flags) and kernels._HAS_ONEDNN_BF16)
+    assert cpu.native_bf16() == (("amx_bf16" in flags or "avx512_bf16" in flags) and cpu.HAS_ONEDNN_BF16)
 
 
-@pytest.mark.skipif(not kernels._HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
+@pytest.mark.skipif(not cpu.HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
 @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
 def test_bf16_attention_pads_odd_lengths_and_masks_the_padding(mask_kind, monkeypatch):
     """Under CPU bf16, SDPA sees query and key lengths padded to multiples of 64 (oneDNN
@@ -315,7 +316,7 @@ def test_bf16_attention_pads_odd_lengths_and_masks_the_padding(mask_kind, monkey
         assert float(out[0, :, 5].abs().max()) == 0.0
 
 
-@pytest.mark.skipif(not kernels._HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
+@pytest.mark.skipif(not cpu.HAS_ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
 def test_bf16_products_run_on_padded_rows_with_the_unpadded_results(monkeypatch, data_dir, reference_features):
     """Linear layers and the similarity under CPU bf16: rows padded to multiples of 64, the
     results those of the unpadded products; a whole bf16 LightGlue forward on odd keypoint

@@ -25,7 +25,7 @@ from kornia.feature.aliked.aliked import DeformableConv2d, InputPadder
 
 from .. import weights as _weights
 from ..confs import RESIZE
-from ..model import kernels
+from ..ops import choice, kernels
 from .base import Extractor, ROI_MARGIN, max_pool_nms
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class ALIKED(Extractor):
                     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """A linear layer of the descriptor head whose weight and bias, ``make()``, are a
         reshaped convolution: outside autograd kept between calls with their bf16 copies
-        (:func:`specglue.model.kernels.derived_linear`); made per call under autograd (so that
+        (:func:`specglue.ops.kernels.derived_linear`); made per call under autograd (so that
         gradients reach the convolution) and where the weights are inference tensors; run by
         :func:`_linear`."""
         if kernels.inference(*sources):
@@ -249,7 +249,7 @@ class ALIKED(Extractor):
         """The backbone's four gated feature maps, the score map [B, 1, H, W] and the padding.
 
         On the CPU the network runs in the memory layout measured fastest for this image size
-        (:func:`specglue.model.kernels.measured`; pinned: ``onednn`` -> channels-last, its
+        (:func:`specglue.ops.choice.measured`; pinned: ``onednn`` -> channels-last, its
         native layout, ``pytorch`` -> contiguous; compiled: channels-last): channels-last also
         makes the reads of the sparse feature map (:class:`_FeatureMap`) contiguous. Under CPU
         bf16 autocast outside autograd, a bf16 copy of the network runs on the bf16 image
@@ -263,10 +263,10 @@ class ALIKED(Extractor):
         if self._dense_maps is _dense_maps:
             b, _, h, w = image.shape
             key = (f"aliked network {self.conf['model_name']} {str(image.dtype).replace('torch.', '')} "
-                   f"B{b} pixels{kernels.size_bucket(h * w)}")
+                   f"B{b} pixels{choice.size_bucket(h * w)}")
             paths = {"channels_last": functools.partial(self._network_in, image, torch.channels_last, net),
                      "contiguous": functools.partial(self._network_in, image, torch.contiguous_format, net)}
-            parts, score_map, offset = kernels.measured(
+            parts, score_map, offset = choice.measured(
                 key, paths, {"onednn": "channels_last", "pytorch": "contiguous"}, repeats=3)
         else:
             parts, score_map, offset = self._network_in(image, torch.channels_last, net)
@@ -436,7 +436,7 @@ def _upsampled_at(table: torch.Tensor, shape: Tuple[int, int], y: torch.Tensor, 
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``F.linear`` through :func:`specglue.model.kernels.linear`: the CPU kernel chosen by
+    """``F.linear`` through :func:`specglue.ops.kernels.linear`: the CPU kernel chosen by
     measurement, and under CPU bf16 autocast rows padded to a multiple of 64 (oneDNN compiles a
     kernel per new bf16 shape, and the keypoint count changes with every image)."""
     return kernels.linear(x, weight, bias, lambda: kernels.bf16_copies(weight, bias))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .encoding import apply_rotary
-from .kernels import Linear, attention, cpu_bf16_inference, derived_linear, inference
+from ..ops.kernels import Linear, attention, cpu_bf16_inference, derived_linear, inference
 
 
 def _ffn(dim: int) -> nn.Sequential:

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .kernels import Linear
+from ..ops.kernels import Linear
 
 
 class LearnableFourierPositionalEncoding(nn.Module):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import Linear, matmul_nt
+from ..ops.kernels import Linear, matmul_nt
 
 
 class TokenConfidence(nn.Module):

@@ -24,7 +24,9 @@ from .attention import TransformerLayer
 from .encoding import LearnableFourierPositionalEncoding
 from .heads import MatchAssignment, TokenConfidence, filter_matches
 from .inputs import ImageInputs, kept_order, parse_image
-from .kernels import KERNEL_MODES, Linear, native_bf16, use_kernels
+from ..ops.choice import KERNEL_MODES, use_kernels
+from ..ops.cpu import native_bf16
+from ..ops.kernels import Linear
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ class LightGlue(nn.Module):
         "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
         "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
         # CPU inference kernels: "auto" times oneDNN against PyTorch's on first use of each size
-        # and keeps the faster (cached per CPU); "onednn" / "pytorch" pin one (model/kernels.py)
+        # and keeps the faster (cached per CPU); "onednn" / "pytorch" pin one (ops/choice.py)
         "kernels": "auto",
         "depth_confidence": 0.95,  # early stopping, disable with -1
         "width_confidence": 0.99,  # point pruning, disable with -1
@@ -195,7 +197,7 @@ class LightGlue(nn.Module):
     @classmethod
     def fastest(cls, features: Optional[str] = "aliked", **conf: Any) -> "LightGlue":
         """The fastest CPU configuration for this machine: bf16 autocast (``mp=True``) where the
-        CPU computes bf16 natively (AMX or AVX512-BF16: :func:`~specglue.model.kernels.native_bf16`),
+        CPU computes bf16 natively (AMX or AVX512-BF16: :func:`~specglue.ops.cpu.native_bf16`),
         fp32 elsewhere; kernels chosen by measurement either way. bf16 keeps the homography
         accuracy of fp32 (docs/speed.md) but not every match identical; ``conf`` as in the
         constructor (``mp`` given there wins)."""

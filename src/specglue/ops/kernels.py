@@ -11,16 +11,9 @@ Both are fp32 with fp32 accumulation (bf16 under CPU autocast for attention); re
 by summation order (~1e-6 relative), so the matches are the same whichever runs. Which one is
 faster depends on the CPU, not the vendor: on an AMD EPYC MKL's fp32 GEMM reached ~215 GFLOP/s
 on 2 cores against ~500 for oneDNN; on an Intel Xeon with AMX both reach ~280 and SDPA beats the
-blocked attention (203 vs 129 GFLOP/s). So in the default mode ``"auto"``, the first call of an
-operation in a size bucket (shapes rounded up to a power of two) times both paths on that call's
-own tensors and keeps the faster (oneDNN only where it beats PyTorch's path by 10 %: smaller gaps
-are noise); choices are remembered in memory and in
-``<cache>/kernels.json`` (``$SPECGLUE_CACHE`` or ``~/.cache/specglue``), keyed by CPU model,
-torch version and thread count, so a process pays for a bucket once per machine (delete the file
-to measure again, e.g. after timings taken on a loaded machine).
+blocked attention (203 vs 129 GFLOP/s). So each product runs the path measured faster on this
+machine (:mod:`specglue.ops.choice`: ``"auto"``, or a pinned ``"onednn"`` / ``"pytorch"``).
 
-``"onednn"`` or ``"pytorch"`` pins a path (``LightGlue(kernels=...)``, :func:`use_kernels`, or
-the environment variable ``SPECGLUE_KERNELS``, which applies wherever the mode is ``"auto"``).
 The oneDNN path only applies to CPU tensors outside autograd (``torch.inference_mode``,
 ``torch.no_grad``, or nothing requiring grad), outside tracing, ONNX export and
 ``torch.compile``: everything else (training, CUDA, fp16, export) goes through ``F.linear`` and
@@ -33,85 +26,26 @@ oneDNN's per-shape kernels are made once, not for every pair that pruning shrink
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
-import logging
-import os
-import platform
-import statistics
-import time
-from contextvars import ContextVar
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_write_text
-
-logger = logging.getLogger(__name__)
-
-#: kernel modes: measure and keep the faster path, or pin one
-KERNEL_MODES = ("auto", "onednn", "pytorch")
-KERNELS_ENV = "SPECGLUE_KERNELS"
-
-# the mode of the innermost use_kernels, the environment variable already applied; None outside
-_MODE: ContextVar[Optional[str]] = ContextVar("specglue_kernels", default=None)
-_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-_HAS_ONEDNN_BF16 = _HAS_ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+from .choice import kernel_mode, measured, size_bucket
+from .cpu import HAS_ONEDNN_BF16, HAS_ONEDNN_LINEAR
 
 # Attention scores are computed for at most this many (query, key) entries at a time (2 MiB of
 # fp32): memory stays bounded whatever the keypoint count, and of the blocks tried (2^18 to
 # 2^22 entries) this one gave the fastest forward at 512-2048 keypoints.
 _SCORE_BLOCK = 1 << 19
-_TIMING_REPEATS = 5  # timed calls per path (after one untimed), interleaved; the median decides
-# Another path replaces the stock PyTorch one only when it is at least this much faster: on the
-# AMX Xeon, near-ties (1-2 %) measured in favour of oneDNN's linear layers made the whole forward
-# 5-12 % slower than PyTorch's kernels throughout (benchmarks/speed.py, 256-2048 keypoints).
-_MIN_GAIN = 0.10
-_SMALLEST_BUCKET = 64
 # Under CPU bf16 the rows of products and the lengths of attention are padded to a multiple of
 # this (padded keys masked, padded rows dropped): oneDNN makes (JIT-compiles) a kernel for every
 # new shape, 3-10 ms each on the AMX Xeon, and pruning gives every pair and layer new keypoint
 # counts, so a bf16 forward on new images took 1.5-2.5x as long as the same forward repeated; SDPA
 # also runs 1.5-4x faster on multiples of its blocks than on odd lengths.
 _BF16_ROWS = 64
-
-
-def _check_mode(mode: str, source: str) -> str:
-    if mode not in KERNEL_MODES:
-        raise ValueError(f"{source} must be one of {KERNEL_MODES}, got {mode!r}")
-    return mode
-
-
-def _with_environment(mode: str) -> str:
-    """``mode``, where it is ``"auto"`` the mode pinned by ``$SPECGLUE_KERNELS`` if set."""
-    if mode == "auto":
-        pinned = os.environ.get(KERNELS_ENV)
-        if pinned:
-            return _check_mode(pinned, f"${KERNELS_ENV}")
-    return mode
-
-
-@contextlib.contextmanager
-def use_kernels(mode: str = "auto") -> Iterator[None]:
-    """Run the block with the kernel ``mode``: ``"auto"`` (measure), ``"onednn"`` or ``"pytorch"``.
-    For ``"auto"`` the environment variable ``SPECGLUE_KERNELS`` is read once, on entry (reading
-    it per operation cost ~1.5 us, a few % of a forward at 256 keypoints)."""
-    token = _MODE.set(_with_environment(_check_mode(mode, "kernels")))
-    try:
-        yield
-    finally:
-        _MODE.reset(token)
-
-
-def kernel_mode() -> str:
-    """The mode in force: the innermost :func:`use_kernels`, where that is ``"auto"`` the
-    environment variable ``SPECGLUE_KERNELS`` if set."""
-    mode = _MODE.get()
-    return _with_environment("auto") if mode is None else mode
 
 
 def inference(*tensors: Optional[torch.Tensor]) -> bool:
@@ -136,10 +70,10 @@ def onednn_dtype(*tensors: Optional[torch.Tensor]) -> Optional[torch.dtype]:
     kernels apply (the path is then not measured either)."""
     if not _cpu_inference(tensors):
         return None
-    if not (_HAS_ONEDNN_LINEAR and torch._C._get_mkldnn_enabled()) or kernel_mode() == "pytorch":
+    if not (HAS_ONEDNN_LINEAR and torch._C._get_mkldnn_enabled()) or kernel_mode() == "pytorch":
         return None
     if torch.is_autocast_enabled("cpu"):
-        bf16 = torch.get_autocast_dtype("cpu") == torch.bfloat16 and _HAS_ONEDNN_BF16
+        bf16 = torch.get_autocast_dtype("cpu") == torch.bfloat16 and HAS_ONEDNN_BF16
         return torch.bfloat16 if bf16 else None
     return torch.float32 if tensors[0].dtype == torch.float32 else None
 
@@ -149,145 +83,6 @@ def cpu_bf16_inference(*tensors: Optional[torch.Tensor]) -> bool:
     outside tracing / compilation)."""
     return (_cpu_inference(tensors) and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16)
-
-
-# ----------------------------------------------------------------------------------------
-# Choice by measurement
-# ----------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-@functools.lru_cache(maxsize=1)
-def native_bf16() -> bool:
-    """Whether the CPU computes bf16 products natively (AMX-BF16 or AVX512-BF16 in
-    ``/proc/cpuinfo``); elsewhere bf16 is emulated and slower than fp32."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return bool(flags & {"amx_bf16", "avx512_bf16"}) and _HAS_ONEDNN_BF16
-    except OSError:
-        pass
-    return False
-
-
-def machine_key() -> str:
-    """What a timing depends on besides the shapes: CPU model, torch version, threads."""
-    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
-
-
-def size_bucket(n: int) -> int:
-    """``n`` rounded up to a power of two (at least 64): the sizes that share a choice."""
-    return max(_SMALLEST_BUCKET, 1 << (max(n, 1) - 1).bit_length())
-
-
-def choices_file() -> Path:
-    """The JSON file the choices are remembered in."""
-    from ..weights import cache_dir
-
-    return cache_dir() / "kernels.json"
-
-
-class KernelChoices:
-    """The measured choice of each operation bucket on this machine, in memory and on disk.
-
-    ``entries`` maps an operation key (e.g. ``"attention float32 B1 H4 Dh64 q512 k512 mask=none"``)
-    to ``{"path": name of the fastest path, "ms": {path: median ms}}``.
-    """
-
-    def __init__(self) -> None:
-        self.entries: Dict[str, Dict] = {}
-        self._loaded_for: Optional[int] = None
-        self._write_failed = False
-
-    def _load(self) -> None:
-        # cheap on every call: the file is read again only when the thread count changes (or
-        # after clear(), e.g. when $SPECGLUE_CACHE was changed)
-        key = torch.get_num_threads()
-        if self._loaded_for == key:
-            return
-        self._loaded_for, self.entries = key, {}
-        path = choices_file()
-        try:
-            stored = json.loads(path.read_text())
-            entries = stored.get(machine_key(), {}) if isinstance(stored, dict) else {}
-            self.entries = {k: v for k, v in entries.items() if isinstance(v, dict) and "path" in v}
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as error:
-            logger.warning("Kernel choices %s unreadable (%s): measuring again", path, error)
-
-    def _save(self) -> None:
-        path = choices_file()
-        try:
-            try:
-                stored = json.loads(path.read_text())
-                stored = stored if isinstance(stored, dict) else {}
-            except (OSError, ValueError):
-                stored = {}
-            # merged: another process may have measured other buckets meanwhile
-            stored[machine_key()] = {**stored.get(machine_key(), {}), **self.entries}
-            atomic_write_text(path, json.dumps(stored, indent=1, sort_keys=True))
-        except OSError as error:
-            if not self._write_failed:
-                logger.warning("Kernel choices not saved to %s (%s): kept for this process", path, error)
-            self._write_failed = True
-
-    def clear(self) -> None:
-        """Forget the choices of this process (the file stays; it is read again on next use)."""
-        self.entries, self._loaded_for = {}, None
-
-    def run(self, key: str, paths: Dict[str, Callable[[], Any]], repeats: int = _TIMING_REPEATS,
-            default: Optional[str] = None) -> Any:
-        """The output of the chosen path for ``key``; the first time, every path is timed on
-        this call (one untimed call each, then ``repeats`` interleaved ones) and the fastest kept,
-        except that a path must beat ``default`` (the stock path) by :data:`_MIN_GAIN` to be
-        chosen over it."""
-        self._load()
-        entry = self.entries.get(key)
-        if entry is not None and entry["path"] in paths:
-            return paths[entry["path"]]()
-        times: Dict[str, list] = {name: [] for name in paths}
-        outputs = {name: run() for name, run in paths.items()}
-        for _ in range(repeats):
-            for name, run in paths.items():
-                start = time.perf_counter()
-                outputs[name] = run()
-                times[name].append((time.perf_counter() - start) * 1e3)
-        ms = {name: round(statistics.median(t), 4) for name, t in times.items()}
-        best = min(ms, key=ms.get)
-        if default in ms and ms[best] > (1 - _MIN_GAIN) * ms[default]:
-            best = default
-        self.entries[key] = {"path": best, "ms": ms}
-        logger.info("Kernels: %s -> %s (%s)", key, best, ", ".join(f"{n} {t:.3f} ms" for n, t in ms.items()))
-        self._save()
-        return outputs[best]
-
-
-#: the process-wide choices
-CHOICES = KernelChoices()
-
-
-def measured(key: str, paths: Dict[str, Callable[[], Any]], pinned: Dict[str, str],
-             repeats: int = _TIMING_REPEATS) -> Any:
-    """Run the path of ``paths`` measured fastest for ``key`` (mode ``"auto"``; the path of
-    ``pinned["pytorch"]``, the stock one, unless another beats it by :data:`_MIN_GAIN`), or
-    ``paths[pinned[mode]]`` when the mode is pinned to ``"onednn"`` or ``"pytorch"``."""
-    mode = kernel_mode()
-    if mode != "auto":
-        return paths[pinned[mode]]()
-    return CHOICES.run(key, paths, repeats, default=pinned["pytorch"])
 
 
 def _dispatch(key: str, onednn: Callable[[], torch.Tensor], pytorch: Callable[[], torch.Tensor]) -> torch.Tensor:
