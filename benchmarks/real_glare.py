@@ -70,7 +70,7 @@ from specglue.geometry import estimate_homography
 from specglue.ops.cpu import cpu_model
 from specglue.confs import SPECULAR_MODES
 from specglue.specular import detect
-from specglue.viz import DEFAULT_DPI, GAP_PX, plot_matches
+from specglue.viz import plot_matches, save_stacked
 
 from glare_common import ISSUE_GLARE, distance_to_mask, jsonable, lookup, run_matcher, soft_mask, suppress  # benchmarks/ is on sys.path
 
@@ -238,9 +238,7 @@ def write_figure(report: Dict[str, Any], args: argparse.Namespace) -> Optional[P
     frames = sequences["laparoscopic"]
     i, j = args.figure_pair, args.figure_pair + 1
     feature = args.features[0]
-    panels = []
-    tmp = Path("/tmp") / "specglue_real_glare"
-    tmp.mkdir(parents=True, exist_ok=True)
+    figures = []
     for mode in ("off", "default/hard"):
         ka, kb, m = cache[(feature, "laparoscopic", i, j, mode)]
         rec = next(r for r in report["per_pair"][feature]["laparoscopic"][mode]
@@ -253,31 +251,15 @@ def write_figure(report: Dict[str, Any], args: argparse.Namespace) -> Optional[P
         a, ma, ka2 = _upscale(frames[i]["rgb"], frames[i]["masks"]["default"].numpy(), ka, f)
         b, mb, kb2 = _upscale(frames[j]["rgb"], frames[j]["masks"]["default"].numpy(), kb, f)
         label = "off, no masks" if mode == "off" else "hard, detector masks +%d px" % args.mask_margin
-        caption = (f"{feature.upper()} {frames[i]['name']}->{frames[j]['name']}, mode {label}: "
-                   f"{rec['on_glare_issue']} matches on glare (yellow: grey>225 +5px), "
-                   f"{rec['glare_outliers']} of them outliers")
-        path = tmp / f"{mode.replace('/', '_')}.png"
-        fig = plot_matches(a, b, ka2, kb2, m, inliers=inl, mask0=ma, mask1=mb, caption=caption,
-                           linewidth=0.6, max_width=2000)
-        # Ring the keypoints of the matches on glare (the issue's definition) in both images.
-        on = lookup(frames[i]["issue"], ka[m[:, 0]]) | lookup(frames[j]["issue"], kb[m[:, 1]]) if len(m) else []
-        if len(m) and on.any():
-            ax = fig.axes[0]
-            shift = a.shape[1] + GAP_PX
-            ax.scatter(ka2[m[on, 0], 0], ka2[m[on, 0], 1], s=28, facecolors="none", edgecolors="yellow",
-                       linewidths=0.9, zorder=6)
-            ax.scatter(kb2[m[on, 1], 0] + shift, kb2[m[on, 1], 1], s=28, facecolors="none",
-                       edgecolors="yellow", linewidths=0.9, zorder=6)
-        fig.savefig(path, dpi=DEFAULT_DPI, format="png", facecolor="white")
-        panels.append(cv2.imread(str(path), cv2.IMREAD_COLOR))
-    width = max(p.shape[1] for p in panels)
-    padded = [cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
-              for p in panels]
-    sep = np.full((12, width, 3), 255, np.uint8)
-    out = Path(args.figure)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), np.vstack([padded[0], sep, padded[1]]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    return out
+        caption = (f"{feature.upper()} {frames[i]['name']}->{frames[j]['name']}, mode {label}; "
+                   f"on glare: grey > 225 + 5 px, {rec['glare_outliers']} of them outliers")
+        # the matches on glare (the issue's definition) thick in orange over the faded others
+        on = (lookup(frames[i]["issue"], ka[m[:, 0]]) | lookup(frames[j]["issue"], kb[m[:, 1]])
+              if len(m) else np.zeros(0, bool))
+        figures.append(plot_matches(a, b, ka2, kb2, m, inliers=inl, mask0=ma, mask1=mb, caption=caption,
+                                    emphasis=on, emphasis_label="on glare (orange)", linewidth=0.6,
+                                    max_width=2000))
+    return save_stacked(figures, args.figure, gap_px=12)
 
 
 # --------------------------------------------------------------------------- report

@@ -16,6 +16,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from specglue.viz import (
     CAPTION_PX,
     COLORBAR_PX,
+    EMPHASIS_COLOR,
     GAP_PX,
     INLIER_COLOR,
     OUTLIER_COLOR,
@@ -93,6 +94,21 @@ class TestPlotMatches:
         np.testing.assert_allclose(segments[:, 1], kpts1[matches[:, 1]] + [W0 + GAP_PX, 0])
         text = _all_text(fig)
         assert "5 matches" in text and "3 inliers" in text
+
+    def test_emphasized_matches_stand_out_of_faded_ones(self, pair):
+        kpts0, kpts1, matches = pair
+        inliers = np.array([True, False, True, True, False])
+        on_glare = np.array([False, True, True, False, False])
+        fig = plot_matches(_gray(H0, W0), _gray(H1, W1), kpts0, kpts1, matches, inliers=inliers,
+                           emphasis=on_glare, emphasis_label="on glare")
+        lines = _match_lines(fig)
+        colors, widths = lines.get_colors(), np.asarray(lines.get_linewidths())
+        np.testing.assert_allclose(colors[on_glare], np.tile(EMPHASIS_COLOR, (2, 1)))
+        np.testing.assert_allclose(colors[~on_glare & inliers, :3], np.tile(INLIER_COLOR[:3], (2, 1)))
+        assert np.all(colors[~on_glare, 3] < 0.5) and np.all(widths[on_glare] > 2 * widths[~on_glare].max())
+        assert "2 on glare" in _all_text(fig)
+        with pytest.raises(ValueError, match="emphasis"):
+            plot_matches(_gray(H0, W0), _gray(H1, W1), kpts0, kpts1, matches, emphasis=on_glare[:3])
 
     def test_scores_use_colormap_and_colorbar(self, pair, tmp_path):
         kpts0, kpts1, matches = pair

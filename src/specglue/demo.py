@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from .geometry import corner_error, sample_homography, warp_image, warp_points
+from .confs import PIPELINE_SPECULAR_MODE
 from .pipeline import MatchResult, match_pair
 from .specular import dilate_mask, synthesize_pair
-from .viz import plot_matches
+from .viz import plot_matches, save_stacked
 
 logger = logging.getLogger(__name__)
 
@@ -38,49 +39,58 @@ def demo_pair(seed: int = 3) -> Dict[str, np.ndarray]:
             "mask0": pair.mask0.numpy(), "mask1": pair.mask1.numpy(), "H": H}
 
 
+def matches_on_glare(result: MatchResult, mask0: np.ndarray, mask1: np.ndarray, glare_margin: int = 3
+                     ) -> np.ndarray:
+    """[S] bool: the matches with an end within ``glare_margin`` px of a true highlight."""
+    mask0, mask1 = (dilate_mask(torch.from_numpy(m)[None], glare_margin)[0].numpy() for m in (mask0, mask1))
+    if not len(result.points0):
+        return np.zeros(0, bool)
+    xy0, xy1 = np.round(result.points0).astype(int), np.round(result.points1).astype(int)
+    return mask0[xy0[:, 1], xy0[:, 0]] | mask1[xy1[:, 1], xy1[:, 0]]
+
+
 def score(result: MatchResult, H: np.ndarray, mask0: np.ndarray, mask1: np.ndarray,
           size: tuple, glare_margin: int = 3) -> Dict[str, float]:
     """Matches, matches within ``glare_margin`` px of a highlight, precision at 3 px and corner
     error of the estimated homography."""
-    mask0, mask1 = (dilate_mask(torch.from_numpy(m)[None], glare_margin)[0].numpy() for m in (mask0, mask1))
     p0, p1 = result.points0, result.points1
     err = np.linalg.norm(warp_points(p0, H) - p1, axis=1) if len(p0) else np.zeros(0)
-    xy0, xy1 = np.round(p0).astype(int), np.round(p1).astype(int)
-    on_glare = (mask0[xy0[:, 1], xy0[:, 0]] | mask1[xy1[:, 1], xy1[:, 0]]) if len(p0) else np.zeros(0, bool)
     model = result.geometry.model if result.geometry is not None else None
     return {
         "matches": len(p0),
-        "on_glare": int(on_glare.sum()),
+        "on_glare": int(matches_on_glare(result, mask0, mask1, glare_margin).sum()),
         "precision@3px": float((err < 3).mean()) if len(err) else 0.0,
         "corner_error_px": float(corner_error(model, H, *size)),
     }
 
 
 def run_demo(out: Path, features: str = "aliked", seed: int = 0) -> str:
-    """Match the demo pair without masks, with detected masks and with the true masks; draw the
-    run with detected masks.
+    """Match the demo pair without masks, with detected masks and with the true masks (the
+    pipeline's ``cross`` mode); draw the first two one above the other, the matches on glare
+    thick in orange.
 
-    Returns a Markdown table of the two runs.
+    Returns a Markdown table of the three runs.
     """
     pair = demo_pair(seed)
     h, w = pair["image0"].shape[:2]
-    rows: List[str] = ["| masks | matches | on glare | precision@3px | corner error (px) |",
-                       "|---|---|---|---|---|"]
-    results = {}
-    runs = (("none", None), ("detected, hard", "auto"), ("true masks, hard", (pair["mask0"], pair["mask1"])))
+    rows: List[str] = [f"| masks ({PIPELINE_SPECULAR_MODE} mode) | matches | on glare | precision@3px | "
+                       "corner error (px) |", "|---|---|---|---|---|"]
+    figures = []
+    runs = (("none", None), ("detected", "auto"), ("true masks", (pair["mask0"], pair["mask1"])))
     for label, spec in runs:
         result = match_pair(pair["image0"], pair["image1"], features=features, specular=spec,
-                            geometry="homography", max_num_keypoints=1024, resize=None)
+                            specular_mode=PIPELINE_SPECULAR_MODE, geometry="homography",
+                            max_num_keypoints=1024, resize=None)
         s = score(result, pair["H"], pair["mask0"], pair["mask1"], (w, h))
-        results[label] = (result, s)
         rows.append(f"| {label} | {s['matches']} | {s['on_glare']} | {s['precision@3px']:.3f} | "
                     f"{s['corner_error_px']:.2f} |")
-    result, s = results["detected, hard"]
-    baseline = results["none"][1]
-    caption = (f"specglue demo ({features}): camera-fixed synthetic glare; "
-               f"{s['on_glare']} matches on glare with masks vs {baseline['on_glare']} without")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_matches(pair["image0"], pair["image1"], result.keypoints0, result.keypoints1, result.matches,
-                 inliers=result.geometry.inliers, mask0=result.mask0, mask1=result.mask1,
-                 caption=caption, path=out, stop_layer=result.stop)
+        if label != "true masks":
+            caption = (f"specglue demo ({features}), camera-fixed synthetic glare: "
+                       + ("no masks" if spec is None else "detected masks (cyan / magenta)"))
+            figures.append(plot_matches(
+                pair["image0"], pair["image1"], result.keypoints0, result.keypoints1, result.matches,
+                inliers=result.geometry.inliers, mask0=result.mask0, mask1=result.mask1, caption=caption,
+                emphasis=matches_on_glare(result, pair["mask0"], pair["mask1"]),
+                emphasis_label="on glare (orange)", stop_layer=result.stop))
+    save_stacked(figures, out)
     return "\n".join(rows)

@@ -43,6 +43,8 @@ INLIER_COLOR: Tuple[float, float, float, float] = (0.0, 0.85, 0.0, 1.0)
 OUTLIER_COLOR: Tuple[float, float, float, float] = (0.95, 0.05, 0.05, 1.0)
 #: Line colour when neither scores nor inliers are given (RGBA).
 DEFAULT_MATCH_COLOR: Tuple[float, float, float, float] = (0.1, 0.6, 1.0, 1.0)
+#: Line colour of the emphasized matches (e.g. those on glare), drawn thick over faded others.
+EMPHASIS_COLOR: Tuple[float, float, float, float] = (1.0, 0.55, 0.0, 1.0)
 #: Overlay colours of the specular masks of image 0 (cyan) and image 1 (magenta), RGBA.
 MASK0_COLOR: Tuple[float, float, float, float] = (0.0, 1.0, 1.0, 0.45)
 MASK1_COLOR: Tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.45)
@@ -233,6 +235,8 @@ def plot_matches(
     path: Optional[PathLike] = None,
     *,
     stop_layer: Optional[int] = None,
+    emphasis: Optional[ArrayLike] = None,
+    emphasis_label: str = "emphasized",
     show_keypoints: bool = True,
     cmap: str = "viridis",
     linewidth: float = 0.8,
@@ -258,6 +262,9 @@ def plot_matches(
         caption: first caption line, e.g. the pair name.
         path: if given, save a PNG there (parents created).
         stop_layer: the layer where adaptive depth stopped, added to the caption.
+        emphasis: ``[S]`` bool: these matches are drawn thick in ``EMPHASIS_COLOR`` and the
+            others faded, so that a few lines (e.g. the matches on glare) stand out of many;
+            their count goes in the caption as ``"<n> <emphasis_label>"``.
         show_keypoints: also draw all keypoints as small dots.
         cmap: matplotlib colormap name for ``scores``.
         linewidth: match line width in points.
@@ -278,6 +285,8 @@ def plot_matches(
     sc = _check_per_match(scores, n_matches, "scores")
     inl = _check_per_match(inliers, n_matches, "inliers")
     inl = None if inl is None else inl.astype(bool)
+    emph = _check_per_match(emphasis, n_matches, "emphasis")
+    emph = None if emph is None else emph.astype(bool)
     use_cmap = inl is None and sc is not None
 
     x1 = w0 + GAP_PX  # left edge of image 1 in canvas coordinates
@@ -309,14 +318,21 @@ def plot_matches(
         cb.ax.tick_params(labelsize=7)
     else:
         colors = np.tile(np.array(DEFAULT_MATCH_COLOR), (n_matches, 1))
+    colors = np.array(colors, dtype=float).reshape(-1, 4)
+    colors[:, 3] *= 0.9
+    widths = np.full(n_matches, linewidth)
+    if emph is not None:
+        colors[~emph, 3] = 0.25
+        colors[emph] = EMPHASIS_COLOR
+        widths[emph] = 2.5 * linewidth
     segments = np.zeros((n_matches, 2, 2))
     if n_matches:
         segments[:, 0] = k0[pairs[:, 0]]
         segments[:, 1] = k1[pairs[:, 1]] + np.array([x1, 0.0])
         ax.scatter(segments[:, 0, 0], segments[:, 0, 1], s=4, c=colors, edgecolors="none", zorder=5)
         ax.scatter(segments[:, 1, 0], segments[:, 1, 1], s=4, c=colors, edgecolors="none", zorder=5)
-    lines = LineCollection(segments, colors=colors.reshape(-1, 4) if n_matches else None,
-                           linewidths=linewidth, alpha=0.9, zorder=4)
+    lines = LineCollection(segments, colors=colors if n_matches else None,
+                           linewidths=widths if n_matches else linewidth, zorder=4)
     lines.set_gid("matches")
     ax.add_collection(lines)
     _finish_axes(ax, canvas_w, canvas_h)
@@ -325,6 +341,8 @@ def plot_matches(
     if inl is not None:
         ratio = inl.mean() if n_matches else 0.0
         counts.append(f"{int(inl.sum())} inliers ({ratio:.1%})")
+    if emph is not None:
+        counts.append(f"{int(emph.sum())} {emphasis_label}")
     if stop_layer is not None:
         counts.append(f"stopped at layer {stop_layer}")
     counts.append(f"{len(k0)}/{len(k1)} keypoints")
@@ -406,8 +424,33 @@ def plot_keypoints(
     return fig
 
 
+def save_stacked(figures: Sequence[Figure], path: PathLike, gap_px: int = 8) -> Path:
+    """Save ``figures`` one above the other, ``gap_px`` of white between them and narrower ones
+    padded white on the right, as one PNG at ``path`` (written atomically)."""
+    import cv2
+
+    rows = []
+    for fig in figures:
+        fig.canvas.draw()
+        rows.append(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+    width = max(r.shape[1] for r in rows)
+    parts = []
+    for k, row in enumerate(rows):
+        if k:
+            parts.append(np.full((gap_px, width, 3), 255, np.uint8))
+        parts.append(np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255))
+    image = np.concatenate(parts)[..., ::-1]  # RGB -> BGR for OpenCV
+
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"cannot write {path}")
+
+    return atomic_write(path, write)
+
+
 __all__ = [
     "DEFAULT_MATCH_COLOR",
+    "EMPHASIS_COLOR",
     "INLIER_COLOR",
     "MASK0_COLOR",
     "MASK1_COLOR",
@@ -415,5 +458,6 @@ __all__ = [
     "figure_size_px",
     "plot_keypoints",
     "plot_matches",
+    "save_stacked",
     "to_rgb_image",
 ]
