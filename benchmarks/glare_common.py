@@ -10,8 +10,7 @@ import numpy as np
 import torch
 
 from specglue import LightGlue
-from specglue.features import Extractor
-from specglue.specular import dilate_mask
+from specglue.specular import sample_mask
 
 #: The issue's glare mask (``detect`` keyword arguments): grey > 225 grown by 5 px (square window).
 ISSUE_GLARE = {"method": "bright", "threshold": 225.0, "dilate": 5}
@@ -42,8 +41,7 @@ def lookup(field: np.ndarray, kpts: np.ndarray) -> np.ndarray:
 def in_mask(keypoints: torch.Tensor, mask: torch.Tensor, margin: int) -> torch.Tensor:
     """``[N]`` bool: the nearest pixel of each ``[N, 2]`` keypoint lies in the ``[H, W]`` ``mask``
     dilated by ``margin`` px (the rule of ``Extractor.extract(image, specular_mask=mask)``)."""
-    grown = dilate_mask(mask[None], margin)[0] if margin > 0 else mask
-    return Extractor._in_mask(keypoints, grown)
+    return sample_mask(mask[None], keypoints[None], margin)[0] > 0.5
 
 
 def suppress(feats: Dict[str, torch.Tensor], mask: torch.Tensor, margin: int) -> Dict[str, torch.Tensor]:

@@ -61,6 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..specular.sample import dilate_mask, sample_mask
+
 logger = logging.getLogger(__name__)
 
 ImageLike = Union[torch.Tensor, np.ndarray]
@@ -337,12 +339,7 @@ class Extractor(nn.Module):
         mask = mask.to(images.device)
         if name != "specular_mask":
             return mask
-        margin = self.conf["mask_margin"]
-        if margin > 0:
-            mask = F.max_pool2d(
-                mask[:, None].float(), kernel_size=2 * margin + 1, stride=1, padding=margin
-            )[:, 0] > 0
-        return mask
+        return dilate_mask(mask, self.conf["mask_margin"])
 
     def _to_network_channels(self, image: torch.Tensor) -> torch.Tensor:
         if self.input_channels == 3 and image.shape[1] == 1:
@@ -360,10 +357,7 @@ class Extractor(nn.Module):
         h, w = roi.shape[-2:]
         scale = min(network_size[0] / h, network_size[1] / w)
         margin = math.ceil(self.conf["roi_margin"] / scale) if self.conf["roi_margin"] else 0
-        outside = (~roi)[:, None].float()  # [B, 1, H, W]
-        if margin > 0:
-            outside = F.max_pool2d(outside, 2 * margin + 1, stride=1, padding=margin)
-        inside = outside[:, 0] == 0
+        inside = ~dilate_mask(~roi, margin)  # [B, H, W]
         if tuple(network_size) == (h, w):
             return inside, inside
         coverage = F.interpolate(inside[:, None].float(), size=tuple(network_size), mode="area")
@@ -406,9 +400,9 @@ class Extractor(nn.Module):
             feats["keypoints"] = kpts
             keep = torch.ones(len(kpts), dtype=torch.bool, device=kpts.device)
             if masks is not None:
-                keep &= ~self._in_mask(kpts, masks[i])
+                keep &= sample_mask(masks[i][None], kpts[None])[0] < 0.5
             if inside is not None:  # sub-pixel refinement may step over the shrunk rim
-                keep &= self._in_mask(kpts, inside[i])
+                keep &= sample_mask(inside[i][None], kpts[None])[0] > 0.5
             if not bool(keep.all()):
                 per_image[i] = {k: v[keep] for k, v in feats.items()}
         out = self._collate(per_image)
@@ -417,15 +411,6 @@ class Extractor(nn.Module):
         )
         logger.debug("%s: %s keypoints", type(self).__name__, out["keypoint_mask"].sum(1).tolist())
         return out
-
-    @staticmethod
-    def _in_mask(keypoints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Whether the nearest pixel of each ``[N, 2]`` keypoint is set in the ``[H, W]`` mask."""
-        h, w = mask.shape
-        xy = torch.round(keypoints).long().to(mask.device)
-        x = xy[:, 0].clamp(0, w - 1)
-        y = xy[:, 1].clamp(0, h - 1)
-        return mask[y, x].to(keypoints.device)
 
     def _collate(self, per_image: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
         """Pad the per-image features to a common ``N`` and stack them."""

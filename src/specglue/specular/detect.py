@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .sample import dilate_mask
+
 logger = logging.getLogger(__name__)
 
 ImageLike = Union[torch.Tensor, np.ndarray]
@@ -186,7 +188,7 @@ def detect(image: ImageLike, method: str = DEFAULT_METHOD, **params: Any) -> Ima
     else:
         mask = _RULES[method](rgb, conf)
         if conf["dilate"] > 0:
-            mask = _dilate(mask, int(conf["dilate"]))
+            mask = dilate_mask(mask, int(conf["dilate"]))
     if unbatched:
         mask = mask[0]
     if from_numpy:
@@ -221,7 +223,7 @@ def _arnold(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
     candidates = absolute(conf["t2_abs"])
 
     # Fill the (slightly grown) candidates with the local mean of the other pixels.
-    keep = (~_dilate(candidates, 2)).to(rgb.dtype)[:, None]  # [B, 1, H, W]
+    keep = (~dilate_mask(candidates, 2)).to(rgb.dtype)[:, None]  # [B, 1, H, W]
     size = int(conf["fill_size"]) | 1
     num = _box_filter(rgb * keep, size)
     den = _box_filter(keep, size)
@@ -249,7 +251,7 @@ def _tchoulack(rgb: torch.Tensor, conf: Mapping[str, Any]) -> torch.Tensor:
     mask = (m >= conf["intensity_ratio"] * m_max) & (s <= conf["saturation_ratio"] * s_max)
     mask &= m > conf["min_intensity"] / 255.0
     if conf["grow"] > 0:
-        mask = _dilate(mask, int(conf["grow"]))
+        mask = dilate_mask(mask, int(conf["grow"]))
     return mask
 
 
@@ -416,18 +418,9 @@ def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
     return flat.kthvalue(k, dim=1).values
 
 
-def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Grow a bool mask ``[B, H, W]`` with a ``(2r+1)^2`` square."""
-    if radius <= 0:
-        return mask
-    k = 2 * radius + 1
-    grown = F.max_pool2d(mask[:, None].to(torch.float32), k, stride=1, padding=radius)
-    return grown[:, 0] > 0
-
-
 def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
     """Shrink a bool mask ``[B, H, W]``; pixels outside the image count as inside the mask."""
-    return ~_dilate(~mask, radius)
+    return ~dilate_mask(~mask, radius)
 
 
 def _box_filter(x: torch.Tensor, size: int) -> torch.Tensor:
