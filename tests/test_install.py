@@ -96,6 +96,7 @@ def _pip(python, *args):
 
 
 @pytest.mark.slow
+@pytest.mark.install
 def test_every_documented_install_from_a_fresh_venv(photo_pair, tmp_path):
     # a copy of the sources, so that building the wheel writes nothing into the checkout
     source = tmp_path / "specglue-src"
