@@ -65,8 +65,17 @@ def _deterministic():
 
 
 #: the devices of this machine: tests that take the ``device`` fixture run on each with the same
-#: assertions (kornia's BaseTester style), so a machine with a GPU tests the CUDA and fp16 paths
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+#: assertions (kornia's BaseTester style), so a machine with a GPU tests the CUDA and fp16 paths;
+#: ``SPECGLUE_TEST_DEVICES=cuda`` restricts them to the listed ones (benchmarks/cuda_check.py)
+DEVICES = os.environ.get("SPECGLUE_TEST_DEVICES", "").split(",") if os.environ.get("SPECGLUE_TEST_DEVICES") \
+    else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that take the ``device`` fixture are marked ``device`` (``pytest -m device``)."""
+    for item in items:
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
 
 
 @pytest.fixture(params=DEVICES)
