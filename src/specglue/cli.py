@@ -295,6 +295,11 @@ def _add_keypoint_arguments(parser: argparse.ArgumentParser) -> None:
                              "(non-zero inside)")
 
 
+def _add_specular_mode_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
+                        help=f"how the matcher uses the highlight masks (default: {PIPELINE_SPECULAR_MODE})")
+
+
 def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the commands that extract a whole collection (extract, reconstruct)."""
     _add_keypoint_arguments(parser)
@@ -342,8 +347,7 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     match.add_argument("--features", choices=sorted(EXTRACTORS),
                        help="the matcher's feature type (default: the extractor recorded in FEATURES.h5)")
     match.add_argument("--weights", metavar="PATH", help="a matcher checkpoint instead of the official weights")
-    match.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
-                       help=f"how the stored specularity is used (default: {PIPELINE_SPECULAR_MODE})")
+    _add_specular_mode_argument(match)
     match.add_argument("--batch-size", type=int, default=8, help="pairs per matcher call (default: 8)")
     match.add_argument("--overwrite", action="store_true", help="match every pair again")
     _add_engine_arguments(match)
@@ -375,8 +379,7 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
     rec.add_argument("--out", required=True, type=Path, metavar="DIR")
     _add_extraction_arguments(rec)
-    rec.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
-                     help=f"how the matcher uses the highlight masks (default: {PIPELINE_SPECULAR_MODE})")
+    _add_specular_mode_argument(rec)
     rec.add_argument("--pairs", default="auto", choices=("auto", "exhaustive", "sequential"),
                      help="auto: every pair up to 40 images, else sequential (default)")
     rec.add_argument("--window", type=int, default=10, help="sequential: frames after each frame (default: 10)")
@@ -441,8 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--specular", default="auto", choices=("auto", "none"),
                        help="auto: detect highlight masks where --mask0/--mask1 give none (default); "
                             "none: no masks")
-    match.add_argument("--specular-mode", default=PIPELINE_SPECULAR_MODE, choices=SPECULAR_MODES,
-                       help=f"how the matcher uses the masks (default: {PIPELINE_SPECULAR_MODE})")
+    _add_specular_mode_argument(match)
     match.add_argument("--geometry", choices=("homography", "fundamental"),
                        help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")
     match.add_argument("--weights", metavar="NAME|PATH",

@@ -140,14 +140,9 @@ def estimate_fundamental(
     confidence: float = 0.9999,
     max_iters: int = 10000,
 ) -> GeometryResult:
-    """Robust fundamental matrix with MAGSAC++ (``cv2.findFundamentalMat``).
-
-    Args:
-        kpts0: ``[N, 2]`` points in image 0.
-        kpts1: ``[N, 2]`` matching points in image 1.
-        threshold_px: maximum epipolar (Sampson) distance of an inlier, in pixels.
-        confidence: RANSAC confidence in (0, 1).
-        max_iters: maximum number of iterations.
+    """Robust fundamental matrix with MAGSAC++ (``cv2.findFundamentalMat``); the arguments are
+    :func:`estimate_homography`'s, ``threshold_px`` being the largest epipolar (Sampson) distance
+    of an inlier.
 
     Returns:
         :class:`GeometryResult` with ``model = F [3, 3]`` (``x1^T F x0 = 0``) or None when
