@@ -91,7 +91,8 @@ def test_a_folder_of_numbered_frames_is_one_camera_with_a_plausible_focal(data_d
     assert summary["pairs_mode"] == "sequential"
     assert summary["registered_images"] == 12 and summary["cameras"] == 1
     camera = summary["cameras_checked"][0]
-    assert 0.3 <= camera["focal_over_width"] <= 5 and camera["corner_distortion"] == 0.0
+    # video mapping keeps the distortion fixed at 0 (up to the rounding of the corner's undistortion)
+    assert 0.3 <= camera["focal_over_width"] <= 5 and abs(camera["corner_distortion"]) < 1e-9
     assert summary["intrinsics"]["self_calibrated_focal"] is not None and summary["reliable"]
 
 
