@@ -16,7 +16,7 @@ import torch
 from .geometry import corner_error, sample_homography, warp_image, warp_points
 from .confs import PIPELINE_SPECULAR_MODE
 from .pipeline import MatchResult, match_pair
-from .specular import dilate_mask, synthesize_pair
+from .specular import sample_mask, synthesize_pair
 from .viz import plot_matches, save_stacked
 
 logger = logging.getLogger(__name__)
@@ -42,11 +42,9 @@ def demo_pair(seed: int = 3) -> Dict[str, np.ndarray]:
 def matches_on_glare(result: MatchResult, mask0: np.ndarray, mask1: np.ndarray, glare_margin: int = 3
                      ) -> np.ndarray:
     """[S] bool: the matches with an end within ``glare_margin`` px of a true highlight."""
-    mask0, mask1 = (dilate_mask(torch.from_numpy(m)[None], glare_margin)[0].numpy() for m in (mask0, mask1))
-    if not len(result.points0):
-        return np.zeros(0, bool)
-    xy0, xy1 = np.round(result.points0).astype(int), np.round(result.points1).astype(int)
-    return mask0[xy0[:, 1], xy0[:, 0]] | mask1[xy1[:, 1], xy1[:, 0]]
+    on = [sample_mask(torch.from_numpy(m)[None], torch.from_numpy(p).float()[None], glare_margin)[0] > 0.5
+          for m, p in ((mask0, result.points0), (mask1, result.points1))]
+    return (on[0] | on[1]).numpy()
 
 
 def score(result: MatchResult, H: np.ndarray, mask0: np.ndarray, mask1: np.ndarray,
