@@ -28,7 +28,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from specglue.collection import hloc_io
+from specglue import storage
 from specglue.collection.engine import LocalEngine, RayEngine
 from specglue.collection.extract import ExtractionSettings, extract_features
 from specglue.collection.match import match_pairs
@@ -95,8 +95,8 @@ def pair_lists(names: List[str]) -> Dict[str, List[Tuple[str, str]]]:
 
 
 def read_matches(path: Path) -> Dict[str, np.ndarray]:
-    with hloc_io.open_h5(path) as f:
-        return {k: f[k]["matches0"][()] for k in hloc_io.leaf_groups(f, "matches0")}
+    with storage.open_h5(path) as f:
+        return {k: f[k]["matches0"][()] for k in storage.leaf_groups(f, "matches0")}
 
 
 def run_engine(engine_name: str, features: Path, pairs, out: Path) -> Dict[str, float]:

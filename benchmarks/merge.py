@@ -5,7 +5,7 @@
 with an engine that stands for the matcher: for each pair it returns random ``matches0``
 (``--matches`` indices, -1 for some) and scores at once. Everything else is the real run:
 reading the features, the part files of ``--flush-pairs`` pairs (``write_pair_matches``),
-a merge whenever more than 64 parts wait (:class:`specglue.collection.journal.PartJournal`),
+a merge whenever more than 64 parts wait (:class:`specglue.storage.PartJournal`),
 the final merge. ``--flush-pairs`` is smaller than ``match-pairs``' 256 so that each tenth of
 the run holds several merges; a merge's cost follows the pairs it folds (65 parts).
 
@@ -36,8 +36,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List
 
 import numpy as np
 
-from specglue.collection import hloc_io
-from specglue.collection.journal import PartJournal
+from specglue import storage
+from specglue.storage import PartJournal
 from specglue.collection.match import match_pairs
 from specglue.collection.pairs import sequential_pairs
 from specglue.eval import report
@@ -72,14 +72,14 @@ def write_features(path: Path, count: int, keypoints: int) -> List[str]:
     """A features file of ``count`` images with random features; their names."""
     rng = np.random.default_rng(0)
     names = [f"frames/{i:06d}.png" for i in range(count)]
-    with hloc_io.open_h5(path, "w") as f:
-        hloc_io.write_settings(f, {"extraction": {"features": "aliked"}})
+    with storage.open_h5(path, "w") as f:
+        storage.write_settings(f, {"extraction": {"features": "aliked"}})
         for name in names:
-            feats = hloc_io.ImageFeatures(
+            feats = storage.ImageFeatures(
                 keypoints=rng.random((keypoints, 2), np.float32) * 640,
                 descriptors=rng.standard_normal((keypoints, DESCRIPTOR_DIM), np.float32),
                 scores=rng.random(keypoints, np.float32), image_size=np.array([640, 480], np.float32))
-            hloc_io.write_image_features(f, name, feats, as_half=True)
+            storage.write_image_features(f, name, feats, as_half=True)
     return names
 
 
@@ -180,8 +180,8 @@ def main() -> None:
     end_tenth(args.pairs)
     run_s = tenths[-1]["at"] - run_start
     assert summary["matched"] == args.pairs
-    with hloc_io.open_h5(out) as f:
-        stored = len(hloc_io.leaf_groups(f, "matches0"))
+    with storage.open_h5(out) as f:
+        stored = len(storage.leaf_groups(f, "matches0"))
     assert stored == args.pairs, f"the output holds {stored} pairs, not {args.pairs}"
 
     rows, results = [], []

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pycolmap
 
-from specglue.collection import hloc_io
+from specglue import storage
 from specglue.collection.extract import ExtractionSettings
 from specglue.collection.match import MatchSettings
 from specglue.collection.reconstruct import reconstruct
@@ -43,10 +43,10 @@ def specular_share(out_dir: Path) -> float:
     """Share of the model's observations whose keypoint is specular (stored specularity)."""
     model = pycolmap.Reconstruction(str(out_dir / "sparse"))
     on, total = 0, 0
-    with hloc_io.open_h5(out_dir / "features.h5") as f:
+    with storage.open_h5(out_dir / "features.h5") as f:
         for image_id in model.reg_image_ids():
             image = model.image(image_id)
-            specularity = hloc_io.read_image_features(f, image.name).specularity
+            specularity = storage.read_image_features(f, image.name).specularity
             observed = [i for i, p in enumerate(image.points2D) if p.has_point3D()]
             on += int((specularity[observed] >= SPECULAR_THRESHOLD).sum())
             total += len(observed)

@@ -12,7 +12,7 @@ pycolmap = pytest.importorskip("pycolmap")
 
 from specglue.collection import colmap  # noqa: E402
 from specglue.errors import SpecglueError  # noqa: E402
-from specglue.collection.hloc_io import (  # noqa: E402
+from specglue.storage import (  # noqa: E402
     ImageFeatures, open_h5, write_image_features, write_pair_matches, write_settings)
 
 W, H, F = 640, 480, 500.0

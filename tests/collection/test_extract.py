@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from specglue import specular
-from specglue.collection import hloc_io
+from specglue import storage
 from specglue.collection.extract import ExtractionSettings, extract_features
 from specglue.collection.sources import ImageSource, frame_name, write_frames
 from specglue.features import build_extractor
@@ -22,13 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_features_file_has_hloc_layout_and_matches_the_extractor(lap_features: Path, frames_dir: Path):
-    with hloc_io.open_h5(lap_features) as f:
-        names = hloc_io.leaf_groups(f, "keypoints")
-        settings = hloc_io.read_settings(f)
+    with storage.open_h5(lap_features) as f:
+        names = storage.leaf_groups(f, "keypoints")
+        settings = storage.read_settings(f)
         group = f["frame_03.png"]
         assert group["descriptors"].shape[0] == 128  # [D, N], transposed as hloc stores them
         assert group["keypoints"].shape == (group["descriptors"].shape[1], 2)
-        stored = hloc_io.read_image_features(f, "frame_03.png")
+        stored = storage.read_image_features(f, "frame_03.png")
     assert names == sorted(p.name for p in frames_dir.glob("*.png"))
     assert settings["extraction"]["features"] == "aliked"
     assert settings["extraction"]["max_num_keypoints"] == 256
@@ -54,13 +54,13 @@ def test_rerun_skips_images_already_in_the_file(frames_dir: Path, tmp_path: Path
     out = tmp_path / "features.h5"
     first = extract_features(subset, out, SMALL, progress=False)
     assert (first["extracted"], first["skipped"]) == (3, 0)
-    with hloc_io.open_h5(out) as f:
-        before = hloc_io.read_image_features(f, "frame_00.png").keypoints
+    with storage.open_h5(out) as f:
+        before = storage.read_image_features(f, "frame_00.png").keypoints
     shutil.copy(sorted(frames_dir.glob("*.png"))[3], subset / "frame_03.png")
     second = extract_features(subset, out, SMALL, progress=False)
     assert (second["images"], second["extracted"], second["skipped"]) == (4, 1, 3)
-    with hloc_io.open_h5(out) as f:
-        np.testing.assert_array_equal(hloc_io.read_image_features(f, "frame_00.png").keypoints, before)
+    with storage.open_h5(out) as f:
+        np.testing.assert_array_equal(storage.read_image_features(f, "frame_00.png").keypoints, before)
         assert "frame_03.png" in f
     with pytest.raises(ValueError, match="other settings .*max_num_keypoints"):
         extract_features(subset, out, ExtractionSettings(max_num_keypoints=128), progress=False)
@@ -78,16 +78,16 @@ def test_masks_from_a_folder_and_no_masks(frames_dir: Path, tmp_path: Path):
     out = tmp_path / "with_masks.h5"
     extract_features(subset.parent, out, ExtractionSettings(max_num_keypoints=256, specular="masks"),
                      masks_dir=tmp_path / "masks", progress=False)
-    with hloc_io.open_h5(out) as f:
-        feats = hloc_io.read_image_features(f, "seq/frame_00.png")
+    with storage.open_h5(out) as f:
+        feats = storage.read_image_features(f, "seq/frame_00.png")
     left = np.round(feats.keypoints[:, 0]) <= 159 + 3  # nearest pixel within 3 px of the masked half
     np.testing.assert_array_equal(feats.specularity, left.astype(np.float32))
 
     out_none = tmp_path / "no_masks.h5"
     extract_features(subset.parent, out_none, ExtractionSettings(max_num_keypoints=256, specular="none"),
                      progress=False)
-    with hloc_io.open_h5(out_none) as f:
-        assert hloc_io.read_image_features(f, "seq/frame_00.png").specularity is None
+    with storage.open_h5(out_none) as f:
+        assert storage.read_image_features(f, "seq/frame_00.png").specularity is None
 
     shutil.copy(frames_dir / "frame_01.png", subset / "frame_01.png")
     with pytest.raises(ValueError, match="no mask for 1 images, e.g. seq/frame_01.png"):
@@ -110,9 +110,9 @@ def test_video_frames_named_by_index_and_subsampled(lap_video: Path, tmp_path: P
     out = tmp_path / "video.h5"
     summary = extract_features(lap_video, out, SMALL, every=3, progress=False)
     assert summary["images"] == 4
-    with hloc_io.open_h5(out) as f:
-        assert hloc_io.leaf_groups(f, "keypoints") == source.names()
-        assert hloc_io.read_settings(f)["source_kind"] == "video"
+    with storage.open_h5(out) as f:
+        assert storage.leaf_groups(f, "keypoints") == source.names()
+        assert storage.read_settings(f)["source_kind"] == "video"
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "not_video", "bad_video"])
@@ -163,10 +163,10 @@ def test_ray_engine_extracts_the_same_features(frames_dir: Path, tmp_path: Path,
     finally:
         engine.close()
     assert summary["extracted"] == 12
-    with hloc_io.open_h5(tmp_path / "plain.h5") as plain, hloc_io.open_h5(tmp_path / "ray.h5") as ray:
-        assert hloc_io.leaf_groups(ray, "keypoints") == hloc_io.leaf_groups(plain, "keypoints")
-        for name in hloc_io.leaf_groups(plain, "keypoints"):
-            a, b = hloc_io.read_image_features(plain, name), hloc_io.read_image_features(ray, name)
+    with storage.open_h5(tmp_path / "plain.h5") as plain, storage.open_h5(tmp_path / "ray.h5") as ray:
+        assert storage.leaf_groups(ray, "keypoints") == storage.leaf_groups(plain, "keypoints")
+        for name in storage.leaf_groups(plain, "keypoints"):
+            a, b = storage.read_image_features(plain, name), storage.read_image_features(ray, name)
             for key in ("keypoints", "descriptors", "scores", "specularity"):
                 np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=f"{name} {key}")
 
@@ -192,18 +192,18 @@ def test_roi_auto_on_endoscope_frames_and_none_on_laparoscopic_ones(tmp_path: Pa
     assert settings.roi == "auto"
     extract_features(sinus, out, settings, progress=False)
     view = estimate_roi(frames)
-    with hloc_io.open_h5(out) as f:
-        recorded = hloc_io.read_settings(f)
+    with storage.open_h5(out) as f:
+        recorded = storage.read_settings(f)
         assert recorded["extraction"]["roi"] == "auto"
         assert recorded["roi"]["share"] == pytest.approx(view.mean())
-        for name in hloc_io.leaf_groups(f, "keypoints"):
-            xy = np.round(hloc_io.read_image_features(f, name).keypoints).astype(int)
+        for name in storage.leaf_groups(f, "keypoints"):
+            xy = np.round(storage.read_image_features(f, name).keypoints).astype(int)
             assert len(xy) > 100 and view[xy[:, 1], xy[:, 0]].all()
 
     lap = tmp_path / "lap.h5"
     extract_features(frames_dir, lap, ExtractionSettings(max_num_keypoints=64, specular="none"), progress=False)
-    with hloc_io.open_h5(lap) as f:
-        assert hloc_io.read_settings(f)["roi"] is None
+    with storage.open_h5(lap) as f:
+        assert storage.read_settings(f)["roi"] is None
 
 
 def test_roi_file_of_the_wrong_size_is_refused_before_writing(tmp_path: Path, frames_dir: Path):

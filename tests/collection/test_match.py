@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from specglue import LightGlue
-from specglue.collection import hloc_io
+from specglue import storage
 from specglue.collection.match import MatchSettings, match_pairs
 from specglue.collection.pairs import exhaustive_pairs, image_names, sequential_pairs, write_pairs
 from specglue.confs import PIPELINE_SPECULAR_MODE
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.slow
 
 def read_all(path: Path) -> dict:
     """Every pair of a matches file: group name -> (matches0, matching_scores0)."""
-    with hloc_io.open_h5(path) as f:
+    with storage.open_h5(path) as f:
         return {key: (f[key]["matches0"][()], f[key]["matching_scores0"][()])
-                for key in hloc_io.leaf_groups(f, "matches0")}
+                for key in storage.leaf_groups(f, "matches0")}
 
 
 # Scores of two runs agree up to summation order: each process (and thread count) measures its
@@ -59,20 +59,20 @@ def reference_run(lap_features: Path, tmp_path_factory) -> tuple:
 def test_matches_are_the_matchers_in_hloc_layout(lap_features: Path, reference_run):
     pairs, out, summary = reference_run
     assert summary["pairs"] == summary["matched"] == 66
-    with hloc_io.open_h5(lap_features) as f:
-        feats0 = hloc_io.read_image_features(f, "frame_00.png")
-        feats1 = hloc_io.read_image_features(f, "frame_01.png")
+    with storage.open_h5(lap_features) as f:
+        feats0 = storage.read_image_features(f, "frame_00.png")
+        feats1 = storage.read_image_features(f, "frame_01.png")
     matcher = LightGlue(features="aliked").eval()
     with torch.inference_mode():
         pred = matcher({"image0": feats0.to_view(), "image1": feats1.to_view()},
                        specular_mode=PIPELINE_SPECULAR_MODE)
-    with hloc_io.open_h5(out) as f:
+    with storage.open_h5(out) as f:
         group = f["frame_00.png/frame_01.png"]  # hloc's names_to_pair
         np.testing.assert_array_equal(group["matches0"][()], pred["matches0"][0].numpy())
         np.testing.assert_allclose(group["matching_scores0"][()], pred["matching_scores0"][0].numpy(),
                                    rtol=0, atol=SCORE_ATOL)
-        matches, scores = hloc_io.read_matches(f, "frame_01.png", "frame_00.png")  # reversed lookup
-        settings = hloc_io.read_settings(f)
+        matches, scores = storage.read_matches(f, "frame_01.png", "frame_00.png")  # reversed lookup
+        settings = storage.read_settings(f)
     np.testing.assert_array_equal(matches[:, ::-1], pred["matches"][0].numpy())
     assert len(matches) > 50
     assert settings["matching"]["features"] == "aliked"
@@ -84,8 +84,8 @@ def test_specular_mode_changes_matches_on_highlights(lap_features: Path, tmp_pat
     off = read_all(match_pairs(lap_features, pairs, tmp_path / "off.h5",
                                settings=MatchSettings(specular_mode="off"), progress=False)["path"])
     hard = read_all(match_pairs(lap_features, pairs, tmp_path / "hard.h5", progress=False)["path"])
-    with hloc_io.open_h5(lap_features) as f:
-        specular0 = hloc_io.read_image_features(f, "frame_00.png").specularity >= 0.5
+    with storage.open_h5(lap_features) as f:
+        specular0 = storage.read_image_features(f, "frame_00.png").specularity >= 0.5
     matched_off, matched_hard = off["frame_00.png/frame_01.png"][0] >= 0, hard["frame_00.png/frame_01.png"][0] >= 0
     assert (matched_off & specular0).sum() > 0
     assert (matched_hard & specular0).sum() == 0
@@ -141,7 +141,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_matches(lap_features: Path, 
         finished = 0
         for part in parts.glob("part-*.h5"):
             with h5py.File(part, "r") as f:
-                finished += len(hloc_io.leaf_groups(f, "matches0"))
+                finished += len(storage.leaf_groups(f, "matches0"))
         assert finished >= 2 * (kill_after_parts - 1)
     rerun = match_pairs(lap_features, pairs, out, progress=False)
     assert rerun["skipped"] >= 16 and rerun["matched"] == 66 - rerun["skipped"]
@@ -199,7 +199,7 @@ def test_extractor_mismatch_and_bad_inputs_are_refused(lap_features: Path, refer
     assert truncated.stat().st_size == 2048
     # a run with other settings does not mix into an existing file
     before = reference.read_bytes()
-    with pytest.raises(ValueError, match="other matcher settings .*specular_mode"):
+    with pytest.raises(ValueError, match="other settings .*specular_mode"):
         match_pairs(lap_features, pairs, reference, settings=MatchSettings(specular_mode="off"), progress=False)
     assert reference.read_bytes() == before
 
@@ -207,7 +207,7 @@ def test_extractor_mismatch_and_bad_inputs_are_refused(lap_features: Path, refer
 def test_an_hloc_matches_file_is_not_extended(lap_features: Path, tmp_path: Path):
     out = tmp_path / "hloc_matches.h5"
     with h5py.File(out, "w") as f:  # as hloc writes it: no specglue settings
-        hloc_io.write_pair_matches(f, "frame_00.png", "frame_01.png", np.full(5, -1), np.zeros(5))
+        storage.write_pair_matches(f, "frame_00.png", "frame_01.png", np.full(5, -1), np.zeros(5))
     before = out.read_bytes()
     with pytest.raises(ValueError, match="was not written by specglue"):
         match_pairs(lap_features, [("frame_00.png", "frame_02.png")], out, progress=False)

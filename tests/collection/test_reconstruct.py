@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from specglue.cli import main
-from specglue.collection import hloc_io
+from specglue import storage
 from specglue.collection.extract import ExtractionSettings
 from specglue.collection.reconstruct import reconstruct
 
@@ -36,10 +36,10 @@ def test_cli_chain_gives_a_database_pycolmap_reads_back(frames_dir: Path, data_d
     assert "10 pairs in" in out and "5 images, 5 cameras" in out
 
     pairs = [line.split() for line in (tmp_path / "pairs.txt").read_text().splitlines()]
-    with hloc_io.open_h5(tmp_path / "f.h5") as f, hloc_io.open_h5(tmp_path / "m.h5") as m:
-        names = hloc_io.leaf_groups(f, "keypoints")
-        keypoints = {n: hloc_io.read_image_features(f, n).keypoints for n in names}
-        matches = {(a, b): hloc_io.read_matches(m, a, b)[0] for a, b in pairs}
+    with storage.open_h5(tmp_path / "f.h5") as f, storage.open_h5(tmp_path / "m.h5") as m:
+        names = storage.leaf_groups(f, "keypoints")
+        keypoints = {n: storage.read_image_features(f, n).keypoints for n in names}
+        matches = {(a, b): storage.read_matches(m, a, b)[0] for a, b in pairs}
     assert names[0] == "10/frame_00.png" and len(names) == 5
     with pycolmap.Database.open(str(tmp_path / "db.db")) as db:
         assert db.num_images() == 5

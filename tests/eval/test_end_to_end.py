@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from specglue import eval as sg_eval
-from specglue.eval.cache import FeatureCache
+from specglue.eval.cache import PairFeaturesFile
 from specglue.eval.methods.rotations import rot90_view
 
 
@@ -183,7 +183,7 @@ def test_best_of_four_rotations_rescues_large_angles(rotation_run):
                              else r["view"]), (r["angle_deg"], r["view"])
     assert s["specglue-rot2"]["auc_ransac@3px[150-180deg]"] > 0.5 > s["reference"]["auc_ransac@3px[150-180deg]"]
     # the three views of image 1 are in the feature cache, keypoints in the view's own frame
-    pair = FeatureCache(out / "features.h5").read(results["per_pair"]["reference"][3]["pair"])
+    pair = PairFeaturesFile(out / "features.h5").read(results["per_pair"]["reference"][3]["pair"])
     assert set(pair.views) == {"rot90", "rot180", "rot270"}
-    w, h = pair.image1["image_size"]
-    assert tuple(pair.views["rot90"]["image_size"]) == (h, w)
+    w, h = pair.image1.image_size
+    assert tuple(pair.views["rot90"].image_size) == (h, w)

@@ -12,7 +12,7 @@ import pytest
 from specglue import eval as sg_eval
 from specglue.cli import main
 from specglue.eval.benchmarks.sequence_pose import prepare, sequence_pairs
-from specglue.eval.cache import FeatureCache
+from specglue.eval.cache import PairFeaturesFile
 from specglue.eval.runner import RunOptions
 from specglue.features.roi import estimate_roi
 from specglue.geometry.poses import read_endoscopy_sfm_poses
@@ -66,11 +66,11 @@ def test_keypoints_stay_in_the_field_of_view(sinus_run, data_dir):
 
     truth = cv2.imread(str(data_dir / SINUS / "undistorted_mask.bmp"), cv2.IMREAD_GRAYSCALE) > 0
     small = cv2.resize(truth.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA) >= 0.5
-    cache = FeatureCache(out / "features.h5")
+    cache = PairFeaturesFile(out / "features.h5")
     for name in cache.names()[:6]:
         pair = cache.read(name)
         for side in (pair.image0, pair.image1):
-            xy = np.round(side["keypoints"]).astype(int)
+            xy = np.round(side.keypoints).astype(int)
             assert small[xy[:, 1], xy[:, 0]].all()
 
 

@@ -3,7 +3,7 @@
 import torch
 
 from specglue.geometry import IGNORE, UNMATCHED
-from specglue.train.batches import ItemOrder, unmatch_masked
+from specglue.train.batches import ItemOrder, TrainingCache, unmatch_masked
 
 
 def test_each_process_gets_its_own_shard_and_every_epoch_covers_it():
@@ -24,3 +24,30 @@ def test_masked_keypoints_and_their_partners_become_unmatched():
     m0, m1 = unmatch_masked(matches0, matches1, masked0, masked1)
     assert m0.tolist() == [[UNMATCHED, 0, UNMATCHED, IGNORE]]
     assert m1.tolist() == [[1, UNMATCHED, UNMATCHED]]  # the partner of a masked point, and a masked point
+
+
+def cache_entry(n: int):
+    view = {"keypoints": torch.rand(n, 2), "descriptors": torch.rand(n, 4), "keypoint_scores": torch.rand(n),
+            "keypoint_specular": torch.rand(n), "covered": torch.rand(n) > 0.5, "image_size": torch.tensor([[8.0, 6.0]])}
+    return {"views": [view, view], "matches0": torch.arange(n), "matches1": torch.arange(n)}
+
+
+def test_training_cache_keeps_entries_of_its_settings_only(tmp_path):
+    entry = cache_entry(5)
+    cache = TrainingCache(tmp_path, "train", {"extractor": "aliked", "max_keypoints": 512})
+    cache.put(3, entry)
+    cache.close()
+    cache = TrainingCache(tmp_path, "train", {"extractor": "aliked", "max_keypoints": 512})
+    got = cache.get(3)
+    assert cache.get(4) is None
+    torch.testing.assert_close(got["views"][1]["descriptors"], entry["views"][1]["descriptors"])
+    assert torch.equal(got["matches0"], entry["matches0"])
+    cache.close()
+    cache = TrainingCache(tmp_path, "train", {"extractor": "aliked", "max_keypoints": 1024})
+    assert cache.get(3) is None  # other settings: started again
+    cache.close()
+    (tmp_path / "train.h5").write_bytes(b"not hdf5")
+    cache = TrainingCache(tmp_path, "train", {"extractor": "aliked"})  # unreadable: started again
+    cache.put(0, entry)
+    assert cache.get(0) is not None
+    cache.close()

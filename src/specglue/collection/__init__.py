@@ -16,8 +16,7 @@ The stages, each a module, each resumable and each also a CLI command:
 - :mod:`~specglue.collection.view`: pictures of a model, an interactive HTML page and a PNG
   (``specglue view``).
 
-Under them: :mod:`~specglue.collection.hloc_io` (the HDF5 layouts),
-:mod:`~specglue.collection.journal` (crash-safe part files) and
+Under them: :mod:`specglue.storage` (hloc's HDF5 layouts, crash-safe part files) and
 :mod:`~specglue.collection.engine` (this process or Ray workers, ``specglue[ray]``).
 pycolmap and ray are imported only when used.
 """
@@ -25,7 +24,7 @@ pycolmap and ray are imported only when used.
 from .colmap import check_cameras, map_database, summarize, write_database
 from .engine import LocalEngine, RayEngine, make_engine
 from .extract import ExtractionSettings, extract_features
-from .hloc_io import ImageFeatures, names_to_pair, read_image_features, read_matches
+from ..storage import ImageFeatures, names_to_pair, read_image_features, read_matches
 from .match import MatchSettings, match_pairs
 from .pairs import exhaustive_pairs, image_names, read_pairs, sequential_pairs, write_pairs
 from .reconstruct import reconstruct

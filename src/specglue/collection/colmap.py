@@ -7,7 +7,7 @@ the inliers). Incremental mapping reads only the two-view geometries, so a datab
 geometric verification can be inspected or verified later but not mapped.
 
 - :func:`write_database`: a features file and a matches file (see
-  :mod:`~specglue.collection.hloc_io`) to a database, optionally verified, as hloc's
+  :mod:`~specglue.storage.hloc`) to a database, optionally verified, as hloc's
   ``import_features`` / ``import_matches`` / ``estimation_and_geometric_verification`` do.
   Keypoints are shifted by +0.5 px: hloc's files put the centre of the top-left pixel at
   (0, 0), COLMAP at (0.5, 0.5). Cameras get COLMAP's defaults for images without EXIF
@@ -42,7 +42,7 @@ import numpy as np
 from ..atomic import atomic_write
 from ..errors import SpecglueError
 from ..optional import require
-from .hloc_io import leaf_groups, open_h5, read_image_features, read_matches, read_settings
+from ..storage import leaf_groups, open_h5, read_image_features, read_matches, read_settings
 from .pairs import read_pairs
 
 logger = logging.getLogger(__name__)

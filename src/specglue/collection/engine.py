@@ -3,7 +3,7 @@
 An engine maps a *worker* over chunks (a few images to extract, a batch of pairs to match).
 The worker is built from a picklable factory, once per process, so each Ray worker loads the
 network once. Chunks carry their inputs (decoded images, features) and results come back
-to the driver, which writes each as its own part file (:mod:`specglue.collection.journal`):
+to the driver, which writes each as its own part file (:mod:`specglue.storage.journal`):
 Ray workers need no shared file system, and the driver is the only writer.
 
 - :class:`LocalEngine`: the chunks one after the other in this process.

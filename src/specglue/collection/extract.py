@@ -1,6 +1,6 @@
 """Extract features from a folder of images or a video into an hloc features file.
 
-Each image gets its group (see :mod:`specglue.collection.hloc_io`) with, besides hloc's
+Each image gets its group (see :mod:`specglue.storage.hloc`) with, besides hloc's
 datasets, the per-keypoint ``specularity``: the highlight mask (detected with
 :func:`specglue.specular.detect`, or read from ``MASKS_DIR/<image name>.png``) sampled at the
 keypoints with ``mask_margin`` px of margin, which the matcher reads as ``keypoint_specular``.
@@ -9,7 +9,7 @@ estimated once from frames spread over the source (``"auto"``; none for photo co
 of mixed sizes or without a dark surround), or given as a mask file; the settings record it.
 The settings are recorded in the file; a rerun with the same settings skips the images the
 file already holds, one with other settings is refused. Crash-safe (part files, see
-:mod:`specglue.collection.journal`) and distributable (:mod:`specglue.collection.engine`).
+:mod:`specglue.storage.journal`) and distributable (:mod:`specglue.collection.engine`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from ..features import EXTRACTORS, build_extractor
 from ..features.roi import ROI_FRAMES, estimate_roi, resolve_roi
 from ..confs import MASK_MARGIN, MAX_KEYPOINTS, RESIZE
 from .engine import LocalEngine
-from .hloc_io import ImageFeatures, write_image_features
-from .journal import PartJournal, check_writable
+from ..storage import ImageFeatures, PartJournal, check_settings, check_writable, write_image_features
 from .sources import ImageSource
 
 logger = logging.getLogger(__name__)
@@ -184,12 +183,8 @@ def extract_features(
                      "source_kind": image_source.kind, "every": int(every),
                      "masks_dir": None if masks_root is None else str(masks_root.resolve()),
                      "roi": roi_summary(region)}
-    previous = journal.settings()
-    if previous and previous.get("extraction") != file_settings["extraction"]:
-        changed = sorted(k for k in settings.to_dict()
-                         if previous.get("extraction", {}).get(k) != settings.to_dict()[k])
-        raise ValueError(f"features file {out_path} was extracted with other settings (different "
-                         f"{', '.join(changed)}): use another --out, or --overwrite to start again")
+    check_settings(journal.settings().get("extraction", {}), file_settings["extraction"],
+                   f"features file {out_path}", "use another --out, or --overwrite to start again")
     done = journal.done()
     todo = [n for n in image_source.names() if n not in done]
     if masks_root is not None:

@@ -1,13 +1,13 @@
 """Match the pairs of a pairs file into an hloc matches file, batched and resumable.
 
 For each pair the matcher's ``matches0`` / ``matching_scores0`` are written under hloc's pair
-name (see :mod:`specglue.collection.hloc_io`), so hloc's triangulation and COLMAP import read
+name (see :mod:`specglue.storage.hloc`), so hloc's triangulation and COLMAP import read
 the file unchanged. Pairs go to the matcher in batches of ``batch_size`` (the padded batch of
 :class:`specglue.LightGlue`; each pair gets its single-pair result). Per-keypoint
 ``specularity`` stored by ``specglue extract`` goes in as ``keypoint_specular``, used as
 ``specular_mode`` says.
 
-Resuming: finished pairs go to part files (:mod:`specglue.collection.journal`), so a run
+Resuming: finished pairs go to part files (:mod:`specglue.storage.journal`), so a run
 killed at any moment loses at most the pairs it had not yet flushed, and a rerun matches
 only the pairs the file does not hold (either way round, as hloc). A pair list given twice
 or in both orders is matched once.
@@ -37,9 +37,8 @@ from ..confs import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
 from ..model.lightglue import LightGlue
 from ..weights import CHECKPOINTS
 from .engine import LocalEngine
-from .hloc_io import (ImageFeatures, leaf_groups, open_h5, pair_keys,
-                      read_image_features, read_settings, write_pair_matches)
-from .journal import PartJournal, check_writable
+from ..storage import (ImageFeatures, PartJournal, check_settings, check_writable, leaf_groups, open_h5, pair_keys,
+                       read_image_features, read_settings, write_pair_matches)
 from .pairs import Pair, read_pairs
 
 logger = logging.getLogger(__name__)
@@ -223,11 +222,8 @@ def match_pairs(
         journal.discard()
     file_settings = {"matching": settings.to_dict(), "features_file": str(features_path.resolve()),
                      "extraction": features_settings.get("extraction")}
-    previous = journal.settings()
-    if previous and previous.get("matching") != file_settings["matching"]:
-        changed = sorted(k for k, v in settings.to_dict().items() if previous.get("matching", {}).get(k) != v)
-        raise ValueError(f"matches file {out_path} was made with other matcher settings (different "
-                         f"{', '.join(changed)}): use another --out, or --overwrite to match again")
+    check_settings(journal.settings().get("matching", {}), file_settings["matching"],
+                   f"matches file {out_path}", "use another --out, or --overwrite to match again")
     done = journal.done()
     todo = [(a, b) for a, b in pair_list if not any(key in done for key, _ in pair_keys(a, b))]
     engine = engine or LocalEngine()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..atomic import atomic_write_text
-from .hloc_io import leaf_groups, open_h5, read_settings
+from ..storage import leaf_groups, open_h5, read_settings
 
 PathLike = Union[str, Path]
 Pair = Tuple[str, str]

@@ -254,7 +254,7 @@ def map_features(
         ValueError: bad arguments or files, camera parameters that do not fit the images.
         SpecglueError: mapping registered fewer than two images.
     """
-    from .hloc_io import open_h5, read_settings
+    from ..storage import open_h5, read_settings
 
     _check_mapping(mapping, mapper)
     out_dir = Path(out_dir)

@@ -4,8 +4,8 @@
    features (one extractor for every method, plus the views of image 1 some methods need) into
    ``<out_dir>/features.h5``, then every method matches every pair into
    ``<out_dir>/predictions/<method>.h5``. Pairs already cached are skipped: an interrupted run
-   resumes where it stopped, and ``<out_dir>/config.json`` refuses caches made with other
-   settings (:mod:`specglue.eval.cache`).
+   resumes where it stopped (crash-safe part files), and the run's fingerprint recorded in each
+   cache refuses caches made with other settings (:mod:`specglue.eval.cache`).
 2. **score**: the benchmark's scorer turns each cached prediction into a record, its summarizer
    aggregates them per method, and the runner writes ``results.json`` (configuration, every
    number, per-pair records), ``table.md`` (the benchmark's columns) and ``plots/*.png``.
@@ -22,6 +22,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import shutil
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ from tqdm import tqdm
 from ..confs import EVAL_MAX_KEYPOINTS, EVAL_RESIZE
 from ..weights import extractor_settings
 from . import metrics, report
-from .cache import FeatureCache, ImageFeatures, PairFeatures, Prediction, PredictionCache, check_fingerprint
+from ..specular import sample_mask
+from ..storage import ImageFeatures
+from .cache import PairFeatures, PairFeaturesFile, Prediction, PredictionsFile
 from .data import SPECULAR_PLACEMENTS
 from .methods import DEFAULT_METHODS, METHOD_NAMES, Method, MethodContext, View, build_methods
 
@@ -43,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 
-#: per-keypoint arrays kept from the extractor's output (those it returns)
-FEATURE_KEYS = ("keypoints", "descriptors", "keypoint_scores", "scales", "oris")
 #: keyed images whose features the export remembers (:attr:`PairImages.key0`)
 KEPT_IMAGES = 64
 #: configuration entries that do not decide features or predictions (left out of the fingerprint)
@@ -155,20 +156,6 @@ class Benchmark:
 # ----------------------------------------------------------------------------------------
 
 
-def extract_features(extractor: Any, image: torch.Tensor, roi: Optional[np.ndarray] = None
-                     ) -> Dict[str, np.ndarray]:
-    """numpy ``keypoints [N, 2]``, ``descriptors [N, D]``, ``keypoint_scores [N]``,
-    ``image_size [2]`` (+ ``scales``, ``oris``) of one ``[3, H, W]`` image, detected inside
-    the region of interest ``roi [H, W]`` if given."""
-    if not isinstance(image, torch.Tensor) or image.ndim != 3:
-        raise ValueError(f"image must be a torch tensor [C, H, W], got {getattr(image, 'shape', type(image))}")
-    out = extractor.extract(image, roi=roi)
-    valid = out["keypoint_mask"][0] if "keypoint_mask" in out else slice(None)
-    feats = {k: out[k][0][valid].detach().cpu().numpy().astype(np.float32) for k in FEATURE_KEYS if k in out}
-    feats["image_size"] = out["image_size"][0].detach().cpu().numpy().astype(np.float32)
-    return feats
-
-
 class _LazyExtractor:
     """The extractor of a run, built on first use (a fully cached run never builds it); it
     remembers the features of the last :data:`KEPT_IMAGES` keyed images (:attr:`PairImages.key0`)."""
@@ -176,9 +163,12 @@ class _LazyExtractor:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.model: Any = None
-        self.kept: "OrderedDict[str, Dict[str, np.ndarray]]" = OrderedDict()
+        self.kept: "OrderedDict[str, ImageFeatures]" = OrderedDict()
 
-    def __call__(self, image: torch.Tensor, roi: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    def __call__(self, image: torch.Tensor, roi: Optional[np.ndarray] = None) -> ImageFeatures:
+        """The features of one ``[3, H, W]`` image, detected inside ``roi [H, W]`` if given."""
+        if not isinstance(image, torch.Tensor) or image.ndim != 3:
+            raise ValueError(f"image must be a torch tensor [C, H, W], got {getattr(image, 'shape', type(image))}")
         if self.model is None:
             from ..features import build_extractor
 
@@ -186,9 +176,9 @@ class _LazyExtractor:
             conf = {"max_num_keypoints": int(self.options.max_num_keypoints), "resize": None,
                     **self.options.extractor_conf}
             self.model = build_extractor(self.options.features, **conf).eval().to(self.options.device)
-        return extract_features(self.model, image, roi)
+        return ImageFeatures.from_extractor(self.model.extract(image, roi=roi))
 
-    def keyed(self, key: Optional[str], image: torch.Tensor, roi: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
+    def keyed(self, key: Optional[str], image: torch.Tensor, roi: Optional[np.ndarray]) -> ImageFeatures:
         """The features of an image that ``key`` names (extracted once while kept)."""
         if key is None:
             return self(image, roi)
@@ -203,29 +193,36 @@ class _LazyExtractor:
 
 def pair_features(images: PairImages, extract: _LazyExtractor, views: Mapping[str, View]) -> PairFeatures:
     """Extract both images and the requested views of image 1."""
-    image0 = ImageFeatures(extract.keyed(images.key0, images.image0, images.roi0), images.mask0)
-    image1 = ImageFeatures(extract.keyed(images.key1, images.image1, images.roi1), images.mask1)
+    image0 = dataclasses.replace(extract.keyed(images.key0, images.image0, images.roi0), mask=images.mask0)
+    image1 = dataclasses.replace(extract.keyed(images.key1, images.image1, images.roi1), mask=images.mask1)
     extra = {}
     for name, view in views.items():
         image, mask, roi, to_image1 = view(images.image1, images.mask1, images.roi1)
-        extra[name] = ImageFeatures(extract(image, roi), mask, to_image1)
+        extra[name] = dataclasses.replace(extract(image, roi), mask=mask, to_image1=to_image1)
     return PairFeatures(images.name, image0, image1, images.gt, images.info, extra)
 
 
-def export_features(builders: Sequence[PairBuilder], cache: FeatureCache, extract: _LazyExtractor,
-                    views: Mapping[str, View]) -> None:
+def export_features(builders: Sequence[PairBuilder], cache: PairFeaturesFile, extract: _LazyExtractor,
+                    views: Mapping[str, View], *, flush_every: int = 16) -> None:
     """Build and store every pair not yet in ``cache`` (or stored without a needed view)."""
     have = cache.views()
     todo = [(n, b) for n, b in builders if n not in have or not set(views) <= set(have[n])]
+    buffer: List[PairFeatures] = []
     for name, build in tqdm(todo, desc="features", leave=False):
         images = build()
         if images.name != name:
             raise RuntimeError(f"pair builder for {name!r} returned {images.name!r}")
-        cache.write(pair_features(images, extract, views))
+        buffer.append(pair_features(images, extract, views))
+        if len(buffer) >= flush_every:
+            cache.write_many(buffer)
+            buffer = []
+    if buffer:
+        cache.write_many(buffer)
+    cache.commit()
 
 
-def export_predictions(features: FeatureCache, methods: Sequence[Method], predictions_dir: PathLike,
-                       *, flush_every: int = 16) -> None:
+def export_predictions(features: PairFeaturesFile, methods: Sequence[Method], predictions_dir: PathLike,
+                       fingerprint: Mapping[str, Any], *, flush_every: int = 16) -> None:
     """Match every cached pair with every method and store the predictions.
 
     Pairs already in a method's cache are skipped. Each method runs once untimed on the first
@@ -235,7 +232,7 @@ def export_predictions(features: FeatureCache, methods: Sequence[Method], predic
     predictions_dir = Path(predictions_dir)
     names = features.names()
     for method in methods:
-        cache = PredictionCache(predictions_dir / f"{method.name}.h5")
+        cache = PredictionsFile(predictions_dir / f"{method.name}.h5", fingerprint).open()
         done = set(cache.names())
         todo = [n for n in names if n not in done]
         if not todo:
@@ -254,6 +251,7 @@ def export_predictions(features: FeatureCache, methods: Sequence[Method], predic
                 buffer = []
         if buffer:
             cache.write_many(buffer)
+        cache.commit()
 
 
 # ----------------------------------------------------------------------------------------
@@ -266,11 +264,8 @@ def specular_share(pair: PairFeatures, pred: Prediction) -> float:
     image1 = pair.side1(pred.view)
     if pair.image0.mask is None or image1.mask is None or pred.num_matches == 0:
         return float("nan")
-    on = []
-    for side, idx in ((pair.image0, pred.matches[:, 0]), (image1, pred.matches[:, 1])):
-        xy = np.round(side["keypoints"][idx]).astype(np.int64)
-        h, w = side.mask.shape
-        on.append(side.mask[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)])
+    on = [sample_mask(torch.from_numpy(side.mask)[None], torch.from_numpy(side.keypoints[idx])[None])[0].numpy() >= 0.5
+          for side, idx in ((pair.image0, pred.matches[:, 0]), (image1, pred.matches[:, 1]))]
     return float(np.mean(on[0] | on[1]))
 
 
@@ -279,11 +274,11 @@ def score(out_dir: PathLike, benchmark: Benchmark, config: Mapping[str, Any],
     """Loop 2: records and summaries of the cached predictions of ``methods`` (descriptions
     with ``name`` and ``n_layers``)."""
     out_dir = Path(out_dir)
-    cache = FeatureCache(out_dir / "features.h5")
+    cache = PairFeaturesFile(out_dir / "features.h5")
     names = cache.names()
     if not names:
         raise ValueError(f"{cache.path} holds no pair: run the export first")
-    preds = {m["name"]: PredictionCache(out_dir / "predictions" / f"{m['name']}.h5").read_all() for m in methods}
+    preds = {m["name"]: PredictionsFile(out_dir / "predictions" / f"{m['name']}.h5").read_all() for m in methods}
     records: Dict[str, List[Dict[str, Any]]] = {m: [] for m in preds}
     for name in tqdm(names, desc="score", leave=False):
         pair = cache.read(name)
@@ -294,8 +289,8 @@ def score(out_dir: PathLike, benchmark: Benchmark, config: Mapping[str, Any],
             records[method].append({
                 "pair": name,
                 "num_matches": pred.num_matches,
-                "num_keypoints0": len(pair.image0["keypoints"]),
-                "num_keypoints1": len(pair.side1(pred.view)["keypoints"]),
+                "num_keypoints0": len(pair.image0.keypoints),
+                "num_keypoints1": len(pair.side1(pred.view).keypoints),
                 "view": pred.view,
                 "time_s": pred.time_s,
                 "stop": pred.stop,
@@ -368,15 +363,17 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
                             options.mnn_ratio, weights=options.weights)
     has_masks = options.specular is not None if plan.has_masks is None else plan.has_masks
     methods = build_methods(options.methods, context, has_masks=has_masks)
-    check_fingerprint(out_dir, {k: v for k, v in config.items() if k not in UNFINGERPRINTED}, options.overwrite)
+    fingerprint = {k: v for k, v in config.items() if k not in UNFINGERPRINTED}
+    if options.overwrite:
+        shutil.rmtree(out_dir / "predictions", ignore_errors=True)
+    cache = PairFeaturesFile(out_dir / "features.h5", fingerprint).open(overwrite=options.overwrite)
     views = {name: view for m in methods for name, view in m.views.items()}
-    cache = FeatureCache(out_dir / "features.h5")
     export_features(plan.builders, cache, _LazyExtractor(options), views)
     extra = sorted(set(cache.names()) - {n for n, _ in plan.builders})
     if extra:
         raise ValueError(f"{cache.path} holds {len(extra)} pairs this run does not define "
                          f"(e.g. {extra[0]!r}); use another out_dir or overwrite=True")
-    export_predictions(cache, methods, out_dir / "predictions")
+    export_predictions(cache, methods, out_dir / "predictions", fingerprint)
     descriptions = [m.description() for m in methods]
     summaries, records = score(out_dir, bench, config, descriptions)
     return write_reports(out_dir, bench, config, descriptions, summaries, records, plan.title)
@@ -462,7 +459,6 @@ __all__ = [
     "RunOptions",
     "export_features",
     "export_predictions",
-    "extract_features",
     "read_results",
     "rescore",
     "run",

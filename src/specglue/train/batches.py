@@ -6,14 +6,12 @@
 - :class:`BatchBuilder`: features of both views from the frozen extractor (fp32, no
   gradients), the specularity of every keypoint (model input, ``mask_margin`` px) and whether a
   highlight covers it (ground truth), labels by reprojection (homography or depth), optionally
-  cached per item in an HDF5 file (:class:`FeatureCache`), then padded to a batch; masks are
+  cached per item in an HDF5 file (:class:`TrainingCache`), then padded to a batch; masks are
   withheld from a pair with probability ``withhold_masks``, decided by ``(seed, index)``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -27,6 +25,7 @@ from ..features import build_extractor
 from ..geometry import IGNORE, UNMATCHED, gt_matches_batch_from_depth, gt_matches_batch_from_homography
 from ..confs import MASK_MARGIN, SPECULAR_THRESHOLD
 from ..specular import sample_mask
+from ..storage import open_h5, read_settings, settings_changes, write_settings
 
 logger = logging.getLogger(__name__)
 
@@ -61,25 +60,32 @@ class ItemOrder:
         return out
 
 
-class FeatureCache:
-    """Per-item features and labels in an HDF5 file (``<folder>/<name>-<key>.h5``).
+class TrainingCache:
+    """Per-item features and labels of one split in ``<folder>/<name>.h5``.
 
-    ``key`` hashes everything the cached values depend on (data, extractor, split), so another
-    setting never reads them. The cache only saves time: an unreadable file is replaced.
+    The file records the settings its values depend on (data, extractor, split) as
+    :mod:`specglue.storage` files do; one made with other settings, or unreadable, is started
+    again, since the cache only saves time. An item's group is complete once it has the
+    ``done`` attribute, written last.
     """
 
     def __init__(self, folder: Path, name: str, settings: Mapping[str, Any]) -> None:
-        import h5py
-
-        key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{name}-{key}.h5"
+        self.path = folder / f"{name}.h5"
         try:
-            self.file = h5py.File(self.path, "a")
-        except OSError as err:
-            logger.warning("feature cache %s unreadable (%s): starting it again", self.path, err)
+            self.file = open_h5(self.path, "a", "training feature cache")
+            changes = settings_changes(read_settings(self.file), settings)
+        except ValueError as err:
+            logger.warning("%s: starting the cache again", err)
             self.path.unlink()
-            self.file = h5py.File(self.path, "a")
+            self.file, changes = open_h5(self.path, "a", "training feature cache"), []
+        if changes and len(self.file):
+            logger.info("training feature cache %s was made with other settings (%s): starting it again",
+                        self.path, "; ".join(changes))
+            self.file.close()
+            self.path.unlink()
+            self.file = open_h5(self.path, "a", "training feature cache")
+        write_settings(self.file, settings)
 
     def get(self, index: int) -> Optional[Dict[str, Any]]:
         group = self.file.get(str(index))
@@ -154,7 +160,7 @@ class BatchBuilder:
         if cache is not None:
             settings = {"extractor": extractor, "extractor_conf": dict(extractor_conf), "mask_margin": mask_margin,
                         "labels": self.labels, **dict(cache_settings or {})}
-            self.cache = FeatureCache(Path(cache), cache_name, settings)
+            self.cache = TrainingCache(Path(cache), cache_name, settings)
 
     @torch.no_grad()
     def _view(self, image: torch.Tensor, mask: torch.Tensor, roi: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -228,4 +234,4 @@ class BatchBuilder:
             self.cache.close()
 
 
-__all__ = ["BatchBuilder", "FeatureCache", "ItemOrder"]
+__all__ = ["BatchBuilder", "ItemOrder", "TrainingCache"]

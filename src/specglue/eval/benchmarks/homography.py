@@ -177,13 +177,13 @@ def prepare(options: RunOptions, images_dir: Optional[PathLike] = None, num_homo
 
 def score_pair(pair: PairFeatures, pred: Prediction, config: Mapping[str, Any]) -> Dict[str, Any]:
     """Precision and recall at 1/3/5 px (and curves), corner errors after MAGSAC++ and DLT."""
-    k0, k1 = pair.image0["keypoints"].astype(np.float64), pair.keypoints1(pred.view)
+    k0, k1 = pair.image0.keypoints.astype(np.float64), pair.keypoints1(pred.view)
     H = pair.gt["H_0to1"]
     if ("gt", pred.view) not in pair.derived:  # the same for every method matching this view
         pair.derived[("gt", pred.view)] = metrics.gt_correspondences(k0, k1, H)
     gt = pair.derived[("gt", pred.view)]
     errs = metrics.match_errors(k0, k1, pred.matches, H)
-    H_err = metrics.homography_errors(k0, k1, pred.matches, H, pair.image0["image_size"],
+    H_err = metrics.homography_errors(k0, k1, pred.matches, H, pair.image0.image_size,
                                       config["ransac_threshold"])
     return {
         "precision": metrics.match_precision(errs, metrics.MATCH_THRESHOLDS),

@@ -114,7 +114,7 @@ def score_pair(pair: PairFeatures, pred: Prediction, config: Mapping[str, Any]) 
     """Pose error after essential-matrix MAGSAC++ (``config["ransac_threshold"]`` px of the
     extracted images, converted to stored pixels with the pair's scale)."""
     A0, A1 = pair.gt["A0"], pair.gt["A1"]
-    k0 = warp_points(pair.image0["keypoints"].astype(np.float64), A0)
+    k0 = warp_points(pair.image0.keypoints.astype(np.float64), A0)
     k1 = warp_points(pair.keypoints1(pred.view), A1)
     # px in extracted images -> stored px: the mean magnification of A (area scale)
     scale = float(np.mean([np.sqrt(abs(np.linalg.det(A[:2, :2]))) for A in (A0, A1)]))

@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-from ..cache import ImageFeatures, PairFeatures, Prediction
+from ...storage import ImageFeatures
+from ..cache import PairFeatures, Prediction
 
 #: a view of image 1: ``(image [3, H, W], mask [H, W] or None, roi [H, W] or None) -> (view
 #: image, view mask, view roi, to_image1 [3, 3])``, the last mapping pixels of the view to
@@ -62,8 +63,7 @@ def lightglue_inputs(image0: ImageFeatures, image1: ImageFeatures, device: torch
     """The LightGlue input dict (batch of one) of two images' features."""
     data = {}
     for key, side in (("image0", image0), ("image1", image1)):
-        view = {k: torch.from_numpy(np.asarray(side[k])).float()[None].to(device)
-                for k in ("keypoints", "descriptors", "image_size", "scales", "oris") if k in side}
+        view = side.to_view(device)
         if masks and side.mask is not None:
             view["specular_mask"] = torch.from_numpy(np.asarray(side.mask, dtype=bool))[None].to(device)
         data[key] = view

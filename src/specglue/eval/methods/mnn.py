@@ -62,8 +62,8 @@ class MutualNNMethod(Method):
 
     @torch.inference_mode()
     def match(self, pair: PairFeatures) -> Prediction:
-        d0 = torch.from_numpy(pair.image0["descriptors"]).float().to(self.device)
-        d1 = torch.from_numpy(pair.image1["descriptors"]).float().to(self.device)
+        d0 = torch.from_numpy(pair.image0.descriptors).float().to(self.device)
+        d1 = torch.from_numpy(pair.image1.descriptors).float().to(self.device)
         matches, scores = mutual_nn_ratio(d0, d1, self.ratio)
         return Prediction(matches.cpu().numpy(), scores.cpu().numpy(), stop=-1)
 

@@ -157,8 +157,8 @@ class OfficialLightGlueMethod(Method):
 
     @torch.inference_mode()
     def match_views(self, image0: Any, image1: Any, view: str = "") -> Prediction:
-        """Match two :class:`~specglue.eval.cache.ImageFeatures` (image 1 or a view of it)."""
-        if len(image0["keypoints"]) == 0 or len(image1["keypoints"]) == 0:
+        """Match two :class:`~specglue.storage.ImageFeatures` (image 1 or a view of it)."""
+        if len(image0.keypoints) == 0 or len(image1.keypoints) == 0:
             return Prediction(np.zeros((0, 2), np.int64), np.zeros(0, np.float32), stop=0, view=view)
         return lightglue_prediction(self.model(lightglue_inputs(image0, image1, self.device, masks=False)), view)
 

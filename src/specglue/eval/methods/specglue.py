@@ -8,7 +8,8 @@ import torch
 
 from ...confs import SPECULAR_MODES
 from ...model.lightglue import LightGlue
-from ..cache import ImageFeatures, PairFeatures, Prediction
+from ...storage import ImageFeatures
+from ..cache import PairFeatures, Prediction
 from .base import Method, MethodContext, lightglue_inputs, lightglue_prediction
 
 

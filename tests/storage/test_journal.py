@@ -1,4 +1,4 @@
-"""specglue.collection.journal and hloc_io: part files, merging through a shadow (SIGKILL-safe),
+"""specglue.storage: journal part files, merging through a shadow (SIGKILL-safe),
 hloc's pair naming."""
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import h5py
 import numpy as np
 import pytest
 
-from specglue.collection import hloc_io
-from specglue.collection import journal as journal_module
-from specglue.collection.journal import PartJournal, copy_group
+from specglue import storage
+from specglue.storage import journal as journal_module
+from specglue.storage import PartJournal, copy_group
 
 
 def write_pair(f, name0, name1, n=4):
-    hloc_io.write_pair_matches(f, name0, name1, np.arange(n) - 1, np.linspace(0, 1, n))
+    storage.write_pair_matches(f, name0, name1, np.arange(n) - 1, np.linspace(0, 1, n))
 
 
 def test_parts_merge_into_one_file_with_nested_names(tmp_path: Path):
@@ -43,12 +43,12 @@ def test_parts_merge_into_one_file_with_nested_names(tmp_path: Path):
     assert journal.done() == {"seq-a.png/seq-b.png", "c.png/d.png", "e.png/f.png"}
     assert not (journal.parts_dir / "part-killed.h5.tmp").exists()
     journal.merge({"run": 1})
-    with hloc_io.open_h5(tmp_path / "m.h5") as f:
-        assert hloc_io.read_settings(f) == {"run": 1}
-        matches, scores = hloc_io.read_matches(f, "seq/a.png", "seq/b.png")
+    with storage.open_h5(tmp_path / "m.h5") as f:
+        assert storage.read_settings(f) == {"run": 1}
+        matches, scores = storage.read_matches(f, "seq/a.png", "seq/b.png")
         np.testing.assert_array_equal(matches, [[1, 0], [2, 1], [3, 2]])
         np.testing.assert_allclose(scores, np.linspace(0, 1, 4)[1:])
-        assert hloc_io.read_matches(f, "f.png", "e.png")[0].tolist() == [[0, 1], [1, 2]]  # reversed
+        assert storage.read_matches(f, "f.png", "e.png")[0].tolist() == [[0, 1], [1, 2]]  # reversed
 
 
 def test_copy_group_creates_parents_and_replaces_what_is_there(tmp_path: Path):
@@ -56,38 +56,38 @@ def test_copy_group_creates_parents_and_replaces_what_is_there(tmp_path: Path):
         write_pair(src, "séq/é.png", "ü.png", n=3)
         write_pair(dst, "séq/é.png", "ü.png", n=5)  # an older copy of the same pair
         write_pair(dst, "séq/é.png", "v.png", n=2)
-        assert hloc_io.leaf_groups(src, "matches0") == ["séq-é.png/ü.png"]
+        assert storage.leaf_groups(src, "matches0") == ["séq-é.png/ü.png"]
         copy_group(src, dst, "séq-é.png/ü.png")
         copy_group(src, dst, "séq-é.png/ü.png")
-        assert hloc_io.leaf_groups(dst, "matches0") == ["séq-é.png/v.png", "séq-é.png/ü.png"]
-        assert hloc_io.read_matches(dst, "séq/é.png", "ü.png")[0].tolist() == [[1, 0], [2, 1]]
-        assert hloc_io.leaf_groups(dst["séq-é.png"], "matches0") == ["v.png", "ü.png"]  # relative to a group
+        assert storage.leaf_groups(dst, "matches0") == ["séq-é.png/v.png", "séq-é.png/ü.png"]
+        assert storage.read_matches(dst, "séq/é.png", "ü.png")[0].tolist() == [[1, 0], [2, 1]]
+        assert storage.leaf_groups(dst["séq-é.png"], "matches0") == ["v.png", "ü.png"]  # relative to a group
 
 
 def test_hloc_pair_names_and_old_naming(tmp_path: Path):
-    assert hloc_io.names_to_pair("a/b.jpg", "c.jpg") == "a-b.jpg/c.jpg"
+    assert storage.names_to_pair("a/b.jpg", "c.jpg") == "a-b.jpg/c.jpg"
     with h5py.File(tmp_path / "old.h5", "w") as f:  # hloc's older "_" naming
         group = f.create_group("a.jpg_b.jpg")
         group["matches0"] = np.array([1, -1])
         group["matching_scores0"] = np.array([0.5, 0.0])
-    with hloc_io.open_h5(tmp_path / "old.h5") as f:
-        assert hloc_io.read_matches(f, "b.jpg", "a.jpg")[0].tolist() == [[1, 0]]
+    with storage.open_h5(tmp_path / "old.h5") as f:
+        assert storage.read_matches(f, "b.jpg", "a.jpg")[0].tolist() == [[1, 0]]
         with pytest.raises(KeyError, match="another list of pairs"):
-            hloc_io.read_matches(f, "a.jpg", "c.jpg")
+            storage.read_matches(f, "a.jpg", "c.jpg")
 
 
 def test_image_features_round_trip_in_hloc_layout(tmp_path: Path):
     rng = np.random.default_rng(0)
-    feats = hloc_io.ImageFeatures(keypoints=rng.random((7, 2), np.float32) * 100,
+    feats = storage.ImageFeatures(keypoints=rng.random((7, 2), np.float32) * 100,
                                   descriptors=rng.random((7, 128), np.float32),
                                   scores=rng.random(7, np.float32), image_size=np.array([320, 240], np.float32),
                                   specularity=np.array([0, 1, 0, 0, 1, 0, 0], np.float32))
     with h5py.File(tmp_path / "f.h5", "w") as f:
-        hloc_io.write_image_features(f, "dir/img.png", feats)
+        storage.write_image_features(f, "dir/img.png", feats)
         assert f["dir/img.png/descriptors"].shape == (128, 7)  # hloc stores [D, N]
-    with hloc_io.open_h5(tmp_path / "f.h5") as f:
-        back = hloc_io.read_image_features(f, "dir/img.png")
-        assert hloc_io.leaf_groups(f, "keypoints") == ["dir/img.png"]
+    with storage.open_h5(tmp_path / "f.h5") as f:
+        back = storage.read_image_features(f, "dir/img.png")
+        assert storage.leaf_groups(f, "keypoints") == ["dir/img.png"]
     for key in ("keypoints", "descriptors", "scores", "image_size", "specularity"):
         np.testing.assert_array_equal(getattr(back, key), getattr(feats, key))
     view = back.to_view()
@@ -108,15 +108,15 @@ def pair_key(i):
 
 
 def write_pairs(journal, indices):
-    journal.write_part(SETTINGS, lambda f: [hloc_io.write_pair_matches(f, f"img{i}.png", f"img{i + 1}.png",
+    journal.write_part(SETTINGS, lambda f: [storage.write_pair_matches(f, f"img{i}.png", f"img{i + 1}.png",
                                                                        *pair_data(i)) for i in indices])
 
 
 def read_all(path: Path) -> dict:
     """Every pair of a matches file: group name -> (matches0, matching_scores0)."""
-    with hloc_io.open_h5(path) as f:
+    with storage.open_h5(path) as f:
         return {key: (f[key]["matches0"][()], f[key]["matching_scores0"][()])
-                for key in hloc_io.leaf_groups(f, "matches0")}
+                for key in storage.leaf_groups(f, "matches0")}
 
 
 def assert_holds(path: Path, indices):
@@ -166,8 +166,8 @@ def test_merges_append_to_the_shadow_instead_of_copying_the_output(tmp_path: Pat
     assert inodes[1] == inodes[0][::-1] and inodes[2] == inodes[0]
     assert len(set(generations)) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.h5.shadow", "m.h5"]
-    with hloc_io.open_h5(out) as f:
-        assert hloc_io.read_settings(f) == SETTINGS
+    with storage.open_h5(out) as f:
+        assert storage.read_settings(f) == SETTINGS
 
 
 @pytest.mark.parametrize("damage", ["garbage", "missing", "older_generation", "edited_output"])
@@ -188,7 +188,7 @@ def test_a_stale_or_corrupt_shadow_is_rebuilt_from_the_output(tmp_path: Path, co
         journal.shadow_path.write_bytes(older_shadow)
     else:  # someone (hloc) added a pair to the output itself: it must survive the next merge
         with h5py.File(out, "a") as f:
-            hloc_io.write_pair_matches(f, "img99.png", "img100.png", *pair_data(99))
+            storage.write_pair_matches(f, "img99.png", "img100.png", *pair_data(99))
         expected.append(99)
     write_pairs(journal, range(10, 15))
     journal.merge(SETTINGS)
@@ -306,14 +306,14 @@ def test_a_merge_stopped_before_any_file_operation_loses_nothing(tmp_path: Path,
 
 MERGING_CHILD = "import numpy as np\n" + inspect.getsource(pair_data) + textwrap.dedent("""
     import sys
-    from specglue.collection import hloc_io
-    from specglue.collection.journal import PartJournal, copy_group
+    from specglue import storage
+    from specglue.storage import PartJournal, copy_group
 
     journal = PartJournal(sys.argv[1], "matches0", "matches file")
     start = len(journal.done())  # the pairs finished so far are 0 .. start - 1
     print("ready", flush=True)
     for part in range(start // 10, 10 ** 6):
-        journal.write_part({"run": 1}, lambda f: [hloc_io.write_pair_matches(
+        journal.write_part({"run": 1}, lambda f: [storage.write_pair_matches(
             f, f"img{i}.png", f"img{i + 1}.png", *pair_data(i)) for i in range(10 * part, 10 * part + 10)])
         print("wrote", 10 * part + 10, flush=True)
         print("merging", flush=True)

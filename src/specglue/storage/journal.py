@@ -37,7 +37,7 @@ refused (some file systems), step 3 only renames, and every merge copies the who
 A reader that holds the output open across a merge keeps the previous output: HDF5's file
 lock makes step 4 fail on it (the next merge then copies the output instead); with
 ``HDF5_USE_FILE_LOCKING=FALSE`` it would see that file change under it. The same parts carry
-the results of Ray workers (see :mod:`specglue.collection.engine`). Power loss is not covered
+the results of Ray workers (see :mod:`specglue.collection.engine`) and the evaluation's caches (:mod:`specglue.eval.cache`). Power loss is not covered
 (no fsync).
 """
 
@@ -51,9 +51,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Union
 
-import h5py
-
-from .hloc_io import leaf_groups, open_h5, read_settings, write_settings
+from .h5 import copy_group, leaf_groups, open_h5, read_settings, write_settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +61,6 @@ PathLike = Union[str, Path]
 GENERATION_ATTR = "specglue_generation"
 #: root attribute of the shadow: the (inode, size, mtime in ns) of the output it mirrors, JSON
 MIRRORS_ATTR = "specglue_shadow_of"
-
-#: link creation as h5py's: UTF-8 names, missing parent groups created
-_CREATE_PARENTS = h5py.h5p.create(h5py.h5p.LINK_CREATE)
-_CREATE_PARENTS.set_create_intermediate_group(True)
-_CREATE_PARENTS.set_char_encoding(h5py.h5t.CSET_UTF8)
-
 
 class PartJournal:
     """The part files of one output file, and its shadow copy.
@@ -278,29 +270,4 @@ class PartJournal:
         os.replace(self._prev_path, self.shadow_path)
 
 
-def check_writable(out_path: Path) -> None:
-    """Refuse early an output whose folder cannot be created or written."""
-    folder = out_path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{out_path.name}.probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"cannot write to the output folder {folder} ({err.strerror or err})") from err
-
-
-def copy_group(src: Any, dst: Any, key: str) -> None:
-    """Copy the group ``key`` (which may contain ``/``) of one open file into another, replacing
-    one already there; missing parent groups are created. One ``H5Ocopy``, no h5py objects."""
-    name = key.encode("utf-8")
-    try:
-        h5py.h5o.copy(src.id, name, dst.id, name, None, _CREATE_PARENTS)
-    except RuntimeError:  # HDF5: "destination object already exists"
-        if key not in dst:
-            raise
-        del dst[key]
-        h5py.h5o.copy(src.id, name, dst.id, name, None, _CREATE_PARENTS)
-
-
-__all__ = ["PartJournal", "check_writable", "copy_group"]
+__all__ = ["PartJournal"]

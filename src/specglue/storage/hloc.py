@@ -8,9 +8,12 @@ gives nested groups) holding::
     scores       [N]    float  detection scores
     image_size   [2]           (W, H)
     specularity  [N]    float  specglue only: per-keypoint specularity in [0, 1] (optional)
+    specular_mask [H, W] bool  specglue only: the image's highlight mask (evaluation caches)
+    to_image1    [3, 3] float  specglue only: for a view of another image (evaluation caches),
+                               the map from its pixels to that image's
 
-plus, for files specglue writes, the extraction settings as JSON in the root attribute
-``specglue`` (see :func:`read_settings`). Files made by hloc (no settings) are read as well.
+plus, for files specglue writes, their settings as JSON in the root attribute ``specglue``
+(:func:`specglue.storage.h5.read_settings`). Files made by hloc (no settings) are read as well.
 
 Matches file (``hloc/match_features.py``): one group per pair, named
 :func:`names_to_pair` ``(name0, name1)``, holding ``matches0 [N0]`` (index into image 1's
@@ -20,34 +23,11 @@ the other way round or under hloc's older ``_`` naming, as hloc's ``find_pair`` 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import h5py
 import numpy as np
 import torch
-
-PathLike = Union[str, Path]
-
-#: root attribute of a specglue features / matches file holding its settings (JSON)
-SETTINGS_ATTR = "specglue"
-
-
-def open_h5(path: PathLike, mode: str = "r", what: str = "HDF5 file"):
-    """Open an HDF5 file, turning h5py's errors into a ``ValueError`` that names the file.
-
-    Args:
-        what: what the file is, for the message (``"features file"``).
-    """
-    path = Path(path)
-    if mode == "r" and not path.is_file():
-        raise ValueError(f"{what} {path} does not exist")
-    try:
-        return h5py.File(path, mode, libver="latest")
-    except OSError as err:
-        raise ValueError(f"cannot read the {what} {path}: it is truncated, corrupt or not HDF5 ({err})") from err
 
 
 def names_to_pair(name0: str, name1: str, separator: str = "/") -> str:
@@ -62,41 +42,14 @@ def pair_keys(name0: str, name1: str) -> List[Tuple[str, bool]]:
             (names_to_pair(name0, name1, "_"), False), (names_to_pair(name1, name0, "_"), True)]
 
 
-def leaf_groups(h5file: Any, dataset: str) -> List[str]:
-    """The paths of every group of an open file that holds a dataset named ``dataset``.
-
-    Walks the objects by name and type only (``H5Ovisit``), opening none: several times
-    faster than h5py's ``visititems`` on a file of many small groups.
-    """
-    found: List[str] = []
-
-    def visit(raw_name: bytes, info: Any) -> None:
-        name = raw_name.decode("utf-8")
-        if info.type == h5py.h5o.TYPE_DATASET and name.rsplit("/", 1)[-1] == dataset:
-            found.append(name.rsplit("/", 1)[0] if "/" in name else "")
-
-    h5py.h5o.visit(h5file.id, visit, info=True)
-    return sorted(found)
-
-
-def read_settings(h5file: Any) -> Dict[str, Any]:
-    """The specglue settings of an open file, ``{}`` for a file made by hloc."""
-    raw = h5file.attrs.get(SETTINGS_ATTR)
-    if raw is None:
-        return {}
-    return json.loads(raw if isinstance(raw, str) else raw.decode())
-
-
-def write_settings(h5file: Any, settings: Dict[str, Any]) -> None:
-    h5file.attrs[SETTINGS_ATTR] = json.dumps(settings, sort_keys=True)
-
-
 @dataclass
 class ImageFeatures:
     """The features of one image as stored in a features file (numpy, keypoints in pixels).
 
     keypoints [N, 2]; descriptors [N, D] (not transposed); scores [N]; image_size (W, H) [2];
-    specularity [N] in [0, 1] or None; scales, oris [N] for SIFT or None.
+    specularity [N] in [0, 1] or None; scales, oris [N] for SIFT or None; mask [H, W] bool,
+    the image's highlights, or None; to_image1 [3, 3], for a view of image 1 of an evaluation
+    pair (e.g. turned by 90 degrees), the map from its pixels to image 1's, or None.
     """
 
     keypoints: np.ndarray
@@ -106,21 +59,24 @@ class ImageFeatures:
     specularity: Optional[np.ndarray] = None
     scales: Optional[np.ndarray] = None
     oris: Optional[np.ndarray] = None
+    mask: Optional[np.ndarray] = None
+    to_image1: Optional[np.ndarray] = None
 
     @classmethod
-    def from_extractor(cls, feats: Dict[str, torch.Tensor], specularity: Optional[torch.Tensor] = None
-                       ) -> "ImageFeatures":
-        """From an extractor's output for one image (``[1, N, ...]`` tensors)."""
-        valid = feats["keypoint_mask"][0]
+    def from_extractor(cls, feats: Dict[str, torch.Tensor], specularity: Optional[torch.Tensor] = None,
+                       **extra: Optional[np.ndarray]) -> "ImageFeatures":
+        """From an extractor's output for one image (``[1, N, ...]`` tensors); ``extra``: the
+        ``mask`` and ``to_image1`` fields."""
+        valid = feats["keypoint_mask"][0] if "keypoint_mask" in feats else slice(None)
 
         def arr(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
-            return None if t is None else t[0][valid].float().cpu().numpy()
+            return None if t is None else t[0][valid].detach().float().cpu().numpy()
 
         return cls(keypoints=arr(feats["keypoints"]), descriptors=arr(feats["descriptors"]),
                    scores=arr(feats["keypoint_scores"]),
                    image_size=feats["image_size"][0].cpu().numpy().astype(np.float32),
                    specularity=arr(specularity), scales=arr(feats.get("scales")),
-                   oris=arr(feats.get("oris")))
+                   oris=arr(feats.get("oris")), **extra)
 
     def to_view(self, device: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
         """The matcher's input dict of this image, a batch of one (``[1, N, ...]``)."""
@@ -147,12 +103,16 @@ def write_image_features(h5file: Any, name: str, feats: ImageFeatures, as_half: 
         value = getattr(feats, key)
         if value is not None:
             group.create_dataset(key, data=value.astype(np.float32))
+    if feats.mask is not None:
+        group.create_dataset("specular_mask", data=np.asarray(feats.mask, dtype=bool), compression="gzip")
+    if feats.to_image1 is not None:
+        group.create_dataset("to_image1", data=np.asarray(feats.to_image1, dtype=np.float64))
 
 
 def read_image_features(h5file: Any, name: str) -> ImageFeatures:
     """Read one image's group; ``KeyError`` naming the image when it is not in the file."""
     if name not in h5file or "keypoints" not in h5file[name]:
-        raise KeyError(f"image {name!r} is not in the features file {h5file.filename}")
+        raise KeyError(f"image {name!r} is not in the features file {h5file.file.filename}")
     group = h5file[name]
 
     def get(key: str) -> Optional[np.ndarray]:
@@ -161,7 +121,9 @@ def read_image_features(h5file: Any, name: str) -> ImageFeatures:
     return ImageFeatures(
         keypoints=get("keypoints"), descriptors=np.ascontiguousarray(get("descriptors").T),
         scores=get("scores"), image_size=get("image_size"), specularity=get("specularity"),
-        scales=get("scales"), oris=get("oris"))
+        scales=get("scales"), oris=get("oris"),
+        mask=group["specular_mask"][()] if "specular_mask" in group else None,
+        to_image1=group["to_image1"][()] if "to_image1" in group else None)
 
 
 def write_pair_matches(h5file: Any, name0: str, name1: str, matches0: np.ndarray,
@@ -199,16 +161,11 @@ def read_matches(h5file: Any, name0: str, name1: str) -> Tuple[np.ndarray, np.nd
 
 __all__ = [
     "ImageFeatures",
-    "SETTINGS_ATTR",
     "find_pair",
-    "leaf_groups",
     "names_to_pair",
-    "open_h5",
     "pair_keys",
     "read_image_features",
     "read_matches",
-    "read_settings",
     "write_image_features",
     "write_pair_matches",
-    "write_settings",
 ]
