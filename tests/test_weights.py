@@ -46,6 +46,29 @@ def test_cache_wins_over_the_package(monkeypatch, tmp_path):
     assert weights.resolve("disk_lightglue") == cached
 
 
+def test_the_packaged_official_files_are_the_registered_ones():
+    import hashlib
+
+    for checkpoint in weights.CHECKPOINTS.values():
+        if checkpoint.url is not None:
+            assert checkpoint.sha256 is not None and len(checkpoint.sha256) == 64, checkpoint.name
+    found = [c for c in weights.CHECKPOINTS.values()
+             if c.sha256 and (weights.packaged_weights_dir() / f"{c.name}.pth").is_file()]
+    assert {c.name for c in found} >= {"aliked_lightglue", "disk_lightglue", "aliked-n16", "aliked-n16rot"}
+    for checkpoint in found:
+        data = (weights.packaged_weights_dir() / f"{checkpoint.name}.pth").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == checkpoint.sha256, checkpoint.name
+
+
+def test_a_download_is_checked_against_its_digest(tmp_path):
+    source = weights.resolve("aliked-t16", allow_download=False)
+    good = weights.CHECKPOINTS["aliked-t16"].sha256
+    assert weights.download(source.as_uri(), tmp_path / "ok.pth", good).read_bytes() == source.read_bytes()
+    with pytest.raises(ValueError, match=f"not the expected one.*nothing was written to {tmp_path / 'bad.pth'}"):
+        weights.download(source.as_uri(), tmp_path / "bad.pth", "0" * 64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.pth"]
+
+
 def test_download_is_atomic(tmp_path):
     source = weights.resolve("aliked-t16", allow_download=False)
     destination = tmp_path / "cache" / "aliked-t16.pth"

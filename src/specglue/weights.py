@@ -34,42 +34,53 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 
 _LIGHTGLUE_URL = "https://github.com/cvg/LightGlue/releases/download/v0.1_arxiv/{}.pth"
-_ALIKED_URL = "https://github.com/Shiaoming/ALIKED/raw/main/models/{}.pth"
+# ALIKED's weights pinned to a commit (the official LightGlue fetches them from the moving ``main``)
+_ALIKED_URL = "https://github.com/Shiaoming/ALIKED/raw/683d7c65197395c0b3f01ebe76e1084a27e73a65/models/{}.pth"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     """One pretrained file: its registry name, download address (None: shipped in
     ``specglue/checkpoints``) and licence; for a matcher, the LightGlue ``features`` preset it
-    fits and the extractor settings its descriptors must come from."""
+    fits and the extractor settings its descriptors must come from; the SHA-256 of the file a
+    download must give (None: not checked)."""
 
     name: str
     url: Optional[str]
     licence: str
     features: Optional[str] = None
     extractor: Tuple[Tuple[str, Any], ...] = ()  # (key, value) settings
+    sha256: Optional[str] = None
 
 
 CHECKPOINTS: Dict[str, Checkpoint] = {
     c.name: c
     for c in [
         Checkpoint("superpoint_lightglue", _LIGHTGLUE_URL.format("superpoint_lightglue"),
-                   "LightGlue Apache-2.0; SuperPoint features non-commercial"),
-        Checkpoint("disk_lightglue", _LIGHTGLUE_URL.format("disk_lightglue"), "Apache-2.0"),
-        Checkpoint("aliked_lightglue", _LIGHTGLUE_URL.format("aliked_lightglue"), "Apache-2.0"),
-        Checkpoint("sift_lightglue", _LIGHTGLUE_URL.format("sift_lightglue"), "Apache-2.0"),
-        Checkpoint("doghardnet_lightglue", _LIGHTGLUE_URL.format("doghardnet_lightglue"),
-                   "Apache-2.0"),
-        Checkpoint("aliked-n16", _ALIKED_URL.format("aliked-n16"), "BSD-3-Clause"),
-        Checkpoint("aliked-n16rot", _ALIKED_URL.format("aliked-n16rot"), "BSD-3-Clause"),
-        Checkpoint("aliked-n32", _ALIKED_URL.format("aliked-n32"), "BSD-3-Clause"),
-        Checkpoint("aliked-t16", _ALIKED_URL.format("aliked-t16"), "BSD-3-Clause"),
+                   "LightGlue Apache-2.0; SuperPoint features non-commercial",
+                   sha256="6ff7040d0a497fc6639337946d7538dae07428c18f77a067a0b5a960e7cc551a"),
+        Checkpoint("disk_lightglue", _LIGHTGLUE_URL.format("disk_lightglue"), "Apache-2.0",
+                   sha256="b5b21d47ea24f2c5e501aec9c91b9716e4c8c3429a4dc1e615c133c4c9378335"),
+        Checkpoint("aliked_lightglue", _LIGHTGLUE_URL.format("aliked_lightglue"), "Apache-2.0",
+                   sha256="d975e965b105311a6143194852297dff4f02aea5cc2e10cecfed966ca0e22503"),
+        Checkpoint("sift_lightglue", _LIGHTGLUE_URL.format("sift_lightglue"), "Apache-2.0",
+                   sha256="5b52b8d9982d43532dc042606b346bb9594c9f5a4bd6f64362c63866287b4ac0"),
+        Checkpoint("doghardnet_lightglue", _LIGHTGLUE_URL.format("doghardnet_lightglue"), "Apache-2.0",
+                   sha256="21468c1b417a1b15f83a7c3b5ae2bd5e1d7c31d392aa2732e247e7223bb4aa40"),
+        Checkpoint("aliked-n16", _ALIKED_URL.format("aliked-n16"), "BSD-3-Clause",
+                   sha256="5be8704840ed662d9d8c561bf7279c222092674e7eb05fd0feab94899e9d82f2"),
+        Checkpoint("aliked-n16rot", _ALIKED_URL.format("aliked-n16rot"), "BSD-3-Clause",
+                   sha256="ddf3abbf38e86f6a74540d214e1a9712c54b2d8551abc864542199f2347d7332"),
+        Checkpoint("aliked-n32", _ALIKED_URL.format("aliked-n32"), "BSD-3-Clause",
+                   sha256="055283fd1624d3ab46a05c3b617b1a79a3f28d1f551737eef2d653e8c8232890"),
+        Checkpoint("aliked-t16", _ALIKED_URL.format("aliked-t16"), "BSD-3-Clause",
+                   sha256="56782336919db220144a884e710e2b6af13b3b8f8da15b915a239078ab471085"),
         # specglue's rotation-aware matcher (configs/aliked_rotation.yaml; model card: docs/models.md)
         Checkpoint("aliked_rot", None, "Apache-2.0 (fine-tuned from aliked_lightglue)", features="aliked",
                    extractor=(("model_name", "aliked-n16rot"),)),
         Checkpoint("disk-depth-save",
                    "https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth",
-                   "Apache-2.0"),
+                   "Apache-2.0", sha256="9c2ee4ded238892dfa51569941372601e35e4a74aa6f84ea80053d2ab1c07abe"),
     ]
 }
 
@@ -118,12 +129,24 @@ def packaged_weights_dir() -> Optional[Path]:
     return folder if folder.is_dir() else None
 
 
-def download(url: str, destination: Path) -> Path:
-    """Download ``url`` to ``destination`` with a progress bar, atomically
-    (:func:`torch.hub.download_url_to_file`: a temporary file, renamed when complete)."""
+def download(url: str, destination: Path, sha256: Optional[str] = None) -> Path:
+    """Download ``url`` to ``destination`` with a progress bar, atomically and checked against
+    ``sha256`` if given (:func:`torch.hub.download_url_to_file`: a temporary file, renamed when
+    complete and its digest matches).
+
+    Raises:
+        OSError: the download failed.
+        ValueError: the file's SHA-256 is not ``sha256`` (nothing is kept).
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Downloading %s to %s", url, destination)
-    torch.hub.download_url_to_file(url, str(destination), progress=True)
+    try:
+        torch.hub.download_url_to_file(url, str(destination), hash_prefix=sha256, progress=True)
+    except RuntimeError as err:
+        if "invalid hash value" not in str(err):
+            raise
+        raise ValueError(f"the file downloaded from {url} is not the expected one ({err}); "
+                         f"nothing was written to {destination}") from err
     return destination
 
 
@@ -158,7 +181,7 @@ def resolve(name: str, allow_download: Optional[bool] = None) -> Path:
                                 f"are disabled (SPECGLUE_OFFLINE). {offline}")
     url = CHECKPOINTS[name].url
     try:
-        return download(url, candidates[0])
+        return download(url, candidates[0], CHECKPOINTS[name].sha256)
     except OSError as err:  # urllib's URLError and HTTPError are OSErrors
         raise FileNotFoundError(f"Checkpoint {name!r} is not in {[str(p) for p in candidates]} and downloading it "
                                 f"from {url} failed ({err}). {offline}") from err
