@@ -17,3 +17,54 @@ def test_no_machine_paths_in_source_docs_or_results():
     found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()[:120]}" for p in files
              for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if MACHINE_PATH.search(line)]
     assert not found, "\n".join(found)
+
+
+def _module_imports() -> dict:
+    """Each module of src/specglue and the specglue modules it imports at module level."""
+    import ast
+
+    src = ROOT / "src"
+    modules = {".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in (src / "specglue").rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.parse(path.read_text()).body:  # module level only: imports in functions are lazy
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                for alias in node.names:
+                    target = f"{base}.{alias.name}"
+                    found.add(target if target in modules else base)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_import_cycle():
+    graph = _module_imports()
+    assert "specglue.storage.journal" in graph and "specglue.storage.h5" in graph["specglue.storage.journal"]
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_argparse_only_in_the_cli():
+    users = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py") if "argparse" in p.read_text())
+    assert users == ["src/specglue/cli.py"]

@@ -8,11 +8,12 @@ Subcommands: ``match``, ``detect-specular``, ``demo``, ``pairs``, ``extract``, `
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -558,8 +559,109 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=cmd_train)
 
 
+def _add_eval_options(parser: argparse.ArgumentParser, benchmark: Any) -> None:
+    """The options every benchmark takes, then the benchmark's own (their ``dest`` are its
+    ``prepare``'s keywords)."""
+    from .confs import EVAL_MAX_KEYPOINTS, EVAL_RESIZE
+    from .eval.data import SPECULAR_PLACEMENTS
+    from .eval.methods import DEFAULT_METHODS, METHOD_NAMES
+
+    parser.add_argument("--features", default="aliked", help="extractor + LightGlue preset (default: aliked)")
+    parser.add_argument("--methods", nargs="+", default=None, choices=METHOD_NAMES, metavar="METHOD",
+                        help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)}); "
+                             f"any of {', '.join(METHOD_NAMES)}")
+    parser.add_argument("--synthetic-highlights", dest="specular", choices=("none",) + SPECULAR_PLACEMENTS,
+                        default="none", help="synthetic highlights on both images (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the pairs and highlights (default: 0)")
+    parser.add_argument("--max-keypoints", type=int, default=EVAL_MAX_KEYPOINTS,
+                        help=f"keypoints per image (default: {EVAL_MAX_KEYPOINTS})")
+    parser.add_argument("--resize", type=int, default=EVAL_RESIZE,
+                        help=f"long side in px, 0 keeps the size (default: {EVAL_RESIZE})")
+    parser.add_argument("--ransac-threshold", type=float, default=None,
+                        help=f"robust estimator threshold in px (default: {benchmark.ransac_threshold:g})")
+    parser.add_argument("--out-dir", type=Path, default=None, help="output folder (default: outputs/eval/<settings>)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute instead of resuming from the caches")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--mnn-ratio", type=float, default=0.8, help="ratio test of the mnn baseline (default: 0.8)")
+    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
+                        help="specglue-* methods: a registry name (aliked_rot: also sets --variant aliked-n16rot) "
+                             "or a matcher checkpoint (e.g. from specglue train) instead of the official weights")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="extractor weights variant (ALIKED model_name, e.g. aliked-n16rot); default: the "
+                             "extractor's own")
+    parser.add_argument("--bf16", action="store_true",
+                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast on CPU for specglue-*, fp16 on "
+                             "CUDA (the official and kornia models autocast on CUDA only)")
+    _BENCHMARK_OPTIONS[benchmark.name](parser.add_argument_group(f"{benchmark.name} options"))
+
+
+def _homography_options(parser: Any) -> None:
+    parser.add_argument("--images", dest="images_dir", type=Path, default=None, metavar="DIR",
+                        help="folder of images (recursive); default: the shared photos in ../shared/data")
+    parser.add_argument("--num-homographies", "-k", type=int, default=2, help="warps per image (default: 2)")
+    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images")
+
+
+def _hpatches_options(parser: Any) -> None:
+    parser.add_argument("root", type=Path, help="a sequence folder or a folder of sequences")
+
+
+def _pose_options(parser: Any) -> None:
+    parser.add_argument("pairs_file", type=Path, metavar="PAIRS", help="SuperGlue pairs_with_gt file")
+    parser.add_argument("--images", dest="images_dir", type=Path, default=None, metavar="DIR",
+                        help="folder the image names are relative to (default: <pairs dir>/images)")
+
+
+def _rotation_options(parser: Any) -> None:
+    parser.add_argument("--images", dest="images_dir", type=Path, default=None, metavar="DIR",
+                        help="folder of images (recursive); default: the shared photos in ../shared/data")
+    parser.add_argument("--per-bin", type=int, default=1, help="rotations per image and 30-degree bin (default: 1)")
+    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images")
+
+
+def _sequence_pose_options(parser: Any) -> None:
+    from .eval.benchmarks.sequence_pose import DEFAULT_GAPS, HIGHLIGHTS
+    from .specular.detect import DEFAULT_METHOD, METHOD_DEFAULTS
+
+    parser.add_argument("images_dir", type=Path, metavar="IMAGES_DIR", help="folder of the frames")
+    parser.add_argument("--gt", type=Path, required=True, metavar="GT",
+                        help="ground-truth poses: a COLMAP model folder (or one holding sparse/) or an endoscopy "
+                             "structure-from-motion folder (motion.yaml)")
+    parser.add_argument("--gaps", type=int, nargs="+", default=list(DEFAULT_GAPS), metavar="G",
+                        help=f"frame gaps of the pairs (default: {' '.join(map(str, DEFAULT_GAPS))})")
+    parser.add_argument("--roi", default="none", metavar="auto|none|MASK",
+                        help="region of interest of the detection: none (default), auto (the field of view, "
+                             "estimated from the sequence) or a mask image (non-zero inside)")
+    parser.add_argument("--highlights", choices=HIGHLIGHTS, default="detected",
+                        help="highlight masks for the specglue-* modes: detected on the full frames (default) or none")
+    parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
+                        help=f"highlight detector (default: {DEFAULT_METHOD})")
+    parser.add_argument("--frames", nargs=2, metavar=("FIRST", "LAST"),
+                        help="only the frames from FIRST to LAST (names, both included); default: all")
+
+
+#: each benchmark's own options (:data:`specglue.eval.BENCHMARKS`)
+_BENCHMARK_OPTIONS = {"homography": _homography_options, "hpatches": _hpatches_options, "pose": _pose_options,
+                      "rotation": _rotation_options, "sequence-pose": _sequence_pose_options}
+
+
+def _run_eval(benchmark: Any, args: argparse.Namespace) -> Dict[str, Any]:
+    """:func:`specglue.eval.runner.run` with the options :func:`_add_eval_options` parsed."""
+    from .eval import runner
+
+    own = list(inspect.signature(benchmark.prepare).parameters)[1:]  # after ``options``
+    settings = {name: getattr(args, name) for name in own if hasattr(args, name)}
+    return runner.run(benchmark, features=args.features, methods=args.methods,
+                      specular=None if args.specular == "none" else args.specular, seed=args.seed,
+                      max_num_keypoints=args.max_keypoints, resize=args.resize or None,
+                      ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
+                      device=args.device, mnn_ratio=args.mnn_ratio, weights=args.weights,
+                      extractor_conf={"model_name": args.variant} if args.variant else {},
+                      lightglue_conf={"mp": True} if args.bf16 else {}, **settings)
+
+
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
-    from .eval import BENCHMARKS, runner
+    from .eval import BENCHMARKS
 
     evaluate = sub.add_parser(
         "eval", help=f"evaluate matchers ({', '.join(BENCHMARKS)}, rescore)",
@@ -569,8 +671,8 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     benchmarks = evaluate.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, bench in BENCHMARKS.items():
         parser = benchmarks.add_parser(name, help=bench.help, description=bench.help)
-        runner.add_arguments(parser, bench)
-        parser.set_defaults(func=lambda args, bench=bench: _print_table(runner.run_from_args(bench, args)["table"]))
+        _add_eval_options(parser, bench)
+        parser.set_defaults(func=lambda args, bench=bench: _print_table(_run_eval(bench, args)["table"]))
     trajectory = benchmarks.add_parser(
         "trajectory", help="a reconstruction's camera trajectory against known poses (needs specglue[colmap])",
         description="Align the model to the known poses by a similarity of the camera centres, then report the "

@@ -7,8 +7,8 @@ Features and predictions of every method are exported to HDF5 caches in ``out_di
 ======================  =================================================================
 module                  what it is
 ======================  =================================================================
-``runner``              the two loops, reports, rescore, CLI options (:class:`Benchmark`)
-``cache``               the HDF5 feature / prediction caches and the config fingerprint
+``runner``              the two loops, reports, rescore (:class:`Benchmark`)
+``cache``               the pair features and predictions (crash-safe part files, fingerprinted)
 ``data``                the shared photo folder, synthetic highlights, pair names
 ``benchmarks/<name>``   one benchmark each: ``homography``, ``hpatches``, ``pose``,
                         ``rotation`` (registry: :data:`BENCHMARKS`)

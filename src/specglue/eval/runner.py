@@ -17,9 +17,7 @@ in its registry; a method is one module in :mod:`specglue.eval.methods` and one 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import inspect
 import json
 import logging
 import shutil
@@ -40,7 +38,7 @@ from ..specular import sample_mask
 from ..storage import ImageFeatures
 from .cache import PairFeatures, PairFeaturesFile, Prediction, PredictionsFile
 from .data import SPECULAR_PLACEMENTS
-from .methods import DEFAULT_METHODS, METHOD_NAMES, Method, MethodContext, View, build_methods
+from .methods import DEFAULT_METHODS, Method, MethodContext, View, build_methods
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +129,6 @@ class Benchmark:
     Attributes:
         name: its registry name (``specglue eval <name>``).
         help: one line for ``--help``.
-        add_arguments: adds its own CLI options (their ``dest`` are ``prepare``'s keywords).
         prepare: ``(options, **settings) -> Plan``.
         score_pair: ``(pair, prediction, config) -> record`` (numbers of one pair).
         summarize: ``(records, n_layers) -> summary`` (numbers of one method).
@@ -142,7 +139,6 @@ class Benchmark:
 
     name: str
     help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
     prepare: Callable[..., Plan]
     score_pair: Callable[[PairFeatures, Prediction, Mapping[str, Any]], Dict[str, Any]]
     summarize: Callable[[Sequence[Mapping[str, Any]], int], Dict[str, Any]]
@@ -403,54 +399,6 @@ def rescore(out_dir: PathLike, bench: Benchmark, method_names: Optional[Sequence
     return write_reports(out_dir, bench, previous["config"], methods, summaries, records, previous["title"])
 
 
-# ----------------------------------------------------------------------------------------
-# CLI (``specglue eval <benchmark>``)
-# ----------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser, benchmark: Benchmark) -> None:
-    """The options every benchmark takes, then the benchmark's own."""
-    parser.add_argument("--features", default="aliked", help="extractor + LightGlue preset (default: aliked)")
-    parser.add_argument("--methods", nargs="+", default=None, choices=METHOD_NAMES, metavar="METHOD",
-                        help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)}); "
-                             f"any of {', '.join(METHOD_NAMES)}")
-    parser.add_argument("--synthetic-highlights", dest="specular", choices=("none",) + SPECULAR_PLACEMENTS, default="none",
-                        help="synthetic highlights on both images (default: none)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the pairs and highlights (default: 0)")
-    parser.add_argument("--max-keypoints", type=int, default=EVAL_MAX_KEYPOINTS,
-                        help=f"keypoints per image (default: {EVAL_MAX_KEYPOINTS})")
-    parser.add_argument("--resize", type=int, default=EVAL_RESIZE,
-                        help=f"long side in px, 0 keeps the size (default: {EVAL_RESIZE})")
-    parser.add_argument("--ransac-threshold", type=float, default=None,
-                        help=f"robust estimator threshold in px (default: {benchmark.ransac_threshold:g})")
-    parser.add_argument("--out-dir", type=Path, default=None, help="output folder (default: outputs/eval/<settings>)")
-    parser.add_argument("--overwrite", action="store_true", help="recompute instead of resuming from the caches")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--mnn-ratio", type=float, default=0.8, help="ratio test of the mnn baseline (default: 0.8)")
-    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
-                        help="specglue-* methods: a registry name (aliked_rot: also sets --variant aliked-n16rot) "
-                             "or a matcher checkpoint (e.g. from specglue train) instead of the official weights")
-    parser.add_argument("--variant", default=None, metavar="NAME",
-                        help="extractor weights variant (ALIKED model_name, e.g. aliked-n16rot); default: the "
-                             "extractor's own")
-    parser.add_argument("--bf16", action="store_true",
-                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast on CPU for specglue-*, fp16 on CUDA (the official and kornia models autocast on CUDA only)")
-    benchmark.add_arguments(parser.add_argument_group(f"{benchmark.name} options"))
-
-
-def run_from_args(benchmark: Benchmark, args: argparse.Namespace) -> Dict[str, Any]:
-    """:func:`run` with the options :func:`add_arguments` parsed."""
-    own = list(inspect.signature(benchmark.prepare).parameters)[1:]  # after ``options``
-    settings = {name: getattr(args, name) for name in own if hasattr(args, name)}
-    return run(benchmark, features=args.features, methods=args.methods,
-               specular=None if args.specular == "none" else args.specular, seed=args.seed,
-               max_num_keypoints=args.max_keypoints, resize=args.resize or None,
-               ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
-               device=args.device, mnn_ratio=args.mnn_ratio, weights=args.weights,
-               extractor_conf={"model_name": args.variant} if args.variant else {},
-               lightglue_conf={"mp": True} if args.bf16 else {}, **settings)
-
-
 __all__ = [
     "Benchmark",
     "PairBuilder",
@@ -462,7 +410,6 @@ __all__ = [
     "read_results",
     "rescore",
     "run",
-    "run_from_args",
     "score",
     "write_reports",
 ]

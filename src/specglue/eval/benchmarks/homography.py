@@ -30,7 +30,6 @@ The scorer, summary, columns and plots here also serve the other homography benc
 
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -204,17 +203,9 @@ def plot(summaries: Mapping[str, Any], records: Mapping[str, List[Dict[str, Any]
     return [report.plot_homography(summaries, errors, metrics.CURVE_THRESHOLDS, plots_dir / "homography.png", title)]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``specglue eval homography``."""
-    parser.add_argument("--images", dest="images_dir", type=Path, default=None, metavar="DIR",
-                        help="folder of images (recursive); default: the shared photos in ../shared/data")
-    parser.add_argument("--num-homographies", "-k", type=int, default=2, help="warps per image (default: 2)")
-    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images")
-
-
 BENCHMARK = Benchmark(name="homography",
                       help="random homographies of your photos (default: the photos in ../shared/data)",
-                      add_arguments=add_arguments, prepare=prepare, score_pair=score_pair,
+                      prepare=prepare, score_pair=score_pair,
                       summarize=metrics.summarize_homography, columns=COLUMNS, plot=plot)
 
 __all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_HOMOGRAPHY", "DEFAULT_PHOTOMETRIC", "photometric_augment",

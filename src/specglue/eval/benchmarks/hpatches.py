@@ -16,7 +16,6 @@ Scorer, metrics, table and plots are those of :mod:`specglue.eval.benchmarks.hom
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,14 +154,9 @@ def prepare(options: RunOptions, root: PathLike) -> Plan:
     return Plan(builders, settings, title, f"{safe_name(Path(root).name)}-{options.specular or 'nospec'}")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``specglue eval hpatches``."""
-    parser.add_argument("root", type=Path, help="a sequence folder or a folder of sequences")
-
-
 BENCHMARK = Benchmark(name="hpatches",
                       help="an HPatches-style folder (1.ppm..6.ppm, H_1_k) or the Oxford layout (img1, H1to2p)",
-                      add_arguments=add_arguments, prepare=prepare, score_pair=homography.score_pair,
+                      prepare=prepare, score_pair=homography.score_pair,
                       summarize=metrics.summarize_homography, columns=homography.COLUMNS,
                       plot=homography.plot)
 

@@ -20,7 +20,6 @@ cache), so the given ``K`` and ``T`` are used unchanged. Pose: essential matrix 
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -165,16 +164,9 @@ def prepare(options: RunOptions, pairs_file: PathLike, images_dir: Optional[Path
     return Plan(builders, settings, title, f"{pairs_file.stem}-{options.specular or 'nospec'}")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``specglue eval pose``."""
-    parser.add_argument("pairs_file", type=Path, metavar="PAIRS", help="SuperGlue pairs_with_gt file")
-    parser.add_argument("--images", dest="images_dir", type=Path, default=None, metavar="DIR",
-                        help="folder the image names are relative to (default: <pairs dir>/images)")
-
-
 BENCHMARK = Benchmark(name="pose",
                       help="a SuperGlue pairs_with_gt file: relative-pose AUC at 5/10/20 degrees",
-                      add_arguments=add_arguments, prepare=prepare, score_pair=score_pair,
+                      prepare=prepare, score_pair=score_pair,
                       summarize=metrics.summarize_pose, columns=COLUMNS, plot=plot, ransac_threshold=1.0)
 
 __all__ = ["BENCHMARK", "COLUMNS", "NUM_FIELDS", "PosePair", "parse_pairs_with_gt", "prepare", "score_pair"]

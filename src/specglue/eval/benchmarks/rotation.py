@@ -15,7 +15,6 @@ with the ``reference-rot4`` workaround (best of 4 rotations of image 1) beside i
 
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -116,17 +115,9 @@ def plot(summaries: Mapping[str, Any], records: Mapping[str, List[Dict[str, Any]
     return [report.plot_by_bin(curves, labels, "rotation [deg]", plots_dir / "rotation.png", title)]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``specglue eval rotation``."""
-    parser.add_argument("--images", dest="images_dir", type=Path, default=None, metavar="DIR",
-                        help="folder of images (recursive); default: the shared photos in ../shared/data")
-    parser.add_argument("--per-bin", type=int, default=1, help="rotations per image and 30-degree bin (default: 1)")
-    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images")
-
-
 BENCHMARK = Benchmark(name="rotation",
                       help="in-plane rotations of your photos in bins of 30 degrees (0-30 ... 150-180)",
-                      add_arguments=add_arguments, prepare=prepare, score_pair=score_pair,
+                      prepare=prepare, score_pair=score_pair,
                       summarize=summarize, columns=COLUMNS, plot=plot)
 
 __all__ = ["BENCHMARK", "COLUMNS", "ROTATION_BINS", "prepare", "summarize"]

@@ -20,7 +20,6 @@ over all pairs, the median error and the matches per pair.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 from pathlib import Path
@@ -33,7 +32,6 @@ from ...features.roi import resolve_roi
 from ...geometry.poses import SequencePoses, read_sequence_poses
 from ...images import load_image, resize_max, to_tensor
 from ...specular import DEFAULT_METHOD, detect
-from ...specular.detect import METHOD_DEFAULTS
 from .. import metrics, report
 from ..cache import PairFeatures, Prediction
 from ..data import safe_name
@@ -234,29 +232,10 @@ def _pair_name(name0: str, name1: str) -> str:
     return f"{safe_name(Path(name0).stem)}--{safe_name(Path(name1).stem)}"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``specglue eval sequence-pose``."""
-    parser.add_argument("images_dir", type=Path, metavar="IMAGES_DIR", help="folder of the frames")
-    parser.add_argument("--gt", type=Path, required=True, metavar="GT",
-                        help="ground-truth poses: a COLMAP model folder (or one holding sparse/) or an endoscopy "
-                             "structure-from-motion folder (motion.yaml)")
-    parser.add_argument("--gaps", type=int, nargs="+", default=list(DEFAULT_GAPS), metavar="G",
-                        help=f"frame gaps of the pairs (default: {' '.join(map(str, DEFAULT_GAPS))})")
-    parser.add_argument("--roi", default="none", metavar="auto|none|MASK",
-                        help="region of interest of the detection: none (default), auto (the field of view, "
-                             "estimated from the sequence) or a mask image (non-zero inside)")
-    parser.add_argument("--highlights", choices=HIGHLIGHTS, default="detected",
-                        help="highlight masks for the specglue-* modes: detected on the full frames (default) or none")
-    parser.add_argument("--detector", default=DEFAULT_METHOD, choices=sorted(METHOD_DEFAULTS),
-                        help=f"highlight detector (default: {DEFAULT_METHOD})")
-    parser.add_argument("--frames", nargs=2, metavar=("FIRST", "LAST"),
-                        help="only the frames from FIRST to LAST (names, both included); default: all")
-
-
 BENCHMARK = Benchmark(name="sequence-pose",
                       help="relative pose between frames of a sequence with known poses (COLMAP model or "
                            "endoscopy SfM): AUC at 5/10/20 degrees per frame gap",
-                      add_arguments=add_arguments, prepare=prepare, score_pair=score_pair, summarize=summarize,
+                      prepare=prepare, score_pair=score_pair, summarize=summarize,
                       columns=COLUMNS, plot=pose.plot, ransac_threshold=1.0)
 
 __all__ = ["BENCHMARK", "COLUMNS", "DEFAULT_GAPS", "HIGHLIGHTS", "frame_range", "prepare", "score_pair",
