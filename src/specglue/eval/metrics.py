@@ -17,8 +17,13 @@ Definitions (the HPatches protocol of the LightGlue paper, glue-factory's ``eval
   for a plain DLT on all matches (``dlt``); summarised as AUC at 1/3/5 px.
 - **pose error**: ``max(rotation error, translation-direction error)`` in degrees after
   essential-matrix MAGSAC++ and ``recoverPose``; summarised as AUC at 5/10/20 degrees.
+- **label precision / recall** (training, glue-factory's): predicted matches against the
+  training labels, counted over a batch (:func:`label_match_counts`) and pooled
+  (:func:`label_precision_recall`): precision is the share of predicted matches on labelled
+  points that equal their label, recall the share of labelled matches predicted. They are
+  not the pixel-threshold precision@t / recall@t above.
 
-Every function is pure (numpy in, numbers out) so that the scoring loop can be rerun from the
+Every function is pure (numbers in, numbers out) so that the scoring loop can be rerun from the
 prediction cache without matching again.
 """
 
@@ -28,6 +33,7 @@ import math
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
+import torch
 
 from ..geometry import (
     corner_error,
@@ -35,6 +41,7 @@ from ..geometry import (
     error_auc,
     estimate_essential,
     estimate_homography,
+    IGNORE,
     gt_matches_from_homography,
     relative_pose_error,
     reprojection_error,
@@ -295,3 +302,27 @@ __all__ = [
     "summarize_homography",
     "summarize_pose",
 ]
+
+
+def label_match_counts(predicted: torch.Tensor, labels: torch.Tensor) -> Dict[str, float]:
+    """Counts of predicted matches against training labels.
+
+    Args:
+        predicted: ``[B, M]`` index into image 1 or -1 (the model's filtered matches).
+        labels: ``[B, M]`` index, :data:`~specglue.geometry.UNMATCHED` or ignored
+            (:data:`~specglue.geometry.IGNORE`).
+
+    Returns:
+        ``correct`` (predicted equal to a positive label), ``predicted`` (matches on points
+        whose label is not ignored), ``positives`` (labelled matches), ``matches`` (all).
+    """
+    made = (predicted >= 0) & (labels != IGNORE)
+    return {"correct": float(((predicted == labels) & (labels >= 0)).sum()), "predicted": float(made.sum()),
+            "positives": float((labels >= 0).sum()), "matches": float((predicted >= 0).sum())}
+
+
+def label_precision_recall(counts: Mapping[str, float]) -> Dict[str, float]:
+    """``label_precision`` and ``label_recall`` of counts pooled over pairs
+    (:func:`label_match_counts` summed)."""
+    return {"label_precision": counts.get("correct", 0.0) / max(counts.get("predicted", 0.0), 1.0),
+            "label_recall": counts.get("correct", 0.0) / max(counts.get("positives", 0.0), 1.0)}

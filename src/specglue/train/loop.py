@@ -45,7 +45,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..atomic import atomic_write, atomic_write_text
-from ..geometry import IGNORE
+from ..eval.metrics import label_match_counts, label_precision_recall
 from ..images import list_images
 from ..model.heads import filter_matches
 from ..model.lightglue import LightGlue
@@ -60,8 +60,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint_last.pt"
 BEST = "model_best.pt"
 METRICS = "metrics.csv"
-COLUMNS = ("step", "split", "lr", "loss", "nll", "nll_last", "confidence", "precision", "recall", "matches",
-           "seconds_per_step")
+COLUMNS = ("step", "split", "lr", "loss", "nll", "nll_last", "confidence", "label_precision", "label_recall",
+           "matches", "seconds_per_step")
 
 
 # ---------------------------------------------------------------------------- processes
@@ -217,14 +217,10 @@ def _float_outputs(outputs: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def match_counts(log_assignment: torch.Tensor, matches0: torch.Tensor, threshold: float) -> Dict[str, float]:
-    """Counts of the last layer's predictions against labels (glue-factory's precision / recall):
-    ``correct`` predicted matches equal to the label, ``predicted`` matches on points whose
-    label is not ignored, ``positives`` true matches."""
+    """:func:`~specglue.eval.metrics.label_match_counts` of the matches a layer's assignment
+    ``[B, M + 1, N + 1]`` gives at ``threshold``, against the labels ``matches0 [B, M]``."""
     predicted = filter_matches(log_assignment.detach().float(), threshold)[0]  # [B, M]
-    made = (predicted >= 0) & (matches0 != IGNORE)
-    return {"correct": float(((predicted == matches0) & (matches0 >= 0)).sum()),
-            "predicted": float(made.sum()), "positives": float((matches0 >= 0).sum()),
-            "matches": float((predicted >= 0).sum())}
+    return label_match_counts(predicted, matches0)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -247,7 +243,7 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
 
 def _write_csv(path: Path, rows: List[Dict[str, str]]) -> None:
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")  # rows of a run logged before a rename
         writer.writeheader()
         writer.writerows(rows)
 
@@ -397,7 +393,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
-        """Loss, precision and recall of the last layer on the validation pairs (process 0)."""
+        """Loss, label precision and recall of the last layer on the validation pairs (process 0)."""
         assert self.val_batches is not None
         conf = self.conf
         size = conf.optim.batch_size
@@ -449,7 +445,7 @@ class Trainer:
                     summary["lr"] = self.scheduler.get_last_lr()[0]
                     summary["seconds_per_step"] = (time.perf_counter() - started) / window_steps
                     log.write(self.step, "train", summary)
-                    bar.set_postfix(loss=f"{summary['loss']:.3f}", recall=f"{summary['recall']:.2f}")
+                    bar.set_postfix(loss=f"{summary['loss']:.3f}", recall=f"{summary['label_recall']:.2f}")
                     window, window_steps, started = {}, 0, time.perf_counter()
                 last = self.step == conf.optim.steps
                 if self.step % conf.run.val_every == 0 or last:
@@ -470,8 +466,8 @@ class Trainer:
             values = self.validate()
             assert log is not None
             log.write(self.step, "val", values)
-            logger.info("step %d validation: loss %.4f precision %.3f recall %.3f", self.step, values["loss"],
-                        values["precision"], values["recall"])
+            logger.info("step %d validation: loss %.4f label precision %.3f label recall %.3f", self.step,
+                        values["loss"], values["label_precision"], values["label_recall"])
             if values["loss"] < self.best:
                 self.best = values["loss"]
                 save_atomically(_model_state(self.matcher), self.output / BEST)
@@ -479,10 +475,9 @@ class Trainer:
 
 
 def _summarize(totals: Dict[str, float], pairs: int) -> Dict[str, float]:
-    """Per-pair means of the losses, precision / recall / matches per pair from the counts."""
+    """Per-pair means of the losses, label precision / recall, matches per pair from the counts."""
     out = {k: totals.get(k, 0.0) / max(pairs, 1) for k in ("loss", "nll", "nll_last", "confidence")}
-    out["precision"] = totals.get("correct", 0.0) / max(totals.get("predicted", 0.0), 1.0)
-    out["recall"] = totals.get("correct", 0.0) / max(totals.get("positives", 0.0), 1.0)
+    out.update(label_precision_recall(totals))
     out["matches"] = totals.get("matches", 0.0) / max(pairs, 1)
     return out
 
