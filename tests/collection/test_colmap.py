@@ -236,6 +236,34 @@ def test_camera_modes(scene, tmp_path):
     assert not (tmp_path / "c.db").exists()
 
 
+def test_cameras_take_the_exif_focal_of_the_source_photos(tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif = Image.Exif()
+    exif[0x8769] = {0xA405: 50}  # FocalLengthIn35mmFilm, in the Exif sub-IFD
+    pixels = Image.fromarray(np.full((H, W, 3), 128, np.uint8))
+    pixels.save(photos / "exif.jpg", exif=exif)
+    pixels.save(photos / "plain.jpg")
+    features = tmp_path / "features.h5"
+    with open_h5(features, "w") as f:
+        for name, size in (("exif.jpg", (W, H)), ("plain.jpg", (W, H))):
+            write_image_features(f, name, ImageFeatures(
+                keypoints=np.zeros((3, 2), np.float32), descriptors=np.zeros((3, 4), np.float32),
+                scores=np.ones(3, np.float32), image_size=np.array(size, np.float32)))
+        write_settings(f, {"source_kind": "folder", "source": str(photos)})
+    matches = tmp_path / "matches.h5"
+    with open_h5(matches, "w") as f:
+        write_pair_matches(f, "exif.jpg", "plain.jpg", np.array([0, 1, -1]), np.ones(3))
+    colmap.write_database(features, matches, tmp_path / "e.db")
+    with pycolmap.Database.open(str(tmp_path / "e.db")) as db:
+        cameras = {db.read_image(i.image_id).name: db.read_camera(i.camera_id) for i in db.read_all_images()}
+    # 50 mm on a 35 mm film is a longer lens than COLMAP's 1.2 * max(W, H) guess
+    assert cameras["exif.jpg"].has_prior_focal_length and cameras["exif.jpg"].focal_length > 1.3 * W
+    assert not cameras["plain.jpg"].has_prior_focal_length and cameras["plain.jpg"].focal_length == 1.2 * W
+
+
 def test_pairs_argument(scene, tmp_path):
     # reversed and repeated pairs go in once, the right way round
     pairs = [(NAMES[1], NAMES[0]), (NAMES[0], NAMES[1]), (NAMES[2], NAMES[5])]

@@ -10,9 +10,10 @@ geometric verification can be inspected or verified later but not mapped.
   :mod:`~specglue.storage.hloc`) to a database, optionally verified, as hloc's
   ``import_features`` / ``import_matches`` / ``estimation_and_geometric_verification`` do.
   Keypoints are shifted by +0.5 px: hloc's files put the centre of the top-left pixel at
-  (0, 0), COLMAP at (0.5, 0.5). Cameras get COLMAP's defaults for images without EXIF
-  (focal 1.2 * max(W, H), principal point at the image centre, no distortion) and are
-  refined by bundle adjustment. Each camera gets a trivial rig and each image a frame of its
+  (0, 0), COLMAP at (0.5, 0.5). Cameras are made as COLMAP's image import makes them: the
+  focal length from the image's EXIF where the source images are at hand and have one
+  (``pycolmap.infer_camera_from_image``, marked as a prior), else focal 1.2 * max(W, H);
+  principal point at the image centre, no distortion; refined by bundle adjustment. Each camera gets a trivial rig and each image a frame of its
   own, as COLMAP's image import makes them.
   Known intrinsics (``camera_params``) replace those defaults and are marked as a prior.
 - :func:`map_database`: incremental or global mapping; the model with the most registered
@@ -202,6 +203,7 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
         settings = read_settings(ffile)
     names = sorted(images)
     camera_of = _assign_cameras(images, camera_mode, settings, features_path)
+    source = Path(settings["source"]) if settings.get("source_kind") in ("folder", "sequence") else None
 
     counts: Dict[str, int] = {}
 
@@ -215,7 +217,7 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
                 pair_list = [tuple(p) for p in pairs]
             pair_list = _check_pairs(pair_list, images, features_path)
             counts.update(_fill_database(pycolmap, tmp, names, images, camera_of, camera_model, camera_params,
-                                         pair_list, mfile, matches_path))
+                                         source, pair_list, mfile, matches_path))
         if verify:
             counts.update(_verify(pycolmap, tmp, int(min_matches)))
 
@@ -324,12 +326,24 @@ def _check_pairs(pairs: Iterable[Sequence[str]], images: Dict[str, Any], path: P
     return out
 
 
+def exif_focal(pycolmap, image_path: Optional[Path], size: Tuple[int, int]) -> Optional[float]:
+    """The focal length in px, at ``size`` (W, H), that the EXIF of an image file gives as
+    COLMAP reads it (``pycolmap.infer_camera_from_image``), or None (no file, no EXIF focal)."""
+    if image_path is None or not image_path.is_file():
+        return None
+    camera = pycolmap.infer_camera_from_image(str(image_path))
+    if not camera.has_prior_focal_length:
+        return None
+    return float(camera.focal_length) * max(size) / max(camera.width, camera.height)
+
+
 def _fill_database(pycolmap, path: Path, names: Sequence[str],
                    images: Dict[str, Tuple[np.ndarray, Tuple[int, int]]],
                    camera_of: Dict[str, int], camera_model: str,
-                   camera_params: Optional[Sequence[float]], pairs: Sequence[Pair],
+                   camera_params: Optional[Sequence[float]], source: Optional[Path], pairs: Sequence[Pair],
                    mfile: Any, matches_path: Path) -> Dict[str, int]:
-    """Cameras, rigs, images, frames, keypoints and raw matches into an empty database."""
+    """Cameras, rigs, images, frames, keypoints and raw matches into an empty database
+    (``source``: the folder of the images, for their EXIF)."""
     counts = {"images": 0, "cameras": 0, "keypoints": 0, "pairs": 0, "matches": 0}
     with pycolmap.Database.open(str(path)) as db, pycolmap.DatabaseTransaction(db):
         cameras: Dict[int, Tuple[Any, int]] = {}  # camera index -> (Camera, rig id)
@@ -338,8 +352,11 @@ def _fill_database(pycolmap, path: Path, names: Sequence[str],
             kpts, (width, height) = images[name]
             index = camera_of[name]
             if index not in cameras:
+                focal = None if camera_params is not None else exif_focal(
+                    pycolmap, None if source is None else source / name, (width, height))
                 camera = pycolmap.Camera.create_from_model_name(
-                    0, camera_model, DEFAULT_FOCAL_FACTOR * max(width, height), width, height)
+                    0, camera_model, focal or DEFAULT_FOCAL_FACTOR * max(width, height), width, height)
+                camera.has_prior_focal_length = focal is not None
                 if camera_params is not None:
                     camera.params = np.asarray(camera_params, dtype=np.float64)
                     camera.has_prior_focal_length = True
