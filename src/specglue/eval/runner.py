@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -203,12 +203,23 @@ def export_features(builders: Sequence[PairBuilder], cache: PairFeaturesFile, ex
     """Build and store every pair not yet in ``cache`` (or stored without a needed view)."""
     have = cache.views()
     todo = [(n, b) for n, b in builders if n not in have or not set(views) <= set(have[n])]
-    buffer: List[PairFeatures] = []
-    for name, build in tqdm(todo, desc="features", leave=False):
-        images = build()
-        if images.name != name:
-            raise RuntimeError(f"pair builder for {name!r} returned {images.name!r}")
-        buffer.append(pair_features(images, extract, views))
+
+    def built() -> Iterator[PairFeatures]:
+        for name, build in tqdm(todo, desc="features", leave=False):
+            images = build()
+            if images.name != name:
+                raise RuntimeError(f"pair builder for {name!r} returned {images.name!r}")
+            yield pair_features(images, extract, views)
+
+    write_in_parts(cache, built(), flush_every)
+
+
+def write_in_parts(cache: Union[PairFeaturesFile, PredictionsFile], items: Iterable[Any], flush_every: int) -> None:
+    """Write ``items`` to ``cache`` as they come, a part file every ``flush_every`` (what a killed
+    run keeps), then merge the parts."""
+    buffer: List[Any] = []
+    for item in items:
+        buffer.append(item)
         if len(buffer) >= flush_every:
             cache.write_many(buffer)
             buffer = []
@@ -235,19 +246,18 @@ def export_predictions(features: PairFeaturesFile, methods: Sequence[Method], pr
             logger.info("%s: all %d pairs already exported", method.name, len(names))
             continue
         method.match(features.read(todo[0]))  # warm-up, untimed
-        buffer: List[Tuple[str, Prediction]] = []
-        for name in tqdm(todo, desc=f"match {method.name}", leave=False):
-            pair = features.read(name)
-            start = time.perf_counter()
-            pred = method.match(pair)
-            pred.time_s = time.perf_counter() - start
-            buffer.append((name, pred))
-            if len(buffer) >= flush_every:
-                cache.write_many(buffer)
-                buffer = []
-        if buffer:
-            cache.write_many(buffer)
-        cache.commit()
+        write_in_parts(cache, timed_predictions(method, features, todo), flush_every)
+
+
+def timed_predictions(method: Method, features: PairFeaturesFile, names: Sequence[str]
+                      ) -> Iterator[Tuple[str, Prediction]]:
+    """``(name, prediction)`` of each pair, timed around :meth:`Method.match`."""
+    for name in tqdm(names, desc=f"match {method.name}", leave=False):
+        pair = features.read(name)
+        start = time.perf_counter()
+        pred = method.match(pair)
+        pred.time_s = time.perf_counter() - start
+        yield name, pred
 
 
 # ----------------------------------------------------------------------------------------

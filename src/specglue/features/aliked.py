@@ -24,9 +24,8 @@ from kornia.feature.aliked import ALIKED as KorniaALIKED
 from kornia.feature.aliked.aliked import DeformableConv2d, InputPadder
 
 from .. import weights as _weights
-from ..confs import RESIZE
 from ..ops import choice, kernels
-from .base import Extractor, ROI_MARGIN, max_pool_nms
+from .base import KEYPOINT_FLOOR, PREPROCESSING_CONF, Extractor, max_pool_nms
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +56,9 @@ class ALIKED(Extractor):
         "weights": None,  # checkpoint file; None = the pretrained file of model_name
         "max_num_keypoints": -1,  # keypoint budget; -1 (or any value <= 0) = at most 20000
         "detection_threshold": 0.2,  # keep maxima scoring above it; <= 0 = top-k mode
-        "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
+        "keypoint_floor": KEYPOINT_FLOOR,  # under this share of the budget, top-k instead; 0 = official
         "nms_radius": 2,  # suppression window is 2r+1 px; also the border left out
-        "resize": RESIZE,  # largest long side in px before detection; None = no resize
-        "upsample": False,  # also enlarge images smaller than resize (official: True)
-        "mask_margin": 0,  # px dilation of a specular mask passed to extract()
-        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
+        **PREPROCESSING_CONF,
     }
     official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 3

@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..confs import RESIZE
 from ..specular.sample import dilate_mask, sample_mask
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,16 @@ OUTPUT_KEYS = ("keypoints", "keypoint_scores", "descriptors", "image_size", "key
 MIN_IMAGE_SIDE = 32
 #: default ``roi_margin``: px of the network input kept free of keypoints inside a region's rim
 ROI_MARGIN = 4
+#: default ``keypoint_floor`` of the learned detectors: in threshold mode, under this share of
+#: the keypoint budget they fall back to top-k (0 = the official behaviour)
+KEYPOINT_FLOOR = 0.25
+#: the settings every extractor ends its ``default_conf`` with: how images reach the network
+PREPROCESSING_CONF: Mapping[str, Any] = MappingProxyType({
+    "resize": RESIZE,  # largest long side in px before detection; None = no resize
+    "upsample": False,  # also enlarge images smaller than resize (official: True)
+    "mask_margin": 0,  # px dilation of a specular mask passed to extract()
+    "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
+})
 
 
 def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
@@ -133,8 +144,8 @@ def merge_conf(
 class Extractor(nn.Module):
     """Base class of the extractors: input checks, resizing, masking and batching.
 
-    Subclasses set :attr:`default_conf` (which must hold ``max_num_keypoints``,
-    ``detection_threshold``, ``resize``, ``upsample``, ``mask_margin`` and ``roi_margin``),
+    Subclasses set :attr:`default_conf` (which must hold ``max_num_keypoints`` and
+    ``detection_threshold``, and ends with :data:`PREPROCESSING_CONF`),
     :attr:`official_conf`, :attr:`input_channels` (1 for grey, 3 for RGB networks) and
     implement :meth:`_extract_batch`.
     """

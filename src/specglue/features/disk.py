@@ -19,8 +19,7 @@ from kornia.feature import DISK as KorniaDISK
 from kornia.feature.disk.detector import heatmap_to_keypoints
 
 from .. import weights as _weights
-from ..confs import RESIZE
-from .base import Extractor, ROI_MARGIN
+from .base import KEYPOINT_FLOOR, PREPROCESSING_CONF, Extractor
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +35,10 @@ class DISK(Extractor):
         "weights": "disk-depth-save",  # checkpoint name in specglue.weights, or a file path
         "max_num_keypoints": None,  # keep the n strongest maxima; None (or <= 0) = all
         "detection_threshold": 0.0,  # keep maxima whose heatmap logit is above it
-        "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
+        "keypoint_floor": KEYPOINT_FLOOR,  # under this share of the budget, top-k instead; 0 = official
         "nms_window_size": 5,  # odd side of the non-maximum-suppression window, px
         "pad_if_not_divisible": True,  # zero-pad H, W to multiples of 16 (else they must be)
-        "resize": RESIZE,  # largest long side in px before detection; None = no resize
-        "upsample": False,  # also enlarge images smaller than resize (official: True)
-        "mask_margin": 0,  # px dilation of a specular mask passed to extract()
-        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
+        **PREPROCESSING_CONF,
     }
     official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 3

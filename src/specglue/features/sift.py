@@ -25,8 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..confs import RESIZE
-from .base import Extractor, ROI_MARGIN
+from .base import PREPROCESSING_CONF, Extractor
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +97,7 @@ class SIFT(Extractor):
         "num_octave_layers": 4,  # OpenCV nOctaveLayers (official LightGlue's "num_octaves")
         "nms_radius": 0,  # px; 0 = drop same-pixel duplicates only; None = no filtering
         "rootsift": True,  # RootSIFT descriptors (what sift_lightglue expects); False = raw
-        "resize": RESIZE,  # largest long side in px before detection; None = no resize
-        "upsample": False,  # also enlarge images smaller than resize (official: True)
-        "mask_margin": 0,  # px dilation of a specular mask passed to extract()
-        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
+        **PREPROCESSING_CONF,
     }
     input_channels: ClassVar[int] = 1
     extra_keys: ClassVar[Tuple[str, ...]] = ("scales", "oris")

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import weights as _weights
-from ..confs import RESIZE
-from .base import Extractor, ROI_MARGIN, max_pool_nms
+from .base import KEYPOINT_FLOOR, PREPROCESSING_CONF, Extractor, max_pool_nms
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +106,9 @@ class SuperPoint(Extractor):
         "nms_radius": 4,  # max-pool NMS radius, px; 0 disables
         "max_num_keypoints": None,  # keep the strongest; None (or <= 0) = all
         "detection_threshold": 0.0005,  # keep pixels whose score is above it
-        "keypoint_floor": 0.25,  # under this share of the budget, top-k instead; 0 = official
+        "keypoint_floor": KEYPOINT_FLOOR,  # under this share of the budget, top-k instead; 0 = official
         "remove_borders": 4,  # px at each border without keypoints; 0 disables
-        "resize": RESIZE,  # largest long side in px before detection; None = no resize
-        "upsample": False,  # also enlarge images smaller than resize (official: True)
-        "mask_margin": 0,  # px dilation of a specular mask passed to extract()
-        "roi_margin": ROI_MARGIN,  # px of the network input kept free of keypoints inside a roi's rim
+        **PREPROCESSING_CONF,
     }
     official_conf: ClassVar[Dict[str, Any]] = {"upsample": True, "keypoint_floor": 0.0}
     input_channels: ClassVar[int] = 1
