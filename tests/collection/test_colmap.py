@@ -210,6 +210,21 @@ def test_mapping_fails_clearly_when_nothing_registers(scene, tmp_path):
         colmap.map_database(path, None, tmp_path / "out", options={"bogus": 1})
 
 
+def two_image_files(folder, sizes, settings):
+    """A features file of two images of ``sizes`` (name -> (W, H)) with 3 keypoints each and
+    ``settings``, and a matches file with 2 matches between them."""
+    features, matches = folder / "two.h5", folder / "two-matches.h5"
+    with open_h5(features, "w") as f:
+        for name, size in sizes.items():
+            write_image_features(f, name, ImageFeatures(
+                keypoints=np.zeros((3, 2), np.float32), descriptors=np.zeros((3, 4), np.float32),
+                scores=np.ones(3, np.float32), image_size=np.array(size, np.float32)))
+        write_settings(f, settings)
+    with open_h5(matches, "w") as f:
+        write_pair_matches(f, *sizes, np.array([0, 1, -1]), np.ones(3))
+    return features, matches
+
+
 def test_camera_modes(scene, tmp_path):
     counts = colmap.write_database(scene["features"], scene["matches"], tmp_path / "a.db",
                                    camera_mode="per-image", camera_model="PINHOLE")
@@ -219,16 +234,7 @@ def test_camera_modes(scene, tmp_path):
         assert db.num_rigs() == 6 and db.num_frames() == 6
 
     # auto: a folder of photos (no video setting) or several sizes -> one camera per image
-    features = tmp_path / "sizes.h5"
-    with open_h5(features, "w") as f:
-        for name, size in (("a.jpg", (W, H)), ("b.jpg", (H, W))):
-            write_image_features(f, name, ImageFeatures(
-                keypoints=np.zeros((3, 2), np.float32), descriptors=np.zeros((3, 4), np.float32),
-                scores=np.ones(3, np.float32), image_size=np.array(size, np.float32)))
-        write_settings(f, {"source_kind": "video"})
-    matches = tmp_path / "sizes-matches.h5"
-    with open_h5(matches, "w") as f:
-        write_pair_matches(f, "a.jpg", "b.jpg", np.array([0, 1, -1]), np.ones(3))
+    features, matches = two_image_files(tmp_path, {"a.jpg": (W, H), "b.jpg": (H, W)}, {"source_kind": "video"})
     counts = colmap.write_database(features, matches, tmp_path / "b.db")
     assert counts["cameras"] == 2 and counts["matches"] == 2
     with pytest.raises(ValueError, match="one size"):
@@ -246,16 +252,8 @@ def test_cameras_take_the_exif_focal_of_the_source_photos(tmp_path):
     pixels = Image.fromarray(np.full((H, W, 3), 128, np.uint8))
     pixels.save(photos / "exif.jpg", exif=exif)
     pixels.save(photos / "plain.jpg")
-    features = tmp_path / "features.h5"
-    with open_h5(features, "w") as f:
-        for name, size in (("exif.jpg", (W, H)), ("plain.jpg", (W, H))):
-            write_image_features(f, name, ImageFeatures(
-                keypoints=np.zeros((3, 2), np.float32), descriptors=np.zeros((3, 4), np.float32),
-                scores=np.ones(3, np.float32), image_size=np.array(size, np.float32)))
-        write_settings(f, {"source_kind": "folder", "source": str(photos)})
-    matches = tmp_path / "matches.h5"
-    with open_h5(matches, "w") as f:
-        write_pair_matches(f, "exif.jpg", "plain.jpg", np.array([0, 1, -1]), np.ones(3))
+    features, matches = two_image_files(tmp_path, {"exif.jpg": (W, H), "plain.jpg": (W, H)},
+                                        {"source_kind": "folder", "source": str(photos)})
     colmap.write_database(features, matches, tmp_path / "e.db")
     with pycolmap.Database.open(str(tmp_path / "e.db")) as db:
         cameras = {db.read_image(i.image_id).name: db.read_camera(i.camera_id) for i in db.read_all_images()}
