@@ -203,7 +203,8 @@ def write_database(features_path: PathLike, matches_path: PathLike, database_pat
         settings = read_settings(ffile)
     names = sorted(images)
     camera_of = _assign_cameras(images, camera_mode, settings, features_path)
-    source = Path(settings["source"]) if settings.get("source_kind") in ("folder", "sequence") else None
+    source = settings.get("source") if settings.get("source_kind") in ("folder", "sequence") else None
+    source = None if source is None else Path(source)  # where the images are, for their EXIF
 
     counts: Dict[str, int] = {}
 
