@@ -242,7 +242,7 @@ class TestConfig:
 class TestRegistry:
     def test_names(self):
         assert EXTRACTORS == {"aliked": features.ALIKED, "disk": features.DISK,
-                              "sift": features.SIFT, "superpoint": features.SuperPoint}
+                              "sift": features.SIFT, "superpoint": features.SuperPoint, "xfeat": features.XFeat}
         assert isinstance(build_extractor("sift", max_num_keypoints=10), SIFT)
 
     def test_unknown_name_lists_known(self):
