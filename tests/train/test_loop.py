@@ -243,3 +243,13 @@ def test_bad_scene_files_are_named(tmp_path):
     (tmp_path / "scene.json").write_text('{"images": {"a": {"image": "a.png"}}, "pairs": []}')
     with pytest.raises(ValueError, match=r"image 'a' lacks"):
         DepthPairs.read_scene(tmp_path)
+
+
+def test_a_resumed_run_keeps_the_rows_logged_under_old_column_names(tmp_path):
+    from specglue.train.loop import MetricsLog
+
+    (tmp_path / "metrics.csv").write_text("step,split,lr,loss,precision,recall\n0,val,,3.0,0.6,0.4\n"
+                                          "10,train,1e-05,2.0,0.7,0.5\n20,train,1e-05,1.5,0.8,0.6\n")
+    MetricsLog(tmp_path, resume_step=10, tensorboard=False).close()
+    rows = list(iter_metrics(tmp_path / "metrics.csv"))
+    assert [(r["step"], r["label_precision"], r["label_recall"]) for r in rows] == [(0, 0.6, 0.4), (10, 0.7, 0.5)]

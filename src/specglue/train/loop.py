@@ -62,6 +62,8 @@ BEST = "model_best.pt"
 METRICS = "metrics.csv"
 COLUMNS = ("step", "split", "lr", "loss", "nll", "nll_last", "confidence", "label_precision", "label_recall",
            "matches", "seconds_per_step")
+#: columns of runs logged before their rename, and their names now
+RENAMED_COLUMNS = {"precision": "label_precision", "recall": "label_recall"}
 
 
 # ---------------------------------------------------------------------------- processes
@@ -243,7 +245,7 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
 
 def _write_csv(path: Path, rows: List[Dict[str, str]]) -> None:
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")  # rows of a run logged before a rename
+        writer = csv.DictWriter(f, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -275,7 +277,8 @@ class MetricsLog:
         rows: List[Dict[str, str]] = []
         if resume_step > 0 and self.path.is_file():
             with self.path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+                rows = [{RENAMED_COLUMNS.get(k, k): v for k, v in r.items()}
+                        for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         atomic_write(self.path, lambda tmp: _write_csv(tmp, rows))
         self.writer = None
         if tensorboard:
