@@ -128,8 +128,7 @@ class _PairGroupsFile:
             ValueError: the file was made with other settings (naming them), by another
                 program or an older specglue, or is unreadable.
         """
-        if self.fingerprint is None:
-            raise ValueError(f"{self.what} {self.path} was opened without a fingerprint: it can only be read")
+        self._writable()
         if overwrite:
             self.journal.discard()
         hint = "use another out_dir or overwrite=True (--overwrite)"
@@ -142,9 +141,12 @@ class _PairGroupsFile:
         self.journal.merge(self.fingerprint)
         return self
 
-    def _write(self, write: Any) -> None:
+    def _writable(self) -> None:
         if self.fingerprint is None:
             raise ValueError(f"{self.what} {self.path} was opened without a fingerprint: it can only be read")
+
+    def _write(self, write: Any) -> None:
+        self._writable()
         self.journal.write_part(self.fingerprint, write)
         if len(self.journal.parts()) >= MERGE_EVERY_PARTS:
             self.commit()

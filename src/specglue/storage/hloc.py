@@ -63,10 +63,9 @@ class ImageFeatures:
     to_image1: Optional[np.ndarray] = None
 
     @classmethod
-    def from_extractor(cls, feats: Dict[str, torch.Tensor], specularity: Optional[torch.Tensor] = None,
-                       **extra: Optional[np.ndarray]) -> "ImageFeatures":
-        """From an extractor's output for one image (``[1, N, ...]`` tensors); ``extra``: the
-        ``mask`` and ``to_image1`` fields."""
+    def from_extractor(cls, feats: Dict[str, torch.Tensor], specularity: Optional[torch.Tensor] = None
+                       ) -> "ImageFeatures":
+        """From an extractor's output for one image (``[1, N, ...]`` tensors)."""
         valid = feats["keypoint_mask"][0] if "keypoint_mask" in feats else slice(None)
 
         def arr(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
@@ -76,7 +75,7 @@ class ImageFeatures:
                    scores=arr(feats["keypoint_scores"]),
                    image_size=feats["image_size"][0].cpu().numpy().astype(np.float32),
                    specularity=arr(specularity), scales=arr(feats.get("scales")),
-                   oris=arr(feats.get("oris")), **extra)
+                   oris=arr(feats.get("oris")))
 
     def to_view(self, device: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
         """The matcher's input dict of this image, a batch of one (``[1, N, ...]``)."""

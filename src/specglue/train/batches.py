@@ -72,17 +72,19 @@ class TrainingCache:
     def __init__(self, folder: Path, name: str, settings: Mapping[str, Any]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{name}.h5"
+        keep = True
         try:
             self.file = open_h5(self.path, "a", "training feature cache")
-            changes = settings_changes(read_settings(self.file), settings)
+            changes = settings_changes(read_settings(self.file), settings) if len(self.file) else []
+            if changes:
+                logger.info("training feature cache %s was made with other settings (%s): starting it again",
+                            self.path, "; ".join(changes))
+                self.file.close()
+                keep = False
         except ValueError as err:
             logger.warning("%s: starting the cache again", err)
-            self.path.unlink()
-            self.file, changes = open_h5(self.path, "a", "training feature cache"), []
-        if changes and len(self.file):
-            logger.info("training feature cache %s was made with other settings (%s): starting it again",
-                        self.path, "; ".join(changes))
-            self.file.close()
+            keep = False
+        if not keep:
             self.path.unlink()
             self.file = open_h5(self.path, "a", "training feature cache")
         write_settings(self.file, settings)
