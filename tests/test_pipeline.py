@@ -12,15 +12,6 @@ from specglue.pipeline import load_mask, match_pair
 GRAF = "06_oxford_graffiti_homography"
 
 
-@pytest.fixture(scope="module")
-def warped_pair(data_dir):
-    image = load_image(data_dir / "01_lightglue_assets" / "sacre_coeur1.jpg")
-    image = cv2.resize(image, (640, round(640 * image.shape[0] / image.shape[1])), interpolation=cv2.INTER_AREA)
-    h, w = image.shape[:2]
-    H = sample_homography(h, w, rng=0)
-    return image, warp_image(image, H, (w, h)), H
-
-
 @pytest.mark.slow
 def test_real_photo_under_known_homography(warped_pair):
     image0, image1, H = warped_pair

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .atomic import atomic_write, atomic_write_text
-from .confs import MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, RESIZE, SPECULAR_MODES
+from .confs import DEFAULT_PRESET, MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, PRESET_NAMES, RESIZE, SPECULAR_MODES
 from .errors import SpecglueError
 from .optional import MissingDependency
 
@@ -38,7 +38,7 @@ def _check_output(path: Optional[str], suffixes: tuple, flag: str) -> Optional[P
 
 def cmd_match(args: argparse.Namespace) -> int:
     from .images import load_image
-    from .pipeline import match_pair
+    from .pipeline import FROM_PRESET, match_pair
 
     out_path = _check_output(args.out, (".npz", ".json"), "--out")
     viz_path = _check_output(args.viz, (".png",), "--viz")
@@ -50,8 +50,9 @@ def cmd_match(args: argparse.Namespace) -> int:
     extractor_conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
     roi = None if args.roi == "none" else args.roi
     result = match_pair(image0, image1, features=args.features, specular=specular,
-                        specular_mode=args.specular_mode, roi=roi, geometry=args.geometry,
-                        max_num_keypoints=args.max_keypoints, resize=args.resize or None,
+                        specular_mode=args.specular_mode, roi=roi, geometry=args.geometry, preset=args.preset,
+                        max_num_keypoints=args.max_keypoints,
+                        resize=FROM_PRESET if args.resize is None else args.resize or None,
                         upsample=args.upsample, extractor_conf=extractor_conf, detector=args.detector,
                         weights=args.weights, rotations=args.rotations)
     summary = result.summary()
@@ -272,18 +273,25 @@ def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
                              "otherwise (default); single: one for all; per-image")
 
 
-def _add_keypoint_arguments(parser: argparse.ArgumentParser) -> None:
-    """The extraction options every command that extracts shares (match, extract, reconstruct)."""
+def _add_keypoint_arguments(parser: argparse.ArgumentParser, preset: bool = False) -> None:
+    """The extraction options every command that extracts shares (match, extract, reconstruct);
+    with ``preset``, also ``--preset``, whose keypoint budget and size apply unless given."""
     from .features import EXTRACTORS
     from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
 
     parser.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
                         help="keypoint detector/descriptor (default: aliked)")
-    parser.add_argument("--max-keypoints", type=int, default=MAX_KEYPOINTS,
-                        help=f"keypoints per image (default: {MAX_KEYPOINTS})")
-    parser.add_argument("--resize", type=int, default=RESIZE,
+    if preset:
+        parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES,
+                            help=f"speed preset: keypoints, size, matcher precision and exits (default: "
+                                 f"{DEFAULT_PRESET}; fast: int8 or bf16 as the CPU allows; realtime: 256 keypoints "
+                                 f"at 640 px; docs/speed.md)")
+    given = "the preset's, " if preset else ""
+    parser.add_argument("--max-keypoints", type=int, default=None if preset else MAX_KEYPOINTS,
+                        help=f"keypoints per image (default: {given}{MAX_KEYPOINTS})")
+    parser.add_argument("--resize", type=int, default=None if preset else RESIZE,
                         help=f"shrink images whose long side exceeds this many px before extraction; 0 = never "
-                             f"(default: {RESIZE}; keypoints are reported in the images' own pixels)")
+                             f"(default: {given}{RESIZE}; keypoints are reported in the images' own pixels)")
     parser.add_argument("--keypoint-floor", type=float, metavar="F",
                         help="when the detection threshold keeps fewer than F x --max-keypoints keypoints, take "
                              "the strongest instead (default: the extractor's, 0.25; 0 = official "
@@ -437,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     match.add_argument("image0", metavar="IMG0", help="first image (any format OpenCV reads)")
     match.add_argument("image1", metavar="IMG1", help="second image")
-    _add_keypoint_arguments(match)
+    _add_keypoint_arguments(match, preset=True)
     match.add_argument("--upsample", action="store_true",
                        help="also enlarge smaller images to --resize (the official LightGlue behaviour)")
     match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")
@@ -592,6 +600,9 @@ def _add_eval_options(parser: argparse.ArgumentParser, benchmark: Any) -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="LightGlue(mp=True) for every LightGlue: bf16 autocast on CPU for specglue-*, fp16 on "
                              "CUDA (the official and kornia models autocast on CUDA only)")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default=None,
+                        help="specglue-* methods: the matcher precision and exit thresholds of this speed preset on "
+                             "--device (the keypoints and size stay the benchmark's; specglue.presets)")
     _BENCHMARK_OPTIONS[benchmark.name](parser.add_argument_group(f"{benchmark.name} options"))
 
 
@@ -657,7 +668,7 @@ def _run_eval(benchmark: Any, args: argparse.Namespace) -> Dict[str, Any]:
                       ransac_threshold=args.ransac_threshold, out_dir=args.out_dir, overwrite=args.overwrite,
                       device=args.device, mnn_ratio=args.mnn_ratio, weights=args.weights,
                       extractor_conf={"model_name": args.variant} if args.variant else {},
-                      lightglue_conf={"mp": True} if args.bf16 else {}, **settings)
+                      lightglue_conf={"mp": True} if args.bf16 else {}, preset=args.preset, **settings)
 
 
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:

@@ -25,3 +25,7 @@ RESIZE = 1024
 #: the evaluation's keypoints per image and long side (the official LightGlue benchmarks' 1024 at 640 px)
 EVAL_MAX_KEYPOINTS = 1024
 EVAL_RESIZE = 640
+
+#: the speed presets (specglue.presets: what each sets) and the one of match_pair and the CLI
+PRESET_NAMES = ("accurate", "fast", "realtime")
+DEFAULT_PRESET = "accurate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -16,14 +17,17 @@ from .features import EXTRACTORS, build_extractor
 from .features.roi import RoiInput, resolve_roi
 from .geometry import GeometryResult, estimate_fundamental, estimate_homography, rot90_transform, warp_points
 from .images import ImageInput, load_image
-from .confs import MASK_MARGIN, MAX_KEYPOINTS, PIPELINE_SPECULAR_MODE, RESIZE, SPECULAR_MODES, SPECULAR_THRESHOLD
+from .confs import MASK_MARGIN, PIPELINE_SPECULAR_MODE, SPECULAR_MODES, SPECULAR_THRESHOLD
 from .model.lightglue import LightGlue
+from .presets import DEFAULT_PRESET, Preset, get_preset
 from .weights import extractor_settings
 
 logger = logging.getLogger(__name__)
 
 MaskInput = Union[str, Path, np.ndarray, torch.Tensor]
 GEOMETRIES = ("homography", "fundamental")
+#: ``resize`` of :func:`match_pair` when not given: the preset's
+FROM_PRESET = "preset"
 
 
 @dataclass
@@ -130,13 +134,46 @@ def load_mask(mask: MaskInput, shape: Tuple[int, int], name: str = "mask") -> np
 
 
 @functools.lru_cache(maxsize=4)
-def _extractor(features: str, conf: Tuple[Tuple[str, Any], ...], device: str):
-    return build_extractor(features, **dict(conf)).eval().to(device)
+def build_extractor_for(features: str, conf: Tuple[Tuple[str, Any], ...], device: str, compiled: bool = False):
+    """The extractor ``features`` with the settings ``conf`` on ``device`` (kept: one per
+    setting); ``compiled``: its dense network compiled where the extractor can (ALIKED on the CPU)."""
+    extractor = build_extractor(features, **dict(conf)).eval().to(device)
+    if compiled and torch.device(device).type == "cpu" and hasattr(extractor, "compile"):
+        extractor.compile()
+    return extractor
 
 
 @functools.lru_cache(maxsize=4)
-def _matcher(features: str, weights: Optional[Union[str, Path]], mask_margin: int, device: str) -> LightGlue:
-    return LightGlue(features=features, weights=weights, mask_margin=mask_margin).eval().to(device)
+def build_matcher_for(features: str, weights: Optional[Union[str, Path]], mask_margin: int, device: str,
+                      conf: Tuple[Tuple[str, Any], ...] = ()) -> LightGlue:
+    """The matcher of ``features`` with ``weights`` and the options ``conf`` on ``device`` (kept)."""
+    return LightGlue(features=features, weights=weights, mask_margin=mask_margin, **dict(conf)).eval().to(device)
+
+
+def resolve_preset(preset: Union[str, Preset], max_num_keypoints: Optional[int], resize: Any) -> Preset:
+    """The preset (a name or a :class:`Preset`) with the keypoint budget and size the caller
+    gave (``max_num_keypoints=None`` and ``resize=FROM_PRESET`` keep the preset's)."""
+    chosen = preset if isinstance(preset, Preset) else get_preset(preset)
+    if max_num_keypoints is not None:
+        chosen = dataclasses.replace(chosen, max_num_keypoints=int(max_num_keypoints))
+    if resize != FROM_PRESET:
+        chosen = dataclasses.replace(chosen, resize=resize)
+    return chosen
+
+
+def extract_view(extractor: Any, name: str, rgb: np.ndarray, mask: Optional[np.ndarray],
+                 region: Optional[np.ndarray], device: str) -> Dict[str, torch.Tensor]:
+    """One image's matcher input: its features (detected inside ``region [H, W]`` if given) on
+    ``device``, with its specular ``mask [H, W]`` if given; errors name the image ``name``."""
+    with torch.inference_mode():
+        try:
+            feats = extractor.extract(rgb, roi=region)
+        except ValueError as err:  # e.g. an image too small to extract from
+            raise ValueError(f"{name}: {err}") from err
+    view = {k: v.to(device) for k, v in feats.items() if k != "keypoint_mask"}
+    if mask is not None:
+        view["specular_mask"] = torch.from_numpy(mask)[None].to(device)
+    return view
 
 
 def check_turns(rotations: Any) -> Tuple[int, ...]:
@@ -164,8 +201,9 @@ def match_pair(
     roi: RoiInput = "auto",
     mask_margin: int = MASK_MARGIN,
     geometry: Optional[str] = None,
-    max_num_keypoints: int = MAX_KEYPOINTS,
-    resize: Optional[int] = RESIZE,
+    preset: Union[str, Preset] = DEFAULT_PRESET,
+    max_num_keypoints: Optional[int] = None,
+    resize: Union[int, None, str] = FROM_PRESET,
     upsample: bool = False,
     extractor_conf: Optional[Mapping[str, Any]] = None,
     ransac_threshold: float = 3.0,
@@ -191,9 +229,13 @@ def match_pair(
         mask_margin: keypoints within this many px of a specular pixel count as specular
             (detectors and blob edges rarely agree to the pixel).
         geometry: None, ``"homography"`` or ``"fundamental"`` (OpenCV USAC MAGSAC++).
-        max_num_keypoints: the keypoint budget per image.
+        preset: ``"accurate"``, ``"fast"`` or ``"realtime"`` (:mod:`specglue.presets`): the
+            keypoint budget and size unless given here, the matcher's precision and exit
+            thresholds, chosen for ``device``.
+        max_num_keypoints: the keypoint budget per image (None: the preset's, 2048 for
+            ``accurate``).
         resize: images whose long side exceeds this many px are shrunk to it before
-            extraction (None: never); smaller images are used as they are, unless
+            extraction (None: never; not given: the preset's, 1024 px for ``accurate``); smaller images are used as they are, unless
             ``upsample`` (the official LightGlue behaviour) enlarges them to it too. Keypoints
             are reported in the pixels of the images as given. Images under 32 px on a side
             raise ``ValueError``.
@@ -218,32 +260,23 @@ def match_pair(
     if geometry is not None and geometry not in GEOMETRIES:
         raise ValueError(f"geometry must be None or one of {GEOMETRIES}, got {geometry!r}")
     turns = check_turns(rotations)
-    conf = {"max_num_keypoints": max_num_keypoints, "resize": resize, "upsample": upsample,
-            **extractor_settings(weights, extractor_conf, features)}
+    chosen = resolve_preset(preset, max_num_keypoints, resize)
+    conf = {**chosen.extractor_conf(), "upsample": upsample, **extractor_settings(weights, extractor_conf, features)}
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rgb0, rgb1 = load_image(image0, "image0"), load_image(image1, "image1")
     masks = _resolve_masks(specular, rgb0, rgb1, detector)
     regions = _resolve_regions(roi, rgb0, rgb1)
 
-    extractor = _extractor(features, tuple(sorted(conf.items())), device)
-    matcher = _matcher(features, weights, int(mask_margin), device)
+    extractor = build_extractor_for(features, tuple(sorted(conf.items())), device, chosen.compile_extractor)
+    matcher = build_matcher_for(features, weights, int(mask_margin), device,
+                                tuple(sorted(chosen.lightglue_conf(device).items())))
 
-    def extract(name: str, rgb: np.ndarray, mask: Optional[np.ndarray], region: Optional[np.ndarray]):
-        with torch.inference_mode():
-            try:
-                feats = extractor.extract(rgb, roi=region)
-            except ValueError as err:  # e.g. an image too small to extract from
-                raise ValueError(f"{name}: {err}") from err
-        view = {k: v.to(device) for k, v in feats.items() if k != "keypoint_mask"}
-        if mask is not None:
-            view["specular_mask"] = torch.from_numpy(mask)[None].to(device)
-        return view
-
-    view0 = extract("image0", rgb0, masks[0], regions[0])
+    view0 = extract_view(extractor, "image0", rgb0, masks[0], regions[0], device)
     best = None  # (turn, image 1's view, matcher output) with the most matches
     for turn in turns:
         k = turn // 90
-        view1 = extract("image1", _turned(rgb1, k), _turned(masks[1], k), _turned(regions[1], k))
+        view1 = extract_view(extractor, "image1", _turned(rgb1, k), _turned(masks[1], k), _turned(regions[1], k),
+                             device)
         with torch.inference_mode():
             out = matcher({"image0": view0, "image1": view1}, specular_mode=specular_mode)
         if best is None or len(out["matches"][0]) > len(best[2]["matches"][0]):
@@ -267,6 +300,7 @@ def match_pair(
         specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
         specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
         config={"features": features, "weights": None if weights is None else str(weights),
+                "preset": chosen.describe(device),
                 "specular_mode": specular_mode, "geometry": geometry,
                 "mask_margin": mask_margin, "rotations": list(turns), "rotation1": turn,
                 "extractor": dict(extractor.conf),

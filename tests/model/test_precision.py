@@ -1,13 +1,19 @@
-"""The opt-in mixed precision (mp=True: bf16 autocast on CPU, fp16 on CUDA) stays close to fp32
-on a real pair."""
+"""The opt-in precisions stay close to fp32 on a real pair: mixed precision (mp=True: bf16
+autocast on CPU, fp16 on CUDA) and int8 linear layers (int8=True, CPU)."""
 
 import logging
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from specglue import LightGlue
 from specglue.model import lightglue as lightglue_module
+from specglue.ops import cpu
+from specglue.features import build_extractor
+from specglue.geometry import warp_points
+from specglue.ops.kernels import Linear, use_int8
 
 from ..conftest import pair_paths, to_device
 
@@ -38,3 +44,64 @@ def test_mp_on_a_cpu_without_native_bf16_warns_once(monkeypatch, caplog):
             model(data)
             model(data)
         assert sum("without native bf16" in r.getMessage() for r in caplog.records) == warnings
+
+
+needs_int8 = pytest.mark.skipif(not cpu.HAS_INT8_LINEAR, reason="no x86 quantized engine in this torch build")
+
+
+@needs_int8
+def test_int8_linear_is_quantized_and_close_to_fp32():
+    torch.manual_seed(0)
+    layer = Linear(256, 512, quantizable=True).eval()
+    plain = Linear(256, 512).eval()
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 300, 256)
+    with torch.no_grad():
+        reference = F.linear(x, layer.weight, layer.bias)
+        assert torch.equal(layer(x), reference)  # outside use_int8: fp32
+        with use_int8():
+            quantized, untouched = layer(x), plain(x)
+    error = ((quantized - reference).norm() / reference.norm()).item()
+    assert 1e-4 < error < 0.03, f"int8 relative error {error:.4f}"  # quantized, yet close
+    assert torch.equal(untouched, reference)  # a layer that is not quantizable stays fp32
+    with use_int8(), torch.enable_grad():  # training: fp32 with gradients
+        assert torch.equal(layer(x), reference.detach()) or torch.allclose(layer(x), reference, atol=1e-5)
+        assert layer(x).requires_grad
+
+
+@needs_int8
+def test_int8_weights_follow_parameter_updates():
+    layer = Linear(64, 64, quantizable=True).eval()
+    x = torch.randn(10, 64)
+    with torch.no_grad(), use_int8():
+        before = layer(x)
+        layer.weight.mul_(2)  # a new version of the weight: packed again
+        after = layer(x)
+    assert torch.allclose(after - layer.bias, 2 * (before - layer.bias), rtol=0.05, atol=0.05)
+
+
+@needs_int8
+@pytest.mark.slow
+def test_int8_matcher_is_as_correct_as_fp32_under_a_known_homography(warped_pair):
+    image0, image1, H = warped_pair
+    extractor = build_extractor("aliked", max_num_keypoints=1024, resize=None).eval()
+    with torch.inference_mode():
+        views = [{k: v for k, v in extractor.extract(image).items() if k != "keypoint_mask"}
+                 for image in (image0, image1)]
+    data = {"image0": views[0], "image1": views[1]}
+    fp32, int8 = LightGlue(features="aliked").eval(), LightGlue(features="aliked", int8=True).eval()
+    correct = {}
+    for name, model in (("fp32", fp32), ("int8", int8)):
+        with torch.inference_mode():
+            matches = model(data)["matches"][0].numpy()
+        points0 = views[0]["keypoints"][0].numpy()[matches[:, 0]]
+        points1 = views[1]["keypoints"][0].numpy()[matches[:, 1]]
+        correct[name] = (len(matches), float((np.linalg.norm(warp_points(points0, H) - points1, axis=1) < 3).mean()))
+    assert any(key.endswith("_int8") for m in int8.modules() for key in m.__dict__), "no layer ran int8"
+    assert abs(correct["int8"][0] - correct["fp32"][0]) < 0.1 * correct["fp32"][0], correct
+    assert correct["int8"][1] > correct["fp32"][1] - 0.02, correct
+
+
+def test_int8_and_mp_exclude_each_other():
+    with pytest.raises(ValueError, match="exclude each other"):
+        LightGlue(features="aliked", mp=True, int8=True)

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..confs import EVAL_MAX_KEYPOINTS, EVAL_RESIZE
+from ..presets import get_preset
 from ..weights import extractor_settings
 from . import metrics, report
 from ..specular import sample_mask
@@ -110,6 +111,7 @@ class RunOptions:
     device: str = "cpu"
     extractor_conf: Dict[str, Any] = field(default_factory=dict)
     lightglue_conf: Dict[str, Any] = field(default_factory=dict)  # for every LightGlue
+    preset: Optional[str] = None  # specglue-* methods: this speed preset's precision and exits (not its keypoints)
     weights: Optional[str] = None  # specglue-* methods: a registry name or checkpoint instead of the official weights
     mnn_ratio: float = 0.8
     ransac_threshold: Optional[float] = None  # None: the benchmark's default
@@ -119,6 +121,8 @@ class RunOptions:
             raise ValueError(f"specular must be None or one of {SPECULAR_PLACEMENTS}, got {self.specular!r}")
         self.extractor_conf = extractor_settings(self.weights, self.extractor_conf, self.features)
         self.lightglue_conf = dict(self.lightglue_conf or {})
+        if self.preset is not None:
+            get_preset(self.preset)  # a ValueError naming the presets before anything runs
         self.methods = list(self.methods) if self.methods is not None else list(DEFAULT_METHODS)
 
 
@@ -362,11 +366,13 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
     out_dir = Path(options.out_dir) if options.out_dir is not None else (
         Path("outputs") / "eval" / f"{bench.name}-{options.extractor_conf.get('model_name', options.features)}"
                                    f"-n{options.max_num_keypoints}-r{options.resize or 'orig'}-{plan.out_name}"
-                                   f"{'-mp' if options.lightglue_conf.get('mp') else ''}")
+                                   f"{'-mp' if options.lightglue_conf.get('mp') else ''}"
+                                   f"{'-' + options.preset if options.preset else ''}")
     config = {"benchmark": bench.name, **dataclasses.asdict(options), "out_dir": str(out_dir), **plan.settings}
     logger.info("%s evaluation, config: %s", bench.name, config)
+    specglue_conf = get_preset(options.preset).lightglue_conf(options.device) if options.preset else {}
     context = MethodContext(options.features, torch.device(options.device), options.lightglue_conf,
-                            options.mnn_ratio, weights=options.weights)
+                            options.mnn_ratio, weights=options.weights, specglue_conf=specglue_conf)
     has_masks = options.specular is not None if plan.has_masks is None else plan.has_masks
     methods = build_methods(options.methods, context, has_masks=has_masks)
     fingerprint = {k: v for k, v in config.items() if k not in UNFINGERPRINTED}

@@ -20,10 +20,10 @@ from ..ops.kernels import Linear, attention, cpu_bf16_inference, derived_linear,
 def _ffn(dim: int) -> nn.Sequential:
     """The update MLP on [x, message]: Linear(2D, 2D) -> LayerNorm -> GELU -> Linear(2D, D)."""
     return nn.Sequential(
-        Linear(2 * dim, 2 * dim),
+        Linear(2 * dim, 2 * dim, quantizable=True),
         nn.LayerNorm(2 * dim, elementwise_affine=True),
         nn.GELU(),
-        Linear(2 * dim, dim),
+        Linear(2 * dim, dim, quantizable=True),
     )
 
 
@@ -110,8 +110,8 @@ class SelfBlock(nn.Module):
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.num_heads = num_heads
-        self.Wqkv = Linear(embed_dim, 3 * embed_dim, bias=bias)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.Wqkv = Linear(embed_dim, 3 * embed_dim, bias=bias, quantizable=True)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, quantizable=True)
         self.ffn = _ffn(embed_dim)
 
     def _inference_qkv(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
@@ -182,9 +182,9 @@ class CrossBlock(nn.Module):
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.heads = num_heads
-        self.to_qk = Linear(embed_dim, embed_dim, bias=bias)
-        self.to_v = Linear(embed_dim, embed_dim, bias=bias)
-        self.to_out = Linear(embed_dim, embed_dim, bias=bias)
+        self.to_qk = Linear(embed_dim, embed_dim, bias=bias, quantizable=True)
+        self.to_v = Linear(embed_dim, embed_dim, bias=bias, quantizable=True)
+        self.to_out = Linear(embed_dim, embed_dim, bias=bias, quantizable=True)
         self.ffn = _ffn(embed_dim)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:

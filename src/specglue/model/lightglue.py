@@ -26,7 +26,7 @@ from .heads import MatchAssignment, TokenConfidence, filter_matches
 from .inputs import ImageInputs, kept_order, parse_image
 from ..ops.choice import KERNEL_MODES, use_kernels
 from ..ops.cpu import native_bf16
-from ..ops.kernels import Linear
+from ..ops.kernels import Linear, use_int8
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,9 @@ class LightGlue(nn.Module):
         "num_heads": 4,  # attention heads
         "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
         "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
+        # CPU without native bf16: the transformer's linear layers in dynamic int8 (ops/kernels.py);
+        # ignored on other devices; excludes mp
+        "int8": False,
         # CPU inference kernels: "auto" times oneDNN against PyTorch's on first use of each size
         # and keeps the faster (cached per CPU); "onednn" / "pytorch" pin one (ops/choice.py)
         "kernels": "auto",
@@ -167,6 +170,9 @@ class LightGlue(nn.Module):
             raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {merged['specular_mode']!r}")
         if merged["kernels"] not in KERNEL_MODES:
             raise ValueError(f"kernels must be one of {KERNEL_MODES}, got {merged['kernels']!r}")
+        if merged["mp"] and merged["int8"]:
+            raise ValueError("mp=True and int8=True exclude each other: mp for bf16 / fp16, int8 for CPUs without "
+                             "native bf16 (specglue.presets chooses by the machine)")
         self.conf = conf = _FrozenConf(merged)
 
         d, h, n = conf.descriptor_dim, conf.num_heads, conf.n_layers
@@ -196,15 +202,6 @@ class LightGlue(nn.Module):
             self.load_weights(source)
         else:
             logger.info("LightGlue built with random weights (features=None, weights=None)")
-
-    @classmethod
-    def fastest(cls, features: Optional[str] = "aliked", **conf: Any) -> "LightGlue":
-        """The fastest CPU configuration for this machine: bf16 autocast (``mp=True``) where the
-        CPU computes bf16 natively (AMX or AVX512-BF16: :func:`~specglue.ops.cpu.native_bf16`),
-        fp32 elsewhere; kernels chosen by measurement either way. bf16 keeps the homography
-        accuracy of fp32 (docs/speed.md) but not every match identical; ``conf`` as in the
-        constructor (``mp`` given there wins)."""
-        return cls(features, **{"mp": native_bf16(), **conf})
 
     # ------------------------------------------------------------------ weights
     def load_weights(self, source: Union[str, Path, StateDict]) -> None:
@@ -307,11 +304,11 @@ class LightGlue(nn.Module):
             self._warned_slow_bf16 = True
             logger.warning("LightGlue(mp=True) on a CPU without native bf16 (no AMX, no AVX512-BF16) emulates "
                            "bf16 and runs slower than fp32 (0.24x at 1024 keypoints on an AVX2 EPYC, docs/speed.md); "
-                           "use mp=False or LightGlue.fastest(), which chooses by the CPU")
+                           "use mp=False, or the fast preset (specglue.presets), which chooses by the CPU")
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel, \
-                use_kernels(self.conf.kernels):
+                use_kernels(self.conf.kernels), use_int8(self.conf.int8):
             if image0.valid.shape[0] > 1 and device.type not in self.padded_batch_devices:
                 return self._match_each_pair(image0, image1, mode)
             return self._match_pairs(image0, image1, mode)

@@ -1,7 +1,8 @@
-"""What this CPU and torch build can do: the CPU's model name, oneDNN's fused kernels, native bf16.
+"""What this CPU and torch build can do: the CPU's model name, oneDNN's fused kernels, native
+bf16, int8 linear layers.
 
 Every speed figure specglue prints names :func:`cpu_model`; :func:`native_bf16` decides where
-bf16 pays (``LightGlue.fastest``), since emulated bf16 is slower than fp32.
+bf16 pays (:mod:`specglue.presets`), since emulated bf16 is slower than fp32.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import torch
 #: oneDNN's fused linear is in this torch build; and it computes bf16 on this CPU
 HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 HAS_ONEDNN_BF16 = HAS_ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+#: dynamic int8 linear layers (fbgemm / x86 engine) are in this torch build
+HAS_INT8_LINEAR = hasattr(torch.ops.quantized, "linear_dynamic") and bool(
+    {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines))
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,4 +47,4 @@ def native_bf16() -> bool:
     return False
 
 
-__all__ = ["HAS_ONEDNN_BF16", "HAS_ONEDNN_LINEAR", "cpu_model", "native_bf16"]
+__all__ = ["HAS_INT8_LINEAR", "HAS_ONEDNN_BF16", "HAS_ONEDNN_LINEAR", "cpu_model", "native_bf16"]

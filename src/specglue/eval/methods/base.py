@@ -50,6 +50,7 @@ class MethodContext:
     mnn_ratio: float = 0.8
     models: Dict[str, Any] = field(default_factory=dict)
     weights: Optional[str] = None  # specglue-* methods: a checkpoint instead of the official weights
+    specglue_conf: Dict[str, Any] = field(default_factory=dict)  # specglue-* methods only (a preset's)
 
     def shared(self, key: str, build: Callable[[], Any]) -> Any:
         """The model stored under ``key``, built on first use."""

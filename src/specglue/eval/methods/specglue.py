@@ -40,7 +40,8 @@ class SpecGlueMethod(Method):
 
 def build(context: MethodContext, mode: str) -> SpecGlueMethod:
     """``specglue-<mode>`` with the official weights of ``context.features`` (or ``context.weights``)."""
-    conf = {**context.lightglue_conf, **({"weights": context.weights} if context.weights else {})}
+    conf = {**context.lightglue_conf, **context.specglue_conf,
+            **({"weights": context.weights} if context.weights else {})}
     model = context.shared("specglue", lambda: LightGlue(context.features, **conf).eval().to(context.device))
     return SpecGlueMethod(model, mode, context.device)
 
