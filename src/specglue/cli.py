@@ -284,7 +284,7 @@ def _add_keypoint_arguments(parser: argparse.ArgumentParser, preset: bool = Fals
     if preset:
         parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES,
                             help=f"speed preset: keypoints, size, matcher precision and exits (default: "
-                                 f"{DEFAULT_PRESET}; fast: int8 or bf16 as the CPU allows; realtime: 256 keypoints "
+                                 f"{DEFAULT_PRESET}; fast: int8 or bf16 as the CPU allows; realtime: 512 keypoints "
                                  f"at 640 px; docs/speed.md)")
     given = "the preset's, " if preset else ""
     parser.add_argument("--max-keypoints", type=int, default=None if preset else MAX_KEYPOINTS,

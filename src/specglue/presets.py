@@ -8,7 +8,7 @@ frontier of ``benchmarks/frontier.py`` (docs/speed.md).
                 name used
 ``fast``        the same features; the matcher in the machine's fast precision
                 (:func:`matcher_precision`) with earlier exits (depth 0.9, width 0.95)
-``realtime``    for video: 256 keypoints at 640 px, the fast precision, the earlier exits, and
+``realtime``    for video: 512 keypoints at 640 px, the fast precision, the earlier exits, and
                 on the CPU the ALIKED network compiled (the first frame of each size compiles:
                 ~30 s on 2 cores, kept on disk by inductor)
 ==============  ==============================================================================
@@ -89,7 +89,7 @@ PRESETS: Dict[str, Preset] = {
                        width_confidence=0.99, compile_extractor=False),
     "fast": Preset("fast", MAX_KEYPOINTS, RESIZE, fast_precision=True, depth_confidence=0.9,
                    width_confidence=0.95, compile_extractor=False),
-    "realtime": Preset("realtime", 256, 640, fast_precision=True, depth_confidence=0.9,
+    "realtime": Preset("realtime", 512, 640, fast_precision=True, depth_confidence=0.9,
                        width_confidence=0.95, compile_extractor=True),
 }
 assert tuple(PRESETS) == PRESET_NAMES and DEFAULT_PRESET in PRESETS
