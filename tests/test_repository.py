@@ -1,7 +1,13 @@
-"""What ships in the repository names no machine: no absolute path in source, docs or results."""
+"""What ships in the repository names no machine (no absolute path in source, docs or results),
+and how its modules import each other."""
 
+import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # an absolute path into a home, work or temporary folder, as a string or in prose
@@ -68,3 +74,17 @@ def test_no_import_cycle():
 def test_argparse_only_in_the_cli():
     users = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py") if "argparse" in p.read_text())
     assert users == ["src/specglue/cli.py"]
+
+
+def test_training_loads_the_eval_metrics_alone():
+    """The training loop reads its label metrics from ``eval.metrics``; that must not load the
+    evaluation runner, its methods and benchmarks (the package's registries are lazy)."""
+    code = ("import sys, specglue.train.loop; "
+            "print(sorted(m for m in sys.modules if m.startswith('specglue.eval')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert ast.literal_eval(out) == ["specglue.eval", "specglue.eval.metrics"], out
+    from specglue import eval as sg_eval
+
+    assert "homography" in sg_eval.BENCHMARKS and "specglue-cross" in sg_eval.METHOD_NAMES
+    with pytest.raises(AttributeError):
+        sg_eval.NOT_A_REGISTRY

@@ -136,9 +136,10 @@ def load_mask(mask: MaskInput, shape: Tuple[int, int], name: str = "mask") -> np
 @functools.lru_cache(maxsize=4)
 def build_extractor_for(features: str, conf: Tuple[Tuple[str, Any], ...], device: str, compiled: bool = False):
     """The extractor ``features`` with the settings ``conf`` on ``device`` (kept: one per
-    setting); ``compiled``: its dense network compiled where the extractor can (ALIKED on the CPU)."""
+    setting); ``compiled``: its dense network compiled where specglue measured that it pays
+    (ALIKED on the CPU, :meth:`specglue.features.aliked.ALIKED.compile`)."""
     extractor = build_extractor(features, **dict(conf)).eval().to(device)
-    if compiled and torch.device(device).type == "cpu" and hasattr(extractor, "compile"):
+    if compiled and torch.device(device).type == "cpu" and features == "aliked":
         extractor.compile()
     return extractor
 
@@ -229,9 +230,11 @@ def match_pair(
         mask_margin: keypoints within this many px of a specular pixel count as specular
             (detectors and blob edges rarely agree to the pixel).
         geometry: None, ``"homography"`` or ``"fundamental"`` (OpenCV USAC MAGSAC++).
-        preset: ``"accurate"``, ``"fast"`` or ``"realtime"`` (:mod:`specglue.presets`): the
-            keypoint budget and size unless given here, the matcher's precision and exit
-            thresholds, chosen for ``device``.
+        preset: ``"accurate"``, ``"fast"`` or ``"realtime"`` (:mod:`specglue.presets`), or a
+            :class:`~specglue.presets.Preset`: the keypoint budget and size unless given here,
+            the matcher's precision and exit thresholds, chosen for ``device``. ``realtime``
+            compiles ALIKED's network on the CPU (~30 s for the first image of each size):
+            it pays over a video (:class:`specglue.FrameMatcher`), not for one pair.
         max_num_keypoints: the keypoint budget per image (None: the preset's, 2048 for
             ``accurate``).
         resize: images whose long side exceeds this many px are shrunk to it before

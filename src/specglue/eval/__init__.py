@@ -27,21 +27,32 @@ Library use::
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
-from . import runner
-from .benchmarks import BENCHMARKS
-from .methods import METHOD_NAMES, METHODS
-from .runner import Benchmark
+if TYPE_CHECKING:
+    from .runner import Benchmark
+
+#: the registries, imported on first use: ``from specglue.eval.metrics import ...`` (training's
+#: label metrics) then loads the metrics alone, not the runner, the methods and the benchmarks
+_REGISTRIES = {"BENCHMARKS": ".benchmarks", "METHODS": ".methods", "METHOD_NAMES": ".methods"}
 
 
-def get_benchmark(name: str) -> Benchmark:
+def __getattr__(name: str) -> Any:
+    if name in _REGISTRIES:
+        return getattr(importlib.import_module(_REGISTRIES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def get_benchmark(name: str) -> "Benchmark":
     """The registered benchmark ``name``.
 
     Raises:
         ValueError: no benchmark has that name.
     """
+    from .benchmarks import BENCHMARKS
+
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
     return BENCHMARKS[name]
@@ -49,11 +60,15 @@ def get_benchmark(name: str) -> Benchmark:
 
 def run(benchmark: str, **kwargs: Any) -> Dict[str, Any]:
     """Run the benchmark ``benchmark`` (both loops); see :func:`specglue.eval.runner.run`."""
+    from . import runner
+
     return runner.run(get_benchmark(benchmark), **kwargs)
 
 
 def rescore(out_dir: Union[str, Path], method_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Score the caches of a finished run again (no matching) and rewrite its reports."""
+    from . import runner
+
     name = runner.read_results(out_dir)["benchmark"]
     return runner.rescore(out_dir, get_benchmark(name), method_names)
 
