@@ -15,7 +15,7 @@ from specglue.pipeline import match_pair
 
 
 def test_presets_are_the_named_ones_and_accurate_is_the_default():
-    assert tuple(presets.PRESETS) == PRESET_NAMES
+    assert tuple(presets.PRESETS) == PRESET_NAMES and presets.DEFAULT_PRESET in presets.PRESETS
     accurate = presets.get_preset("accurate")
     assert (accurate.max_num_keypoints, accurate.resize) == (MAX_KEYPOINTS, RESIZE)
     conf = accurate.lightglue_conf("cpu")

@@ -162,6 +162,15 @@ def resolve_preset(preset: Union[str, Preset], max_num_keypoints: Optional[int],
     return chosen
 
 
+def matcher_arrays(out: Mapping[str, Any]) -> Dict[str, Any]:
+    """The :class:`MatchResult` fields of the first pair of a matcher output: matches, scores,
+    stop and the per-keypoint specularity (None without masks)."""
+    specularity = {f"specularity{i}": out[f"specularity{i}"][0].cpu().numpy() if f"specularity{i}" in out else None
+                   for i in (0, 1)}
+    return {"matches": out["matches"][0].cpu().numpy(), "scores": out["scores"][0].float().cpu().numpy(),
+            "stop": int(out["stop"]), **specularity}
+
+
 def extract_view(extractor: Any, name: str, rgb: np.ndarray, mask: Optional[np.ndarray],
                  region: Optional[np.ndarray], device: str) -> Dict[str, torch.Tensor]:
     """One image's matcher input: its features (detected inside ``region [H, W]`` if given) on
@@ -294,14 +303,10 @@ def match_pair(
     result = MatchResult(
         keypoints0=view0["keypoints"][0].cpu().numpy(),
         keypoints1=keypoints1,
-        matches=out["matches"][0].cpu().numpy(),
-        scores=out["scores"][0].float().cpu().numpy(),
-        stop=int(out["stop"]),
+        **matcher_arrays(out),
         image_size0=(rgb0.shape[1], rgb0.shape[0]),
         image_size1=(rgb1.shape[1], rgb1.shape[0]),
         mask0=masks[0], mask1=masks[1], roi0=regions[0], roi1=regions[1],
-        specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
-        specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
         config={"features": features, "weights": None if weights is None else str(weights),
                 "preset": chosen.describe(device),
                 "specular_mode": specular_mode, "geometry": geometry,

@@ -29,12 +29,8 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .confs import DEFAULT_PRESET, MAX_KEYPOINTS, PRESET_NAMES, RESIZE
+from .confs import DEFAULT_PRESET, MAX_KEYPOINTS, RESIZE
 from .ops.cpu import HAS_INT8_LINEAR, native_bf16
-
-#: the matcher precisions a preset may resolve to
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -84,6 +80,7 @@ def matcher_precision(device: Union[str, torch.device]) -> str:
     return "int8" if HAS_INT8_LINEAR else "fp32"
 
 
+#: the presets by name, in the order of ``confs.PRESET_NAMES`` (the CLI's choices; tested)
 PRESETS: Dict[str, Preset] = {
     "accurate": Preset("accurate", MAX_KEYPOINTS, RESIZE, fast_precision=False, depth_confidence=0.95,
                        width_confidence=0.99, compile_extractor=False),
@@ -92,7 +89,6 @@ PRESETS: Dict[str, Preset] = {
     "realtime": Preset("realtime", 512, 640, fast_precision=True, depth_confidence=0.9,
                        width_confidence=0.95, compile_extractor=True),
 }
-assert tuple(PRESETS) == PRESET_NAMES and DEFAULT_PRESET in PRESETS
 
 
 def get_preset(name: str) -> Preset:
@@ -103,4 +99,4 @@ def get_preset(name: str) -> Preset:
         raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}") from None
 
 
-__all__ = ["DEFAULT_PRESET", "PRECISIONS", "PRESETS", "Preset", "get_preset", "matcher_precision"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Preset", "get_preset", "matcher_precision"]

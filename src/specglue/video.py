@@ -24,7 +24,7 @@ from .features import EXTRACTORS
 from .features.roi import RoiInput, resolve_roi
 from .images import ImageInput, load_image
 from .pipeline import (FROM_PRESET, MatchResult, build_extractor_for, build_matcher_for, extract_view,
-                       resolve_preset)
+                       matcher_arrays, resolve_preset)
 from .presets import Preset
 from .weights import extractor_settings
 
@@ -108,13 +108,9 @@ class FrameMatcher:
         return MatchResult(
             keypoints0=previous["view"]["keypoints"][0].cpu().numpy(),
             keypoints1=view["keypoints"][0].cpu().numpy(),
-            matches=out["matches"][0].cpu().numpy(),
-            scores=out["scores"][0].float().cpu().numpy(),
-            stop=int(out["stop"]),
+            **matcher_arrays(out),
             image_size0=previous["rgb_size"], image_size1=current["rgb_size"],
             mask0=previous["mask"], mask1=mask, roi0=previous["region"], roi1=region,
-            specularity0=out["specularity0"][0].cpu().numpy() if "specularity0" in out else None,
-            specularity1=out["specularity1"][0].cpu().numpy() if "specularity1" in out else None,
             config=self.config,
         )
 
