@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..confs import RESIZE
+from ..ops.filters import max_filter
 from ..specular.sample import dilate_mask, sample_mask
 
 logger = logging.getLogger(__name__)
@@ -104,29 +105,12 @@ def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
     """
     if radius <= 0:
         return scores
-    squeeze = scores.dim() == 3
-    maps = scores.unsqueeze(1) if squeeze else scores
-
-    def pool(x: torch.Tensor) -> torch.Tensor:
-        # max over the (2r+1)^2 window, as a row pass then a column pass of shifted maxima: the
-        # same values as max_pool2d (max is exact), without its index bookkeeping
-        for dim in (-1, -2):
-            size = x.shape[dim]
-            pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
-            padded = F.pad(x, pad, value=-torch.inf)
-            out = padded.narrow(dim, 0, size)
-            for shift in range(1, 2 * radius + 1):
-                out = torch.maximum(out, padded.narrow(dim, shift, size))
-            x = out
-        return x
-
-    keep = maps == pool(maps)
+    keep = scores == max_filter(scores, radius)
     for _ in range(2):
-        covered = pool(keep.to(maps.dtype)) > 0
-        rest = maps.masked_fill(covered, 0.0)
-        keep = keep | ((rest == pool(rest)) & ~covered)
-    out = maps.masked_fill(~keep, 0.0)
-    return out.squeeze(1) if squeeze else out
+        covered = max_filter(keep.to(scores.dtype), radius) > 0
+        rest = scores.masked_fill(covered, 0.0)
+        keep = keep | ((rest == max_filter(rest, radius)) & ~covered)
+    return scores.masked_fill(~keep, 0.0)
 
 
 def merge_conf(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..ops.filters import max_filter
 from .base import PREPROCESSING_CONF, Extractor
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def filter_duplicates_and_nms(
         grid = np.zeros(h * w)
         grid[pixel[keep]] = score[keep]
         grid_t = torch.from_numpy(grid.reshape(1, 1, h, w))
-        pooled = F.max_pool2d(grid_t, 2 * nms_radius + 1, stride=1, padding=nms_radius)
+        pooled = max_filter(grid_t, nms_radius)
         is_max = (grid_t == pooled).reshape(-1).numpy()
         keep = keep[is_max[pixel[keep]]]
     return keep

@@ -10,22 +10,17 @@ dilation does not grow a mask in from the border.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from ..ops.filters import max_filter
 
 
 def dilate_mask(mask: torch.Tensor, margin: int) -> torch.Tensor:
     """Grow a mask [B, H, W] (bool or float in [0, 1]) by ``margin`` pixels (square window,
-    i.e. Chebyshev distance <= margin). Float masks take the window maximum. Two separable max
-    pools: kornia.morphology.dilation computes the same with a general structuring element,
-    several times slower."""
+    i.e. Chebyshev distance <= margin). Float masks take the window maximum."""
     if margin <= 0:
         return mask
-    x = mask.float()[:, None]  # [B, 1, H, W]
-    k = 2 * int(margin) + 1
-    x = F.max_pool2d(x, (1, k), stride=1, padding=(0, int(margin)))  # separable max filter
-    x = F.max_pool2d(x, (k, 1), stride=1, padding=(int(margin), 0))
-    x = x[:, 0]
-    return x > 0.5 if mask.dtype == torch.bool else x.to(mask.dtype)
+    grown = max_filter(mask.float(), int(margin))  # [B, H, W]
+    return grown > 0.5 if mask.dtype == torch.bool else grown.to(mask.dtype)
 
 
 def sample_mask(mask: torch.Tensor, keypoints: torch.Tensor, margin: int = 0) -> torch.Tensor:
