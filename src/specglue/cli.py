@@ -38,7 +38,8 @@ def _check_output(path: Optional[str], suffixes: tuple, flag: str) -> Optional[P
 
 def cmd_match(args: argparse.Namespace) -> int:
     from .images import load_image
-    from .pipeline import FROM_PRESET, match_pair
+    from .pipeline import match_pair
+    from .presets import FROM_PRESET
 
     out_path = _check_output(args.out, (".npz", ".json"), "--out")
     viz_path = _check_output(args.viz, (".png",), "--viz")
@@ -125,12 +126,13 @@ def _engine(args: argparse.Namespace):
 
 def _extraction_settings(args: argparse.Namespace):
     from .collection.extract import ExtractionSettings
+    from .presets import FROM_PRESET, resolve_preset
 
     specular = args.specular if args.specular in ("auto", "none") else "masks"
     conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
-    settings = ExtractionSettings(features=args.features, max_num_keypoints=args.max_keypoints,
-                                  resize=args.resize or None, extractor_conf=conf, specular=specular,
-                                  detector=args.detector, roi=args.roi)
+    preset = resolve_preset(args.preset, args.max_keypoints, FROM_PRESET if args.resize is None else args.resize or None)
+    settings = ExtractionSettings.from_preset(preset, features=args.features, extractor_conf=conf, specular=specular,
+                                              detector=args.detector, roi=args.roi)
     return settings, (None if specular != "masks" else Path(args.specular))
 
 
@@ -152,7 +154,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_match_pairs(args: argparse.Namespace) -> int:
     from .collection.match import MatchSettings, match_pairs
 
-    settings = MatchSettings(features=args.features, weights=args.weights, specular_mode=args.specular_mode)
+    settings = MatchSettings.from_preset(args.preset, features=args.features, weights=args.weights,
+                                         specular_mode=args.specular_mode)
     engine = _engine(args)
     try:
         summary = match_pairs(args.features_file, args.pairs, args.out, settings=settings,
@@ -183,7 +186,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .collection.reconstruct import reconstruct
 
     extraction, masks_dir = _extraction_settings(args)
-    matching = MatchSettings(features=args.features, specular_mode=args.specular_mode)
+    matching = MatchSettings.from_preset(args.preset, features=args.features, specular_mode=args.specular_mode)
     engine = _engine(args)
     try:
         summary = reconstruct(args.source, args.out, extraction, matching, masks_dir=masks_dir,
@@ -273,25 +276,26 @@ def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
                              "otherwise (default); single: one for all; per-image")
 
 
-def _add_keypoint_arguments(parser: argparse.ArgumentParser, preset: bool = False) -> None:
-    """The extraction options every command that extracts shares (match, extract, reconstruct);
-    with ``preset``, also ``--preset``, whose keypoint budget and size apply unless given."""
+def _add_preset_argument(parser: argparse.ArgumentParser, applies: str) -> None:
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES,
+                        help=f"speed preset (default: {DEFAULT_PRESET}; fast: the matcher in int8 or bf16 as the CPU "
+                             f"allows; realtime: 512 keypoints at 640 px; docs/speed.md): {applies}")
+
+
+def _add_keypoint_arguments(parser: argparse.ArgumentParser, preset_applies: str) -> None:
+    """The extraction options every command that extracts shares (match, extract, reconstruct),
+    with ``--preset``, whose keypoint budget and size apply unless given."""
     from .features import EXTRACTORS
     from .specular.detect import METHOD_DEFAULTS, DEFAULT_METHOD
 
     parser.add_argument("--features", default="aliked", choices=sorted(EXTRACTORS),
                         help="keypoint detector/descriptor (default: aliked)")
-    if preset:
-        parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES,
-                            help=f"speed preset: keypoints, size, matcher precision and exits (default: "
-                                 f"{DEFAULT_PRESET}; fast: int8 or bf16 as the CPU allows; realtime: 512 keypoints "
-                                 f"at 640 px; docs/speed.md)")
-    given = "the preset's, " if preset else ""
-    parser.add_argument("--max-keypoints", type=int, default=None if preset else MAX_KEYPOINTS,
-                        help=f"keypoints per image (default: {given}{MAX_KEYPOINTS})")
-    parser.add_argument("--resize", type=int, default=None if preset else RESIZE,
+    _add_preset_argument(parser, preset_applies)
+    parser.add_argument("--max-keypoints", type=int, default=None,
+                        help=f"keypoints per image (default: the preset's, {MAX_KEYPOINTS})")
+    parser.add_argument("--resize", type=int, default=None,
                         help=f"shrink images whose long side exceeds this many px before extraction; 0 = never "
-                             f"(default: {given}{RESIZE}; keypoints are reported in the images' own pixels)")
+                             f"(default: the preset's, {RESIZE}; keypoints are reported in the images' own pixels)")
     parser.add_argument("--keypoint-floor", type=float, metavar="F",
                         help="when the detection threshold keeps fewer than F x --max-keypoints keypoints, take "
                              "the strongest instead (default: the extractor's, 0.25; 0 = official "
@@ -309,9 +313,9 @@ def _add_specular_mode_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"how the matcher uses the highlight masks (default: {PIPELINE_SPECULAR_MODE})")
 
 
-def _add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_extraction_arguments(parser: argparse.ArgumentParser, preset_applies: str) -> None:
     """The options of the commands that extract a whole collection (extract, reconstruct)."""
-    _add_keypoint_arguments(parser)
+    _add_keypoint_arguments(parser, preset_applies)
     parser.add_argument("--specular", default="auto", metavar="auto|none|MASKS_DIR",
                         help="auto: detect highlight masks (default); none: no masks; MASKS_DIR: one PNG "
                              "per image, MASKS_DIR/<image name>.png")
@@ -339,7 +343,7 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
         epilog="example: specglue extract frames/ --out features.h5")
     extract.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
     extract.add_argument("--out", required=True, type=Path, metavar="FEATURES.h5")
-    _add_extraction_arguments(extract)
+    _add_extraction_arguments(extract, "its keypoint budget and size")
     extract.add_argument("--overwrite", action="store_true", help="extract every image again")
     _add_engine_arguments(extract)
     extract.set_defaults(func=cmd_extract)
@@ -357,6 +361,7 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
                        help="the matcher's feature type (default: the extractor recorded in FEATURES.h5)")
     match.add_argument("--weights", metavar="PATH", help="a matcher checkpoint instead of the official weights")
     _add_specular_mode_argument(match)
+    _add_preset_argument(match, "its matcher precision and exits")
     match.add_argument("--batch-size", type=int, default=8, help="pairs per matcher call (default: 8)")
     match.add_argument("--overwrite", action="store_true", help="match every pair again")
     _add_engine_arguments(match)
@@ -387,7 +392,7 @@ def _add_collection_commands(sub: argparse._SubParsersAction) -> None:
         epilog="example: specglue reconstruct video.mp4 --out rec/ --every 2")
     rec.add_argument("source", metavar="IMAGES_DIR_OR_VIDEO")
     rec.add_argument("--out", required=True, type=Path, metavar="DIR")
-    _add_extraction_arguments(rec)
+    _add_extraction_arguments(rec, "keypoints, size, matcher precision and exits")
     _add_specular_mode_argument(rec)
     rec.add_argument("--pairs", default="auto", choices=("auto", "exhaustive", "sequential"),
                      help="auto: every pair up to 40 images, else sequential (default)")
@@ -445,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     match.add_argument("image0", metavar="IMG0", help="first image (any format OpenCV reads)")
     match.add_argument("image1", metavar="IMG1", help="second image")
-    _add_keypoint_arguments(match, preset=True)
+    _add_keypoint_arguments(match, "keypoints, size, matcher precision and exits")
     match.add_argument("--upsample", action="store_true",
                        help="also enlarge smaller images to --resize (the official LightGlue behaviour)")
     match.add_argument("--mask0", metavar="PNG", help="specular mask of IMG0 (non-zero = highlight)")

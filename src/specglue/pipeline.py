@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -19,17 +18,13 @@ from .geometry import GeometryResult, estimate_fundamental, estimate_homography,
 from .images import ImageInput, load_image
 from .confs import MASK_MARGIN, PIPELINE_SPECULAR_MODE, SPECULAR_MODES, SPECULAR_THRESHOLD
 from .model.lightglue import LightGlue
-from .presets import DEFAULT_PRESET, Preset, get_preset
+from .presets import DEFAULT_PRESET, FROM_PRESET, Preset, resolve_preset
 from .weights import extractor_settings
 
 logger = logging.getLogger(__name__)
 
 MaskInput = Union[str, Path, np.ndarray, torch.Tensor]
 GEOMETRIES = ("homography", "fundamental")
-#: ``resize`` of :func:`match_pair` when not given: the preset's
-FROM_PRESET = "preset"
-
-
 @dataclass
 class MatchResult:
     """Matches between two images, in pixels of the images as given.
@@ -149,17 +144,6 @@ def build_matcher_for(features: str, weights: Optional[Union[str, Path]], mask_m
                       conf: Tuple[Tuple[str, Any], ...] = ()) -> LightGlue:
     """The matcher of ``features`` with ``weights`` and the options ``conf`` on ``device`` (kept)."""
     return LightGlue(features=features, weights=weights, mask_margin=mask_margin, **dict(conf)).eval().to(device)
-
-
-def resolve_preset(preset: Union[str, Preset], max_num_keypoints: Optional[int], resize: Any) -> Preset:
-    """The preset (a name or a :class:`Preset`) with the keypoint budget and size the caller
-    gave (``max_num_keypoints=None`` and ``resize=FROM_PRESET`` keep the preset's)."""
-    chosen = preset if isinstance(preset, Preset) else get_preset(preset)
-    if max_num_keypoints is not None:
-        chosen = dataclasses.replace(chosen, max_num_keypoints=int(max_num_keypoints))
-    if resize != FROM_PRESET:
-        chosen = dataclasses.replace(chosen, resize=resize)
-    return chosen
 
 
 def matcher_arrays(out: Mapping[str, Any]) -> Dict[str, Any]:

@@ -8,8 +8,8 @@ frontier of ``benchmarks/frontier.py`` (docs/speed.md).
                 name used
 ``fast``        the same features; the matcher in the machine's fast precision
                 (:func:`matcher_precision`) with earlier exits (depth 0.9, width 0.95)
-``realtime``    for video: 512 keypoints at 640 px, the fast precision, the earlier exits, and
-                on the CPU the ALIKED network compiled (the first frame of each size compiles:
+``realtime``    for video: 512 keypoints at 640 px, the fast precision, exits earlier still
+                (depth 0.8, width 0.9), and on the CPU the ALIKED network compiled (the first frame of each size compiles:
                 ~30 s on 2 cores, kept on disk by inductor)
 ==============  ==============================================================================
 
@@ -24,6 +24,7 @@ no LightGlue weights exist for them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Union
 
@@ -86,9 +87,13 @@ PRESETS: Dict[str, Preset] = {
                        width_confidence=0.99, compile_extractor=False),
     "fast": Preset("fast", MAX_KEYPOINTS, RESIZE, fast_precision=True, depth_confidence=0.9,
                    width_confidence=0.95, compile_extractor=False),
-    "realtime": Preset("realtime", 512, 640, fast_precision=True, depth_confidence=0.9,
-                       width_confidence=0.95, compile_extractor=True),
+    "realtime": Preset("realtime", 512, 640, fast_precision=True, depth_confidence=0.8,
+                       width_confidence=0.9, compile_extractor=True),
 }
+
+
+#: ``resize=FROM_PRESET``: the preset's image size (None there means "never resize")
+FROM_PRESET = "preset"
 
 
 def get_preset(name: str) -> Preset:
@@ -99,4 +104,16 @@ def get_preset(name: str) -> Preset:
         raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}") from None
 
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "Preset", "get_preset", "matcher_precision"]
+def resolve_preset(preset: Union[str, Preset], max_num_keypoints: Optional[int] = None,
+                   resize: Union[int, None, str] = FROM_PRESET) -> Preset:
+    """The preset (a name or a :class:`Preset`) with the keypoint budget and size the caller
+    gave (``max_num_keypoints=None`` and ``resize=FROM_PRESET`` keep the preset's)."""
+    chosen = preset if isinstance(preset, Preset) else get_preset(preset)
+    if max_num_keypoints is not None:
+        chosen = dataclasses.replace(chosen, max_num_keypoints=int(max_num_keypoints))
+    if resize != FROM_PRESET:
+        chosen = dataclasses.replace(chosen, resize=resize)
+    return chosen
+
+
+__all__ = ["DEFAULT_PRESET", "FROM_PRESET", "PRESETS", "Preset", "get_preset", "matcher_precision", "resolve_preset"]

@@ -23,9 +23,8 @@ from .confs import MASK_MARGIN, PIPELINE_SPECULAR_MODE, SPECULAR_MODES
 from .features import EXTRACTORS
 from .features.roi import RoiInput, resolve_roi
 from .images import ImageInput, load_image
-from .pipeline import (FROM_PRESET, MatchResult, build_extractor_for, build_matcher_for, extract_view,
-                       matcher_arrays, resolve_preset)
-from .presets import Preset
+from .pipeline import MatchResult, build_extractor_for, build_matcher_for, extract_view, matcher_arrays
+from .presets import FROM_PRESET, Preset, resolve_preset
 from .weights import extractor_settings
 
 logger = logging.getLogger(__name__)

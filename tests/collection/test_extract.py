@@ -216,3 +216,30 @@ def test_roi_file_of_the_wrong_size_is_refused_before_writing(tmp_path: Path, fr
     assert not out.exists() and not list(tmp_path.glob("features.h5*"))
     with pytest.raises(ValueError, match="roi must be 'auto', 'none' or a mask file"):
         ExtractionSettings(roi=str(tmp_path / "missing.png"))
+
+
+def test_cli_preset_sets_the_keypoint_budget_and_size_unless_given(frames_dir: Path, tmp_path: Path):
+    from specglue.cli import main
+    from specglue.presets import get_preset
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("frame_00.png", "frame_01.png"):
+        shutil.copy(frames_dir / name, images / name)
+
+    def recorded(*options: str) -> dict:
+        out = tmp_path / f"f{len(list(tmp_path.glob('*.h5')))}.h5"
+        assert main(["extract", str(images), "--out", str(out), "--specular", "none", *options]) == 0
+        with storage.open_h5(out) as f:
+            extraction = storage.read_settings(f)["extraction"]
+            budget = max(len(storage.read_image_features(f, n).keypoints) for n in storage.leaf_groups(f, "keypoints"))
+        assert budget <= extraction["max_num_keypoints"]
+        return extraction
+
+    realtime = get_preset("realtime")
+    assert recorded()["max_num_keypoints"] == ExtractionSettings().max_num_keypoints  # accurate, the default
+    chosen = recorded("--preset", "realtime")
+    assert (chosen["max_num_keypoints"], chosen["resize"]) == (realtime.max_num_keypoints, realtime.resize)
+    chosen = recorded("--preset", "realtime", "--max-keypoints", "100", "--resize", "0")
+    assert (chosen["max_num_keypoints"], chosen["resize"]) == (100, None)
+    assert ExtractionSettings.from_preset("realtime", max_num_keypoints=100).resize == realtime.resize

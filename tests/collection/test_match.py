@@ -212,3 +212,33 @@ def test_an_hloc_matches_file_is_not_extended(lap_features: Path, tmp_path: Path
     with pytest.raises(ValueError, match="was not written by specglue"):
         match_pairs(lap_features, [("frame_00.png", "frame_02.png")], out, progress=False)
     assert out.read_bytes() == before
+
+
+def test_a_speed_preset_sets_precision_and_exits_and_is_recorded(lap_features: Path, reference_run, tmp_path: Path):
+    from specglue.presets import get_preset, matcher_precision
+
+    fast = MatchSettings.from_preset("fast", specular_mode="off")
+    assert (fast.precision, fast.depth_confidence, fast.width_confidence) == (
+        matcher_precision("cpu"), get_preset("fast").depth_confidence, get_preset("fast").width_confidence)
+    assert fast.specular_mode == "off"
+    matcher = fast.build()
+    assert matcher.conf.int8 == (fast.precision == "int8") and matcher.conf.mp == (fast.precision == "bf16")
+    # accurate is the default settings: files made before presets existed keep their fingerprint
+    assert MatchSettings.from_preset("accurate") == MatchSettings()
+    assert "precision" not in MatchSettings().to_dict()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MatchSettings(precision="fp8")
+
+    pairs, reference, _ = reference_run
+    out = tmp_path / "fast.h5"
+    match_pairs(lap_features, pairs, out, settings=MatchSettings.from_preset("fast"), batch_size=4, progress=False)
+    exact, quick = read_all(reference), read_all(out)
+    assert sorted(exact) == sorted(quick)
+    # the fast precision matches nearly as fp32 does, and differs where it is not fp32
+    agree = [np.mean(exact[k][0] == quick[k][0]) for k in exact]
+    assert np.mean(agree) > 0.85
+    if fast.precision != "fp32":
+        with storage.open_h5(out) as f:
+            assert storage.read_settings(f)["matching"]["precision"] == fast.precision
+        with pytest.raises(ValueError, match="other settings .*precision"):
+            match_pairs(lap_features, pairs, out, progress=False)

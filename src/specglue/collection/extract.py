@@ -29,6 +29,7 @@ from .. import specular as specular_masks
 from ..features import EXTRACTORS, build_extractor
 from ..features.roi import ROI_FRAMES, estimate_roi, resolve_roi
 from ..confs import MASK_MARGIN, MAX_KEYPOINTS, RESIZE
+from ..presets import Preset, resolve_preset
 from .engine import LocalEngine
 from ..storage import ImageFeatures, PartJournal, check_settings, check_writable, write_image_features
 from .sources import ImageSource
@@ -67,6 +68,13 @@ class ExtractionSettings:
             raise ValueError(f"specular must be 'auto', 'none' or 'masks', got {self.specular!r}")
         if self.roi not in ("auto", "none") and not Path(self.roi).is_file():
             raise ValueError(f"roi must be 'auto', 'none' or a mask file; {self.roi} is not a file")
+
+    @classmethod
+    def from_preset(cls, preset: Union[str, Preset], **fields: Any) -> "ExtractionSettings":
+        """The keypoint budget and image size of a speed preset (:mod:`specglue.presets`);
+        ``fields`` set the rest or override them."""
+        chosen = resolve_preset(preset)
+        return cls(**{"max_num_keypoints": chosen.max_num_keypoints, "resize": chosen.resize, **fields})
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

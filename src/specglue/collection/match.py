@@ -35,6 +35,7 @@ from ..batching import pad_features
 from ..features import EXTRACTORS
 from ..confs import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
 from ..model.lightglue import LightGlue
+from ..presets import Preset, resolve_preset
 from ..weights import CHECKPOINTS
 from .engine import LocalEngine
 from ..storage import (ImageFeatures, PartJournal, check_settings, check_writable, leaf_groups, open_h5, pair_keys,
@@ -50,6 +51,10 @@ PairItem = Tuple[str, str, ImageFeatures, ImageFeatures]
 PairResult = Tuple[str, str, np.ndarray, np.ndarray]
 
 
+#: matcher precisions of a collection (matched on the CPU): see :func:`specglue.presets.matcher_precision`
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
 @dataclass(frozen=True)
 class MatchSettings:
     """What decides the matches (recorded in the matches file, checked on resume).
@@ -58,7 +63,9 @@ class MatchSettings:
     (None: the extractor the features file records);
     weights: another checkpoint (path or registry name) for that configuration, or None;
     specular_mode: how the stored specularity is used (off | hard | cross | soft | filter);
-    depth_confidence / width_confidence / filter_threshold: as in :class:`specglue.LightGlue`.
+    depth_confidence / width_confidence / filter_threshold: as in :class:`specglue.LightGlue`;
+    precision: the matcher's, ``fp32``, ``bf16`` (autocast, ``mp=True``) or ``int8`` (dynamic
+    int8 linear layers); :meth:`from_preset` takes it and the exits from a speed preset.
     """
 
     features: Optional[str] = None
@@ -67,19 +74,34 @@ class MatchSettings:
     depth_confidence: float = LightGlue.default_conf["depth_confidence"]
     width_confidence: float = LightGlue.default_conf["width_confidence"]
     filter_threshold: float = LightGlue.default_conf["filter_threshold"]
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.features is not None and self.features not in LightGlue.features:
             raise ValueError(f"Unknown features {self.features!r}; expected one of {sorted(LightGlue.features)}")
         if self.specular_mode not in SPECULAR_MODES:
             raise ValueError(f"specular_mode must be one of {SPECULAR_MODES}, got {self.specular_mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @classmethod
+    def from_preset(cls, preset: Union[str, Preset], **fields: Any) -> "MatchSettings":
+        """The settings of a speed preset (:mod:`specglue.presets`) on this machine's CPU: its
+        precision and exit thresholds; ``fields`` set the rest or override them."""
+        chosen = resolve_preset(preset)
+        return cls(**{"precision": chosen.precision("cpu"), "depth_confidence": chosen.depth_confidence,
+                      "width_confidence": chosen.width_confidence, **fields})
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if self.precision == "fp32":  # recorded only otherwise: fp32 files keep their fingerprint
+            del settings["precision"]
+        return settings
 
     def build(self) -> LightGlue:
         conf = {"depth_confidence": self.depth_confidence, "width_confidence": self.width_confidence,
-                "filter_threshold": self.filter_threshold}
+                "filter_threshold": self.filter_threshold, "mp": self.precision == "bf16",
+                "int8": self.precision == "int8"}
         if self.weights is not None:
             conf["weights"] = self.weights
         return LightGlue(features=self.features, **conf).eval()
@@ -287,4 +309,4 @@ def _batches(features_file: Any, pairs: Sequence[Pair], batch_size: int, cache_i
         yield [(a, b, load(a), load(b)) for a, b in pairs[start:start + int(batch_size)]]
 
 
-__all__ = ["MatchSettings", "PairMatcher", "check_features_fit", "match_pairs", "unique_pairs"]
+__all__ = ["PRECISIONS", "MatchSettings", "PairMatcher", "check_features_fit", "match_pairs", "unique_pairs"]

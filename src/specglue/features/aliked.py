@@ -254,7 +254,7 @@ class ALIKED(Extractor):
         """
         if image.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return self._network_in(image, None, self.net)
-        bf16_net = self._bf16_network() if kernels.cpu_bf16_inference(image, *self.net.parameters()) else None
+        bf16_net = self._bf16_network() if kernels.cpu_bf16_inference(image, next(self.net.parameters())) else None
         net, image = (self.net, image) if bf16_net is None else (bf16_net, image.to(torch.bfloat16))
         if self._dense_maps is _dense_maps:
             b, _, h, w = image.shape

@@ -50,6 +50,7 @@ Every extractor returns the same dictionary (see :meth:`Extractor.extract`):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from types import MappingProxyType
@@ -257,9 +258,8 @@ class Extractor(nn.Module):
         return resize
 
     def _device(self) -> torch.device:
-        for tensor in list(self.parameters()) + list(self.buffers()):
-            return tensor.device
-        return torch.device("cpu")
+        first = next(itertools.chain(self.parameters(), self.buffers()), None)
+        return torch.device("cpu") if first is None else first.device
 
     def _to_batch(self, image: ImageLike) -> torch.Tensor:
         """Check the input and return it as ``[B, C, H, W]`` float32 in [0, 1]."""
