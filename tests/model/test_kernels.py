@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from specglue import LightGlue
+from specglue.model import lightglue as lightglue_module
 from specglue.ops import choice, cpu, kernels
 from specglue.ops.choice import use_kernels
 from specglue.ops.kernels import Linear, attention, matmul_nt, onednn_dtype
@@ -331,6 +332,7 @@ def test_bf16_products_run_on_padded_rows_with_the_unpadded_results(monkeypatch,
     path0, path1 = pair_paths(data_dir, "dsc")
     f0, f1 = reference_features("aliked", path0), reference_features("aliked", path1)
     f0 = {key: value[:, :701] if key != "image_size" else value for key, value in f0.items()}  # odd count
+    monkeypatch.setattr(lightglue_module, "native_bf16", lambda: True)  # mp=True runs bf16 on this CPU too
     matcher = LightGlue(features="aliked", mp=True).eval()
     with torch.inference_mode():
         out = matcher({"image0": f0, "image1": f1})

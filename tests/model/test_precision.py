@@ -19,7 +19,9 @@ from ..conftest import pair_paths, to_device
 
 
 @pytest.mark.slow
-def test_mixed_precision_agrees_with_fp32(reference_features, data_dir, device):
+def test_mixed_precision_agrees_with_fp32(reference_features, data_dir, device, monkeypatch):
+    # bf16 numerics on every CPU: where it is not native, mp=True would run fp32 (tested below)
+    monkeypatch.setattr(lightglue_module, "native_bf16", lambda: True)
     p0, p1 = pair_paths(data_dir, "sacre_coeur")
     data = to_device({"image0": reference_features("aliked", p0, 512, 512),
                       "image1": reference_features("aliked", p1, 512, 512)}, device)
@@ -33,17 +35,24 @@ def test_mixed_precision_agrees_with_fp32(reference_features, data_dir, device):
     assert abs(int((half["matches0"] > -1).sum()) - int(matched.sum())) < 0.1 * int(matched.sum())
 
 
-def test_mp_on_a_cpu_without_native_bf16_warns_once(monkeypatch, caplog):
-    data = {f"image{k}": {"keypoints": torch.rand(1, 32, 2) * 100, "descriptors": torch.randn(1, 32, 128),
+def test_mp_on_a_cpu_without_native_bf16_runs_fp32_and_says_so(monkeypatch, caplog):
+    torch.manual_seed(0)
+    data = {f"image{k}": {"keypoints": torch.rand(1, 64, 2) * 100, "descriptors": torch.randn(1, 64, 128),
                           "image_size": torch.tensor([[100, 100]])} for k in (0, 1)}
-    for native, warnings in ((False, 1), (True, 0)):
+    reference = LightGlue(features="aliked", depth_confidence=-1, width_confidence=-1).eval()
+    with torch.inference_mode():
+        fp32 = reference(data)
+    for native in (False, True):
         monkeypatch.setattr(lightglue_module, "native_bf16", lambda native=native: native)
         caplog.clear()
-        model = LightGlue(features="aliked", mp=True).eval()
+        model = LightGlue(features="aliked", mp=True, depth_confidence=-1, width_confidence=-1).eval()
         with caplog.at_level(logging.WARNING, logger="specglue.model.lightglue"), torch.inference_mode():
+            out = model(data)
             model(data)
-            model(data)
-        assert sum("without native bf16" in r.getMessage() for r in caplog.records) == warnings
+        warnings = sum("no native bf16" in r.getMessage() for r in caplog.records)
+        same = torch.equal(out["matching_scores0"], fp32["matching_scores0"])
+        # without native bf16: exactly the fp32 forward, one warning; with it: bf16, silent
+        assert (same, warnings) == ((True, 1) if not native else (False, 0))
 
 
 needs_int8 = pytest.mark.skipif(not cpu.HAS_INT8_LINEAR, reason="no x86 quantized engine in this torch build")

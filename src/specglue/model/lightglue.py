@@ -120,7 +120,7 @@ class LightGlue(nn.Module):
         "n_layers": 9,  # transformer layers
         "num_heads": 4,  # attention heads
         "flash": True,  # allow fused SDPA kernels (flash / memory-efficient); False: math kernel
-        "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on CPU
+        "mp": False,  # mixed precision: autocast fp16 on CUDA, bf16 on a CPU with native bf16 (fp32 on others)
         # CPU without native bf16: the transformer's linear layers in dynamic int8 (ops/kernels.py);
         # ignored on other devices; excludes mp
         "int8": False,
@@ -189,7 +189,7 @@ class LightGlue(nn.Module):
         self.register_buffer("confidence_thresholds", torch.tensor(thresholds, dtype=torch.float32))
         # Python copy of the same values: comparing against a float avoids a device sync.
         self._thresholds = thresholds
-        self._warned_slow_bf16 = False
+        self._warned_no_bf16 = False
 
         source = conf.weights
         if isinstance(source, str) and source in weights_registry.CHECKPOINTS:
@@ -300,14 +300,17 @@ class LightGlue(nn.Module):
         image0 = parse_image(data, "image0", "M", sizes, **conf)
         image1 = parse_image(data, "image1", "N", sizes, **conf)
         device = image0.keypoints.device
-        if self.conf.mp and device.type == "cpu" and not self._warned_slow_bf16 and not native_bf16():
-            self._warned_slow_bf16 = True
-            logger.warning("LightGlue(mp=True) on a CPU without native bf16 (no AMX, no AVX512-BF16) emulates "
-                           "bf16 and runs slower than fp32 (0.24x at 1024 keypoints on an AVX2 EPYC, docs/speed.md); "
-                           "use mp=False, or the fast preset (specglue.presets), which chooses by the CPU")
+        mp = bool(self.conf.mp)
+        if mp and device.type == "cpu" and not native_bf16():
+            mp = False  # emulated bf16 ran at 0.24x fp32 (1024 keypoints, AVX2 EPYC; docs/speed.md)
+            if not self._warned_no_bf16:
+                self._warned_no_bf16 = True
+                logger.warning("LightGlue(mp=True): this CPU has no native bf16 (no AMX, no AVX512-BF16), where "
+                               "bf16 is emulated and slower than fp32, so the matcher runs fp32; the fast preset "
+                               "(specglue.presets) uses int8 linear layers on such CPUs")
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         kernel = contextlib.nullcontext() if self.conf.flash else sdpa_kernel(SDPBackend.MATH)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=self.conf.mp), kernel, \
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=mp), kernel, \
                 use_kernels(self.conf.kernels), use_int8(self.conf.int8):
             if image0.valid.shape[0] > 1 and device.type not in self.padded_batch_devices:
                 return self._match_each_pair(image0, image1, mode)
