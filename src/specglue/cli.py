@@ -603,8 +603,8 @@ def _add_eval_options(parser: argparse.ArgumentParser, benchmark: Any) -> None:
                         help="extractor weights variant (ALIKED model_name, e.g. aliked-n16rot); default: the "
                              "extractor's own")
     parser.add_argument("--bf16", action="store_true",
-                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast on CPU for specglue-*, fp16 on "
-                             "CUDA (the official and kornia models autocast on CUDA only)")
+                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast for specglue-* on a CPU with native "
+                             "bf16 (fp32 on others), fp16 on CUDA (the official and kornia models autocast on CUDA only)")
     parser.add_argument("--preset", choices=PRESET_NAMES, default=None,
                         help="specglue-* methods: the matcher precision and exit thresholds of this speed preset on "
                              "--device (the keypoints and size stay the benchmark's; specglue.presets)")
