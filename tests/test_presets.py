@@ -20,7 +20,8 @@ def test_presets_are_the_named_ones_and_accurate_is_the_default():
     assert (accurate.max_num_keypoints, accurate.resize) == (MAX_KEYPOINTS, RESIZE)
     conf = accurate.lightglue_conf("cpu")
     assert conf == {"mp": False, "int8": False, "depth_confidence": LightGlue.default_conf["depth_confidence"],
-                    "width_confidence": LightGlue.default_conf["width_confidence"]}
+                    "width_confidence": LightGlue.default_conf["width_confidence"],
+                    "filter_threshold": LightGlue.default_conf["filter_threshold"]}
     with pytest.raises(ValueError, match="Unknown preset 'turbo'.*accurate"):
         presets.get_preset("turbo")
 

@@ -218,8 +218,9 @@ def test_a_speed_preset_sets_precision_and_exits_and_is_recorded(lap_features: P
     from specglue.presets import get_preset, matcher_precision
 
     fast = MatchSettings.from_preset("fast", specular_mode="off")
-    assert (fast.precision, fast.depth_confidence, fast.width_confidence) == (
-        matcher_precision("cpu"), get_preset("fast").depth_confidence, get_preset("fast").width_confidence)
+    preset = get_preset("fast")
+    assert (fast.precision, fast.depth_confidence, fast.width_confidence, fast.filter_threshold) == (
+        matcher_precision("cpu"), preset.depth_confidence, preset.width_confidence, preset.filter_threshold)
     assert fast.specular_mode == "off"
     matcher = fast.build()
     assert matcher.conf.int8 == (fast.precision == "int8") and matcher.conf.mp == (fast.precision == "bf16")

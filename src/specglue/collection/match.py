@@ -87,10 +87,11 @@ class MatchSettings:
     @classmethod
     def from_preset(cls, preset: Union[str, Preset], **fields: Any) -> "MatchSettings":
         """The settings of a speed preset (:mod:`specglue.presets`) on this machine's CPU: its
-        precision and exit thresholds; ``fields`` set the rest or override them."""
+        precision, exit thresholds and match threshold; ``fields`` set the rest or override them."""
         chosen = resolve_preset(preset)
         return cls(**{"precision": chosen.precision("cpu"), "depth_confidence": chosen.depth_confidence,
-                      "width_confidence": chosen.width_confidence, **fields})
+                      "width_confidence": chosen.width_confidence, "filter_threshold": chosen.filter_threshold,
+                      **fields})
 
     def to_dict(self) -> Dict[str, Any]:
         settings = asdict(self)
