@@ -1,5 +1,5 @@
 """Named speed presets, in the spirit of hloc's ``confs``: one documented combination of keypoint
-budget, image size, matcher precision and exit thresholds each, on the measured speed-accuracy
+budget, image size, matcher precision, exit and match thresholds each, on the measured speed-accuracy
 frontier of ``benchmarks/frontier.py`` (docs/speed.md).
 
 ==============  ==============================================================================
@@ -11,8 +11,9 @@ frontier of ``benchmarks/frontier.py`` (docs/speed.md).
                 matches kept from a confidence of 0.3 (official: 0.1), which wins back the
                 precision the earlier exits cost
 ``realtime``    for video: 512 keypoints at 640 px, the fast precision, exits earlier still
-                (depth 0.8, width 0.9), and on the CPU the ALIKED network compiled (the first frame of each size compiles:
-                ~30 s on 2 cores, kept on disk by inductor)
+                (depth 0.8, width 0.9), and on the CPU the ALIKED network compiled (the
+                first frame of each size compiles: ~30 s on 2 cores, kept on disk by
+                inductor)
 ==============  ==============================================================================
 
 The precision is chosen for the machine that runs, when a matcher is built:

@@ -65,7 +65,8 @@ class MatchSettings:
     specular_mode: how the stored specularity is used (off | hard | cross | soft | filter);
     depth_confidence / width_confidence / filter_threshold: as in :class:`specglue.LightGlue`;
     precision: the matcher's, ``fp32``, ``bf16`` (autocast, ``mp=True``) or ``int8`` (dynamic
-    int8 linear layers); :meth:`from_preset` takes it and the exits from a speed preset.
+    int8 linear layers); :meth:`from_preset` takes it, the exits and the match threshold
+    from a speed preset.
     """
 
     features: Optional[str] = None
