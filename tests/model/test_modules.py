@@ -125,7 +125,9 @@ def test_inference_weights_follow_weight_changes_and_bias_free_blocks(block):
     for _ in range(2):
         with torch.no_grad():
             derived = run()
-        torch.testing.assert_close(derived, run().detach(), atol=1e-5, rtol=1e-5)
+        # the same products in another order (folded, stacked), so rounding apart; stale weights
+        # would differ by O(1)
+        torch.testing.assert_close(derived, run().detach(), atol=1e-4, rtol=1e-4)
         state = {k: torch.randn_like(v) for k, v in module.state_dict().items()}
         module.load_state_dict(state)
     assert not any("cache" in key or "folded" in key for key in module.state_dict())
