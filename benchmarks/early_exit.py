@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -36,6 +35,8 @@ from specglue.images import load_image
 from specglue.model.heads import filter_matches
 from specglue.ops.cpu import cpu_model
 from specglue.presets import PRESETS
+
+from report import write_report  # benchmarks/ is on sys.path
 
 SINUS = "13_sinus_endoscopy_sfm_poses"
 LAPAROSCOPIC = "10_laparoscopic_cholecystectomy_sequence_rvim/frames"
@@ -137,9 +138,7 @@ def main() -> None:
             "matches found there\n\n" + "\n".join(exits))
     print("\n" + text)
     if args.out is not None:
-        command = " ".join(["python", "benchmarks/early_exit.py", *sys.argv[1:]])
-        args.out.with_suffix(".md").write_text(f"# Early exit on endoscopy\n\nCommand: `{command}`\n\n{text}\n")
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        write_report(args.out, "Early exit on endoscopy", text, results)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ job; this script measures accuracy only (caches in ``--work-dir``; a rerun reuse
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -20,6 +19,8 @@ import torch
 import specglue.eval as sg_eval
 from specglue.ops.cpu import cpu_model
 from specglue.presets import get_preset
+
+from report import write_report  # benchmarks/ is on sys.path
 
 #: (label, LightGlue options): int8 where the x86 quantized engine runs it
 VARIANTS: List[Tuple[str, Dict[str, Any]]] = [
@@ -73,12 +74,9 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + header + "\n\n" + table)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        command = " ".join(["python", "benchmarks/fast_ablation.py", *sys.argv[1:]])
-        args.out.with_suffix(".md").write_text(
-            f"# The fast preset's homography accuracy, part by part\n\nCommand: `{command}`\n\n{header}. "
-            f"`specglue eval homography`, `specglue-off`, 68 pairs.\n\n{table}\n")
-        args.out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}, indent=1))
+        write_report(args.out, "The fast preset's homography accuracy, part by part",
+                     f"{header}. `specglue eval homography`, `specglue-off`, 68 pairs.\n\n{table}",
+                     {"header": header, "rows": rows})
 
 
 if __name__ == "__main__":

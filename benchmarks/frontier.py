@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 import re
 import statistics
 import sys
@@ -48,6 +47,8 @@ from specglue.eval.methods.official import load_reference_aliked, load_reference
 from specglue.images import load_image
 from specglue.ops.cpu import cpu_model
 from specglue.presets import PRESETS, Preset
+
+from report import write_report  # benchmarks/ is on sys.path
 
 SINUS = "13_sinus_endoscopy_sfm_poses"
 VIDEOS = {
@@ -290,12 +291,9 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + context + "\n\n" + table)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        command = " ".join(["python", "benchmarks/frontier.py", *sys.argv[1:]])
-        args.out.with_suffix(".md").write_text(
-            f"# Speed-accuracy frontier\n\nCommand: `{command}`\n\n{context}\n\n{table}\n\n"
-            f"![frontier]({args.out.with_suffix('.png').name})\n")
-        args.out.with_suffix(".json").write_text(json.dumps({"header": context, "rows": rows}, indent=1))
+        write_report(args.out, "Speed-accuracy frontier",
+                     f"{context}\n\n{table}\n\n![frontier]({args.out.with_suffix('.png').name})",
+                     {"header": context, "rows": rows})
         plot(rows, args.out.with_suffix(".png"), f"{cpu_model()}, {args.threads} threads")
 
 

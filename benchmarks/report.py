@@ -1,0 +1,19 @@
+"""The results files of a benchmark: OUT.md (a title, the command that made it, the tables) and
+OUT.json (the numbers), each written whole (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from specglue.atomic import atomic_write_text
+
+
+def write_report(out: Path, title: str, body: str, data: Any) -> None:
+    """Writes ``out`` with suffixes .md and .json; the command is this process's own."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    atomic_write_text(out.with_suffix(".md"), f"# {title}\n\nCommand: `{command}`\n\n{body}\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(data, indent=1))
