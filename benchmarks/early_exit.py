@@ -136,9 +136,7 @@ def main() -> None:
             f"confident (the exit statistic)\n\n" + "\n".join(lines) +
             "\n\nWhere each depth_confidence would stop (mean layers run) and the share of the final "
             "matches found there\n\n" + "\n".join(exits))
-    print("\n" + text)
-    if args.out is not None:
-        write_report(args.out, "Early exit on endoscopy", text, results)
+    write_report(args.out, "Early exit on endoscopy", text, results)
 
 
 if __name__ == "__main__":

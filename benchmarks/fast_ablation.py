@@ -71,12 +71,9 @@ def main() -> None:
                      f"{' / '.join(f'{100 * r[k]:.1f}' for k in aucs[3:])} | {worst:+.1f} | {r['matches']:.0f} | "
                      f"{100 * r['prec@1px']:.1f} | {r['mean_stop']:.1f} |")
     header = f"CPU: {cpu_model()}, {args.threads} threads, torch {torch.__version__}"
-    table = "\n".join(lines)
-    print("\n" + header + "\n\n" + table)
-    if args.out is not None:
-        write_report(args.out, "The fast preset's homography accuracy, part by part",
-                     f"{header}. `specglue eval homography`, `specglue-off`, 68 pairs.\n\n{table}",
-                     {"header": header, "rows": rows})
+    write_report(args.out, "The fast preset's homography accuracy, part by part",
+                 f"{header}. `specglue eval homography`, `specglue-off`, 68 pairs.\n\n" + "\n".join(lines),
+                 {"header": header, "rows": rows})
 
 
 if __name__ == "__main__":

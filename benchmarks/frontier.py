@@ -288,12 +288,10 @@ def main() -> None:
     pairs = next(iter(rows.values()))["pairs"]
     context = (f"{header}. Sinus: {pairs} pairs, gaps {args.gaps}; videos: 12 frames each at 320x240, "
                f"median of {args.repeats} passes.")
-    table = "\n".join(lines)
-    print("\n" + context + "\n\n" + table)
+    picture = "" if args.out is None else f"\n\n![frontier]({args.out.with_suffix('.png').name})"
+    write_report(args.out, "Speed-accuracy frontier", f"{context}\n\n" + "\n".join(lines) + picture,
+                 {"header": context, "rows": rows})
     if args.out is not None:
-        write_report(args.out, "Speed-accuracy frontier",
-                     f"{context}\n\n{table}\n\n![frontier]({args.out.with_suffix('.png').name})",
-                     {"header": context, "rows": rows})
         plot(rows, args.out.with_suffix(".png"), f"{cpu_model()}, {args.threads} threads")
 
 
