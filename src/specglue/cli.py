@@ -130,7 +130,8 @@ def _extraction_settings(args: argparse.Namespace):
 
     specular = args.specular if args.specular in ("auto", "none") else "masks"
     conf = {} if args.keypoint_floor is None else {"keypoint_floor": args.keypoint_floor}
-    preset = resolve_preset(args.preset, args.max_keypoints, FROM_PRESET if args.resize is None else args.resize or None)
+    resize = FROM_PRESET if args.resize is None else args.resize or None
+    preset = resolve_preset(args.preset, args.max_keypoints, resize)
     settings = ExtractionSettings.from_preset(preset, features=args.features, extractor_conf=conf, specular=specular,
                                               detector=args.detector, roi=args.roi)
     return settings, (None if specular != "masks" else Path(args.specular))
@@ -603,8 +604,9 @@ def _add_eval_options(parser: argparse.ArgumentParser, benchmark: Any) -> None:
                         help="extractor weights variant (ALIKED model_name, e.g. aliked-n16rot); default: the "
                              "extractor's own")
     parser.add_argument("--bf16", action="store_true",
-                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast for specglue-* on a CPU with native "
-                             "bf16 (fp32 on others), fp16 on CUDA (the official and kornia models autocast on CUDA only)")
+                        help="LightGlue(mp=True) for every LightGlue: bf16 autocast for specglue-* on a CPU with "
+                             "native bf16 (fp32 on others), fp16 on CUDA (the official and kornia models autocast "
+                             "on CUDA only)")
     parser.add_argument("--preset", choices=PRESET_NAMES, default=None,
                         help="specglue-* methods: the matcher precision and exit thresholds of this speed preset on "
                              "--device (the keypoints and size stay the benchmark's; specglue.presets)")
