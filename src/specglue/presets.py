@@ -55,10 +55,8 @@ class Preset:
 
     def lightglue_conf(self, device: Union[str, torch.device]) -> Dict[str, Any]:
         """The :class:`specglue.LightGlue` options of this preset on ``device``."""
-        precision = self.precision(device)
-        return {"mp": precision in ("fp16", "bf16"), "int8": precision == "int8",
-                "depth_confidence": self.depth_confidence, "width_confidence": self.width_confidence,
-                "filter_threshold": self.filter_threshold}
+        return {**precision_conf(self.precision(device)), "depth_confidence": self.depth_confidence,
+                "width_confidence": self.width_confidence, "filter_threshold": self.filter_threshold}
 
     def extractor_conf(self) -> Dict[str, Any]:
         """The extractor options of this preset (keypoint budget and image size)."""
@@ -71,6 +69,11 @@ class Preset:
         compiled = ", compiled extractor" if self.compile_extractor else ""
         return (f"{self.name}: {self.max_num_keypoints} keypoints at {size}, {self.precision(device)}, "
                 f"exits {self.depth_confidence}/{self.width_confidence}, filter {self.filter_threshold}{compiled}")
+
+
+def precision_conf(precision: str) -> Dict[str, bool]:
+    """The :class:`specglue.LightGlue` options that run ``precision`` (fp32, fp16, bf16, int8)."""
+    return {"mp": precision in ("fp16", "bf16"), "int8": precision == "int8"}
 
 
 def matcher_precision(device: Union[str, torch.device]) -> str:
@@ -122,4 +125,5 @@ def resolve_preset(preset: Union[str, Preset], max_num_keypoints: Optional[int] 
     return chosen
 
 
-__all__ = ["DEFAULT_PRESET", "FROM_PRESET", "PRESETS", "Preset", "get_preset", "matcher_precision", "resolve_preset"]
+__all__ = ["DEFAULT_PRESET", "FROM_PRESET", "PRESETS", "Preset", "get_preset", "matcher_precision", "precision_conf",
+           "resolve_preset"]

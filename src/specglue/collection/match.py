@@ -35,7 +35,7 @@ from ..batching import pad_features
 from ..features import EXTRACTORS
 from ..confs import PIPELINE_SPECULAR_MODE, SPECULAR_MODES
 from ..model.lightglue import LightGlue
-from ..presets import Preset, resolve_preset
+from ..presets import Preset, precision_conf, resolve_preset
 from ..weights import CHECKPOINTS
 from .engine import LocalEngine
 from ..storage import (ImageFeatures, PartJournal, check_settings, check_writable, leaf_groups, open_h5, pair_keys,
@@ -102,8 +102,7 @@ class MatchSettings:
 
     def build(self) -> LightGlue:
         conf = {"depth_confidence": self.depth_confidence, "width_confidence": self.width_confidence,
-                "filter_threshold": self.filter_threshold, "mp": self.precision == "bf16",
-                "int8": self.precision == "int8"}
+                "filter_threshold": self.filter_threshold, **precision_conf(self.precision)}
         if self.weights is not None:
             conf["weights"] = self.weights
         return LightGlue(features=self.features, **conf).eval()
