@@ -18,7 +18,7 @@ Pipelines (each does on the sinus frames what it does on the video frames):
 - ``accurate``, ``fast``, ``realtime``: :class:`specglue.FrameMatcher` with the preset, the
   highlight masks detected on every frame, the field of view (``roi auto``) and ``cross`` mode;
   their time includes the highlight detection. The sinus pose runs the same settings through
-  the evaluation (which shrinks frames with OpenCV's area filter, the extractor with kornia's).
+  the evaluation, which hands the stored frames to the same extraction.
 
     python benchmarks/frontier.py --out benchmarks/results/frontier
     python benchmarks/frontier.py --keypoints 256 1024 --out benchmarks/results/frontier  # + realtime budgets

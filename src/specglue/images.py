@@ -89,8 +89,13 @@ def resize_max(image: np.ndarray, resize: Optional[int]) -> Tuple[np.ndarray, np
         if scale < 1 and (new_w, new_h) != (w, h):
             image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
             sx, sy = new_w / w, new_h / h
-    S = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-    return image, S
+    return image, scale_matrix(sx, sy)
+
+
+def scale_matrix(sx: float, sy: float) -> np.ndarray:
+    """``S [3, 3]`` mapping pixels of an image to pixels of it resized by ``(sx, sy)``, about the
+    pixel corners (``x' = (x + 0.5) * sx - 0.5``, the convention of :mod:`specglue.features.base`)."""
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -114,4 +119,5 @@ def list_images(root: PathLike) -> List[Path]:
     return images
 
 
-__all__ = ["IMAGE_SUFFIXES", "decode_file", "ImageInput", "list_images", "load_image", "resize_max", "to_tensor"]
+__all__ = ["IMAGE_SUFFIXES", "decode_file", "ImageInput", "list_images", "load_image", "resize_max", "scale_matrix",
+           "to_tensor"]

@@ -14,7 +14,10 @@ from specglue.cli import main
 from specglue.eval.benchmarks.sequence_pose import prepare, sequence_pairs
 from specglue.eval.cache import PairFeaturesFile
 from specglue.eval.runner import RunOptions
-from specglue.features.roi import estimate_roi
+from specglue.features import build_extractor
+from specglue.features.roi import estimate_roi, resolve_roi
+from specglue.images import load_image
+from specglue.pipeline import extract_view
 from specglue.geometry.poses import read_endoscopy_sfm_poses
 
 from ..geometry.test_poses import SINUS, _write_colmap_model
@@ -65,13 +68,29 @@ def test_keypoints_stay_in_the_field_of_view(sinus_run, data_dir):
     import cv2
 
     truth = cv2.imread(str(data_dir / SINUS / "undistorted_mask.bmp"), cv2.IMREAD_GRAYSCALE) > 0
-    small = cv2.resize(truth.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA) >= 0.5
     cache = PairFeaturesFile(out / "features.h5")
     for name in cache.names()[:6]:
         pair = cache.read(name)
         for side in (pair.image0, pair.image1):
+            assert tuple(side.image_size) == (1920, 1080)  # keypoints in the stored pixels
             xy = np.round(side.keypoints).astype(int)
-            assert small[xy[:, 1], xy[:, 0]].all()
+            assert truth[xy[:, 1], xy[:, 0]].all()
+
+
+def test_frames_are_extracted_as_match_pair_extracts_them(sinus_run, data_dir):
+    """One preprocessing path: the benchmark's features of a frame are those of the pipeline's
+    extraction (the extractor shrinks the stored frame itself, inside the same region)."""
+    out, results = sinus_run
+    sinus = data_dir / SINUS
+    pair = PairFeaturesFile(out / "features.h5").read(PairFeaturesFile(out / "features.h5").names()[0])
+    frames = [sinus / n for n in read_endoscopy_sfm_poses(sinus).names]
+    rgb = load_image(sinus / pair.info["image0"])
+    region = resolve_roi("auto", frames, rgb.shape[:2])
+    extractor = build_extractor("aliked", **results["config"]["extractor"]).eval()
+    view = extract_view(extractor, "frame", rgb, None, region, "cpu")
+    assert results["config"]["extractor"]["resize"] == 320
+    np.testing.assert_allclose(pair.image0.keypoints, view["keypoints"][0].numpy(), atol=1e-3)
+    np.testing.assert_allclose(pair.image0.descriptors, view["descriptors"][0].numpy(), atol=1e-4)
 
 
 def test_rescore_reproduces_the_numbers(sinus_run):
@@ -92,7 +111,7 @@ def test_colmap_ground_truth_gives_the_same_pairs(tmp_path, data_dir):
     from_colmap = prepare(options, sinus, tmp_path, gaps=[20], highlights="none")
     assert [n for n, _ in from_yaml.builders] == [n for n, _ in from_colmap.builders]
     a, b = from_yaml.builders[3][1](), from_colmap.builders[3][1]()
-    for key in ("K0", "K1", "T_0to1", "A0", "A1"):
+    for key in ("K0", "K1", "T_0to1", "A0", "A1", "px_scale"):
         np.testing.assert_allclose(a.gt[key], b.gt[key], atol=1e-9)
     assert a.info == b.info == {"image0": "00004587.jpg", "image1": "00004607.jpg", "gap": 20}
 

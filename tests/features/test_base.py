@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import kornia
 import numpy as np
 import pytest
 import torch
 
 import specglue.features as features
 from specglue.features import EXTRACTORS, SIFT, build_extractor, max_pool_nms
-from specglue.features.base import Extractor
+from specglue.features.base import Extractor, network_size, shrink
 
 from . import GLINT_FRAME, read_rgb, to_tensor
 
@@ -107,6 +108,17 @@ class TestResizeMapping:
 
 class TestResolutionPolicy:
     """resize is the largest long side; smaller images are not enlarged unless upsample."""
+
+    @pytest.mark.parametrize("resize", [320, 640, 1024])
+    def test_network_size_is_kornias(self, resize):
+        """The size benchmarks compute for their thresholds is the size the resize produces."""
+        for h, w in [(1080, 1920), (1920, 1080), (480, 640), (333, 1001), (997, 641), (700, 700)]:
+            size = network_size(h, w, resize, upsample=True)
+            image = torch.zeros(1, 1, h, w)
+            assert tuple(kornia.geometry.transform.resize(image, resize, side="long").shape[-2:]) == size
+            small, (sx, sy) = shrink(image, resize, upsample=True)
+            assert tuple(small.shape[-2:]) == size and (sx, sy) == (size[1] / w, size[0] / h)
+        assert network_size(480, 640, 1024) is None and network_size(480, 640, None, upsample=True) is None
 
     def test_small_image_is_not_enlarged(self):
         x0, y0 = 40.3, 25.7

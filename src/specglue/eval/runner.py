@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..confs import EVAL_MAX_KEYPOINTS, EVAL_RESIZE
+from ..features.base import network_size
 from ..presets import get_preset
 from ..weights import extractor_settings
 from . import metrics, report
@@ -57,7 +58,9 @@ class PairImages:
 
     Attributes:
         name: unique pair name (no ``/``).
-        image0, image1: ``[3, H, W]`` float in [0, 1].
+        image0, image1: ``[3, H, W]`` float in [0, 1], as stored (real images) or as the
+            benchmark synthesized them; the extractor shrinks them to ``resize``, as it does
+            for :func:`specglue.match_pair`, and gives keypoints in these pixels.
         gt: ground-truth arrays in pixels of these images (``H_0to1`` ...).
         info: JSON-able metadata.
         mask0, mask1: specular masks ``[H, W]`` bool, or None.
@@ -125,6 +128,19 @@ class RunOptions:
             get_preset(self.preset)  # a ValueError naming the presets before anything runs
         self.methods = list(self.methods) if self.methods is not None else list(DEFAULT_METHODS)
 
+    def extraction(self) -> Dict[str, Any]:
+        """The extractor's settings: images go to it as stored (or as the benchmark synthesized
+        them) and it shrinks them to ``resize``, the path of :func:`specglue.match_pair`."""
+        return {"max_num_keypoints": int(self.max_num_keypoints), "resize": self.resize, **self.extractor_conf}
+
+    def network_scale(self, height: int, width: int) -> Tuple[float, float]:
+        """``(sx, sy)``: the factors by which the extractor shrinks an image of ``height x
+        width`` px (1 when it keeps it), so that a benchmark can state a threshold in the pixels
+        the network sees."""
+        conf = self.extraction()
+        size = network_size(height, width, conf["resize"], bool(conf.get("upsample", False)))
+        return (1.0, 1.0) if size is None else (size[1] / width, size[0] / height)
+
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -172,10 +188,8 @@ class _LazyExtractor:
         if self.model is None:
             from ..features import build_extractor
 
-            # images are resized by the benchmark, so the extractor's own resize is off
-            conf = {"max_num_keypoints": int(self.options.max_num_keypoints), "resize": None,
-                    **self.options.extractor_conf}
-            self.model = build_extractor(self.options.features, **conf).eval().to(self.options.device)
+            self.model = build_extractor(self.options.features, **self.options.extraction()).eval()
+            self.model = self.model.to(self.options.device)
         return ImageFeatures.from_extractor(self.model.extract(image, roi=roi))
 
     def keyed(self, key: Optional[str], image: torch.Tensor, roi: Optional[np.ndarray]) -> ImageFeatures:
@@ -368,7 +382,8 @@ def run(bench: Benchmark, **kwargs: Any) -> Dict[str, Any]:
                                    f"-n{options.max_num_keypoints}-r{options.resize or 'orig'}-{plan.out_name}"
                                    f"{'-mp' if options.lightglue_conf.get('mp') else ''}"
                                    f"{'-' + options.preset if options.preset else ''}")
-    config = {"benchmark": bench.name, **dataclasses.asdict(options), "out_dir": str(out_dir), **plan.settings}
+    config = {"benchmark": bench.name, **dataclasses.asdict(options), "extractor": options.extraction(),
+              "out_dir": str(out_dir), **plan.settings}
     logger.info("%s evaluation, config: %s", bench.name, config)
     specglue_conf = get_preset(options.preset).lightglue_conf(options.device) if options.preset else {}
     context = MethodContext(options.features, torch.device(options.device), options.lightglue_conf,

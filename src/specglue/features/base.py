@@ -19,7 +19,10 @@ Resolution policy of :meth:`Extractor.extract`: ``conf["resize"]`` is the *large
 the network sees. Larger images are shrunk to it (aspect kept, antialiased); smaller images are
 used as they are, because enlarging a small, blurry frame (endoscopy: 320x240 to 720x576)
 invents no detail and pushes the detection scores under their threshold. ``upsample=True``
-enlarges them to ``resize`` as well, as the official LightGlue extractors do. An image under
+enlarges them to ``resize`` as well, as the official LightGlue extractors do. :func:`shrink`
+is this resize, the one path from an image to what the network sees: :func:`specglue.match_pair`,
+the collections, the video, the evaluation (which hands stored images to :meth:`Extractor.extract`)
+and the training's real pairs all go through it. An image under
 :data:`MIN_IMAGE_SIDE` px on a side, before or after resizing, is refused with a
 ``ValueError`` (upsampling such an image only yields interpolation artefacts as keypoints: an
 8x8 image enlarged to 1024 px gave 1355 of them).
@@ -112,6 +115,30 @@ def max_pool_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
         rest = scores.masked_fill(covered, 0.0)
         keep = keep | ((rest == max_filter(rest, radius)) & ~covered)
     return scores.masked_fill(~keep, 0.0)
+
+
+def network_size(height: int, width: int, resize: Optional[int], upsample: bool = False) -> Optional[Tuple[int, int]]:
+    """``(H', W')`` the network sees for an image of ``height x width`` px under the resolution
+    policy above (long side ``resize``, short side truncated, as kornia's ``side="long"``), or
+    None when the image is used as it is. Benchmarks use it to express ground truth in the
+    pixels a threshold is meant for."""
+    if resize is None or (max(height, width) <= resize and not upsample):
+        return None
+    aspect = width / height  # kornia's arithmetic, so that the two never disagree by a pixel
+    if aspect < 1:
+        return int(resize), int(resize * aspect)
+    return int(resize / aspect), int(resize)
+
+
+def shrink(images: torch.Tensor, resize: Optional[int], upsample: bool = False) -> Tuple[torch.Tensor, Tuple[float, float]]:
+    """``[B, C, H, W]`` images as the network sees them under the resolution policy above
+    (kornia's antialiased resize to :func:`network_size`), and the factors ``(sx, sy)``; the
+    one resize from an image to keypoints, which training data uses too."""
+    h, w = images.shape[-2:]
+    size = network_size(h, w, resize, upsample)
+    if size is None:
+        return images, (1.0, 1.0)
+    return kornia.geometry.transform.resize(images, size, antialias=True), (size[1] / w, size[0] / h)
 
 
 def merge_conf(
@@ -232,7 +259,7 @@ class Extractor(nn.Module):
                 side before or after resizing.
         """
         images = self._to_batch(image)
-        return self._run(images, specular_mask, self._target_long_side(images), roi)
+        return self._run(images, specular_mask, self.conf["resize"], roi)
 
     def forward(self, data: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
         """Extract features without resizing, as the official LightGlue extractors do.
@@ -250,13 +277,6 @@ class Extractor(nn.Module):
         return self._run(images, data.get("specular_mask"), None, data.get("roi"))
 
     # ------------------------------------------------------------------ internals
-    def _target_long_side(self, images: torch.Tensor) -> Optional[int]:
-        """The long side to resize ``[B, C, H, W]`` images to, or None to keep their size."""
-        resize = self.conf["resize"]
-        if resize is None or (max(images.shape[-2:]) <= resize and not self.conf["upsample"]):
-            return None
-        return resize
-
     def _device(self) -> torch.device:
         first = next(itertools.chain(self.parameters(), self.buffers()), None)
         return torch.device("cpu") if first is None else first.device
@@ -369,28 +389,22 @@ class Extractor(nn.Module):
         masks = self._check_mask(mask, images)
         regions = self._check_mask(roi, images, "roi")
         images = images.to(self._device())
-        if resize is not None:
-            resized = kornia.geometry.transform.resize(
-                images, resize, side="long", antialias=True
-            )
-        else:
-            resized = images
+        resized, (sx, sy) = shrink(images, resize, self.conf["upsample"])
+        was_resized = resized is not images
         if min(h, w, *resized.shape[-2:]) < MIN_IMAGE_SIDE:  # upsampling one only adds artefacts
-            size = f"{w}x{h} px" + (f" (resized to {resized.shape[-1]}x{resized.shape[-2]})" if resize else "")
+            sizes = f"{w}x{h} px" + (f" (resized to {resized.shape[-1]}x{resized.shape[-2]})" if was_resized else "")
             raise ValueError(
-                f"The image is too small for {type(self).__name__}: {size}; it needs at least "
+                f"The image is too small for {type(self).__name__}: {sizes}; it needs at least "
                 f"{MIN_IMAGE_SIDE} px on each side, before and after resizing"
             )
-        scale = torch.tensor(
-            [resized.shape[-1] / w, resized.shape[-2] / h], dtype=torch.float32
-        )
+        scale = torch.tensor([sx, sy], dtype=torch.float32)
         inside, network_region = (None, None) if regions is None else self._regions(
             regions, tuple(resized.shape[-2:])
         )
         per_image = self._extract_batch(self._to_network_channels(resized), network_region)
         for i, feats in enumerate(per_image):
             kpts = feats["keypoints"].to(torch.float32)
-            if resize is not None:
+            if was_resized:
                 kpts = (kpts + 0.5) / scale.to(kpts.device) - 0.5
             feats["keypoints"] = kpts
             keep = torch.ones(len(kpts), dtype=torch.bool, device=kpts.device)

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from .. import specular
+from ..features.base import shrink
 from ..features.roi import estimate_roi
 from ..geometry import DEFAULT_HOMOGRAPHY_SAMPLING, sample_homography, warp_image
-from ..images import list_images, load_image, resize_max, to_tensor
+from ..images import list_images, load_image, scale_matrix, to_tensor
 from .augment import lg_augment
 
 PathLike = Union[str, Path]
@@ -244,8 +245,10 @@ class DepthPairs(torch.utils.data.Dataset):
         if depth.shape != rgb.shape[:2]:
             raise ValueError(f"depth {folder / entry['depth']} is {depth.shape}, image is {rgb.shape[:2]}")
         K = np.asarray(entry["K"], np.float64)
-        if self.conf.resize:
-            rgb, S = resize_max(rgb, self.conf.resize)  # S [3, 3]: input pixels to output pixels
+        if self.conf.resize:  # the extractor's own shrink, as for users' images
+            image, factors = shrink(torch.from_numpy(rgb.transpose(2, 0, 1))[None], self.conf.resize)
+            rgb = np.ascontiguousarray(image[0].permute(1, 2, 0).numpy())
+            S = scale_matrix(*factors)  # [3, 3]: input pixels to output pixels
             height, width = rgb.shape[:2]
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
             K = S @ K

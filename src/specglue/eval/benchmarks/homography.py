@@ -2,7 +2,9 @@
 
 For every image and every ``k < num_homographies``:
 
-1. the image is read and shrunk to ``resize`` px on its long side;
+1. the image is read and shrunk to ``resize`` px on its long side
+   (:func:`specglue.images.resize_max`): the pair is made at the benchmark's size, so the
+   extractor, which shrinks only larger images, takes both views as they are;
 2. a homography ``H`` is drawn with :func:`specglue.geometry.sample_homography` using
    :data:`DEFAULT_HOMOGRAPHY` (rotation within +-25 deg, log-uniform scale in [0.8, 1.25],
    projective terms within +-0.2, shift within +-10 %, at least 70 % overlap);
@@ -36,7 +38,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ...geometry import DEFAULT_HOMOGRAPHY_SAMPLING, sample_homography, warp_image
+from ...geometry import DEFAULT_HOMOGRAPHY_SAMPLING, sample_homography, warp_image, warp_points
 from ...images import list_images, load_image, resize_max, to_tensor
 from .. import metrics, report
 from ..cache import PairFeatures, Prediction
@@ -175,15 +177,18 @@ def prepare(options: RunOptions, images_dir: Optional[PathLike] = None, num_homo
 
 
 def score_pair(pair: PairFeatures, pred: Prediction, config: Mapping[str, Any]) -> Dict[str, Any]:
-    """Precision and recall at 1/3/5 px (and curves), corner errors after MAGSAC++ and DLT."""
-    k0, k1 = pair.image0.keypoints.astype(np.float64), pair.keypoints1(pred.view)
+    """Precision and recall at 1/3/5 px (and curves), corner errors after MAGSAC++ and DLT, in
+    the pixels of ``H_0to1`` (keypoints mapped there by ``S0``, ``S1`` when the pair has them)."""
+    S0, S1 = pair.gt.get("S0", np.eye(3)), pair.gt.get("S1", np.eye(3))
+    k0 = warp_points(pair.image0.keypoints.astype(np.float64), S0)
+    k1 = warp_points(pair.keypoints1(pred.view), S1)
+    size0 = np.asarray(pair.image0.image_size, dtype=np.float64) * np.diag(S0)[:2]
     H = pair.gt["H_0to1"]
     if ("gt", pred.view) not in pair.derived:  # the same for every method matching this view
         pair.derived[("gt", pred.view)] = metrics.gt_correspondences(k0, k1, H)
     gt = pair.derived[("gt", pred.view)]
     errs = metrics.match_errors(k0, k1, pred.matches, H)
-    H_err = metrics.homography_errors(k0, k1, pred.matches, H, pair.image0.image_size,
-                                      config["ransac_threshold"])
+    H_err = metrics.homography_errors(k0, k1, pred.matches, H, size0, config["ransac_threshold"])
     return {
         "precision": metrics.match_precision(errs, metrics.MATCH_THRESHOLDS),
         "recall": metrics.match_recall(k0, k1, pred.matches, H, metrics.MATCH_THRESHOLDS, gt=gt),

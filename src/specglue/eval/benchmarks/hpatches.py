@@ -9,8 +9,10 @@ Two sequence layouts are recognised; each gives the pairs ``(1, k)`` for ``k = 2
 
 Each ``H`` file holds a 3x3 matrix (whitespace separated) mapping pixels of image 1 to image
 ``k``. ``root`` may be one sequence or a folder of sequences (``i_*`` / ``v_*`` in HPatches).
-Images are shrunk to ``resize`` px on the long side and ``H`` is adjusted to the resized
-pixels (half-pixel convention), so all thresholds are in pixels of the resized images.
+The images go to the extractor as stored, which shrinks them to ``resize`` px on the long side
+(as for :func:`specglue.match_pair`); keypoints and ``H`` are then expressed in the pixels the
+network saw (``S0``, ``S1`` in the cache; half-pixel convention), so all thresholds are in
+pixels of the resized images.
 Scorer, metrics, table and plots are those of :mod:`specglue.eval.benchmarks.homography`.
 """
 
@@ -19,11 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Union
 
 import numpy as np
 
-from ...images import IMAGE_SUFFIXES, load_image, resize_max, to_tensor
+from ...images import IMAGE_SUFFIXES, load_image, scale_matrix, to_tensor
 from .. import metrics
 from ..data import add_specular, safe_name
 from ..runner import Benchmark, PairImages, Plan, RunOptions
@@ -122,15 +124,9 @@ def find_homography_pairs(root: PathLike) -> List[HomographyPair]:
 
 def scaled_homography(H: np.ndarray, S0: np.ndarray, S1: np.ndarray) -> np.ndarray:
     """``H`` expressed in resized pixels: ``S1 @ H @ S0^-1`` (``S`` from
-    :func:`specglue.images.resize_max`)."""
+    :func:`specglue.images.scale_matrix`)."""
     Hs = S1 @ H @ np.linalg.inv(S0)
     return Hs / Hs[2, 2]
-
-
-def read_resized(path: Path, resize: Optional[int]):
-    """``(float32 [H, W, 3] in [0, 1], S [3, 3])`` of a photo shrunk to ``resize`` px."""
-    image, S = resize_max(load_image(path, "image"), resize)
-    return image.astype(np.float32) / 255.0, S
 
 
 def prepare(options: RunOptions, root: PathLike) -> Plan:
@@ -139,12 +135,13 @@ def prepare(options: RunOptions, root: PathLike) -> Plan:
     pairs = find_homography_pairs(root)
 
     def build(index: int, pair: HomographyPair) -> PairImages:
-        image0, S0 = read_resized(pair.path0, options.resize)
-        image1, S1 = read_resized(pair.path1, options.resize)
+        image0, image1 = load_image(pair.path0, "image"), load_image(pair.path1, "image")
         t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
                                             int(options.seed) * 100003 + index)
-        H = scaled_homography(pair.H_0to1, S0, S1)
-        return PairImages(pair.name, t0, t1, {"H_0to1": H},
+        # scored in the pixels the network sees: S maps stored px to them
+        S0, S1 = (scale_matrix(*options.network_scale(*image.shape[:2])) for image in (image0, image1))
+        gt = {"H_0to1": scaled_homography(pair.H_0to1, S0, S1), "S0": S0, "S1": S1}
+        return PairImages(pair.name, t0, t1, gt,
                           {"image0": str(pair.path0), "image1": str(pair.path1)}, mask0, mask1)
 
     builders = [(p.name, (lambda i=i, p=p: build(i, p))) for i, p in enumerate(pairs)]

@@ -10,11 +10,12 @@ Each line of the pairs file holds 38 whitespace-separated fields::
 - ``K0``, ``K1``: row-major 3x3 intrinsics of the images as stored;
 - ``T_0to1``: row-major 4x4 pose, ``X1 = R X0 + t``.
 
-Blank lines and lines starting with ``#`` are skipped. Images are rotated, shrunk to
-``resize`` px on the long side, and features are extracted and matched in that frame; for
-scoring, keypoints are mapped back to the pixels of the stored image (``A0``, ``A1`` in the
-cache), so the given ``K`` and ``T`` are used unchanged. Pose: essential matrix with MAGSAC++
-(``ransac_threshold`` px in the resized frame, 1 px by default as in SuperGlue) and
+Blank lines and lines starting with ``#`` are skipped. Images are rotated and go to the
+extractor, which shrinks them to ``resize`` px on the long side (as for
+:func:`specglue.match_pair`); for scoring, keypoints are mapped back to the pixels of the stored
+image (``A0``, ``A1`` in the cache), so the given ``K`` and ``T`` are used unchanged. Pose:
+essential matrix with MAGSAC++ (``ransac_threshold`` px of the image the network sees, 1 px by
+default as in SuperGlue) and
 ``recoverPose``; error ``max(rotation, translation angle)``, AUC at 5/10/20 degrees.
 """
 
@@ -27,7 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ...geometry import rot90_transform, warp_points
-from ...images import load_image, resize_max, to_tensor
+from ...images import load_image, to_tensor
 from .. import metrics, report
 from ..cache import PairFeatures, Prediction
 from ..data import add_specular, safe_name
@@ -91,13 +92,13 @@ def parse_pairs_with_gt(path: PathLike) -> List[PosePair]:
     return pairs
 
 
-def _load_rotated(path: Path, rot: int, resize: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """The image rotated then resized, and ``A [3, 3]`` from its pixels to the stored pixels."""
-    image = load_image(path, "image").astype(np.float32) / 255.0
+def _load_rotated(path: Path, rot: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The image turned by ``rot`` quarter turns, and ``A [3, 3]`` from its pixels to the
+    stored pixels."""
+    image = load_image(path, "image")
     h, w = image.shape[:2]
     R, _ = rot90_transform(w, h, rot)
-    image, S = resize_max(np.ascontiguousarray(np.rot90(image, k=rot)), resize)
-    return image, np.linalg.inv(S @ R)
+    return np.ascontiguousarray(np.rot90(image, k=rot)), np.linalg.inv(R)
 
 
 #: the Markdown table: (header, summary key(s), format)
@@ -111,14 +112,11 @@ COLUMNS: Sequence[report.Column] = (
 
 def score_pair(pair: PairFeatures, pred: Prediction, config: Mapping[str, Any]) -> Dict[str, Any]:
     """Pose error after essential-matrix MAGSAC++ (``config["ransac_threshold"]`` px of the
-    extracted images, converted to stored pixels with the pair's scale)."""
-    A0, A1 = pair.gt["A0"], pair.gt["A1"]
-    k0 = warp_points(pair.image0.keypoints.astype(np.float64), A0)
-    k1 = warp_points(pair.keypoints1(pred.view), A1)
-    # px in extracted images -> stored px: the mean magnification of A (area scale)
-    scale = float(np.mean([np.sqrt(abs(np.linalg.det(A[:2, :2]))) for A in (A0, A1)]))
+    images the network saw, converted to stored pixels with the pair's ``px_scale``)."""
+    k0 = warp_points(pair.image0.keypoints.astype(np.float64), pair.gt["A0"])
+    k1 = warp_points(pair.keypoints1(pred.view), pair.gt["A1"])
     err = metrics.pose_error(k0, k1, pred.matches, pair.gt["K0"], pair.gt["K1"], pair.gt["T_0to1"],
-                             config["ransac_threshold"] * scale)
+                             config["ransac_threshold"] * float(pair.gt["px_scale"]))
     return {"R_error": err["R"], "t_error": err["t"], "pose_error": err["pose"], "inliers": err["inliers"]}
 
 
@@ -149,11 +147,15 @@ def prepare(options: RunOptions, pairs_file: PathLike, images_dir: Optional[Path
         raise ValueError(f"{pairs_file} lists the same pair twice")
 
     def build(index: int, pair: PosePair) -> PairImages:
-        image0, A0 = _load_rotated(images_dir / pair.name0, pair.rot0, options.resize)
-        image1, A1 = _load_rotated(images_dir / pair.name1, pair.rot1, options.resize)
+        image0, A0 = _load_rotated(images_dir / pair.name0, pair.rot0)
+        image1, A1 = _load_rotated(images_dir / pair.name1, pair.rot1)
         t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
                                             int(options.seed) * 100003 + index)
-        gt = {"K0": pair.K0, "K1": pair.K1, "T_0to1": pair.T_0to1, "A0": A0, "A1": A1}
+        # stored px per px the network sees (the area scale of the extractor's shrink)
+        px_scale = np.mean([1 / np.sqrt(np.prod(options.network_scale(*image.shape[:2])))
+                            for image in (image0, image1)])
+        gt = {"K0": pair.K0, "K1": pair.K1, "T_0to1": pair.T_0to1, "A0": A0, "A1": A1,
+              "px_scale": np.float64(px_scale)}
         info = {"image0": pair.name0, "image1": pair.name1, "rot0": pair.rot0, "rot1": pair.rot1}
         return PairImages(pair.name, t0, t1, gt, info, mask0, mask1)
 

@@ -9,11 +9,12 @@ be in the folder.
 
 Each pair goes to the pipeline as a user's: the full-resolution frames are read, highlight
 masks are detected on them (``--highlights detected``, :func:`specglue.specular.detect`, as
-``match_pair(specular="auto")`` does), the frames and masks are shrunk to ``--resize`` and the
-features are detected inside the region of interest (``--roi``: ``none``, ``auto`` = the field
-of view estimated once from frames of the sequence, or a mask file). Keypoints are mapped back
-to the stored pixels for scoring. Pose: essential matrix with MAGSAC++ (``ransac_threshold`` px
-of the extracted frames, 1 by default) and ``recoverPose``; error ``max(rotation,
+``match_pair(specular="auto")`` does), and the extractor shrinks each frame to ``--resize``
+and detects inside the region of interest (``--roi``: ``none``, ``auto`` = the field of view
+estimated once from frames of the sequence, or a mask file), giving keypoints in the stored
+pixels; masks and region stay at the stored size. Pose: essential matrix with MAGSAC++
+(``ransac_threshold`` px of the frames the network sees, 1 by default) and ``recoverPose``;
+error ``max(rotation,
 translation-direction)`` in degrees (scale is unknown); AUC at 5/10/20 degrees per gap and
 over all pairs, the median error and the matches per pair.
 """
@@ -25,12 +26,11 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 
 from ...features.roi import resolve_roi
 from ...geometry.poses import SequencePoses, read_sequence_poses
-from ...images import load_image, resize_max, to_tensor
+from ...images import load_image, to_tensor
 from ...specular import DEFAULT_METHOD, detect
 from .. import metrics, report
 from ..cache import PairFeatures, Prediction
@@ -89,15 +89,6 @@ def sequence_pairs(num_frames: int, gaps: Sequence[int]) -> List[Tuple[int, int,
     if not pairs:
         raise ValueError(f"no pair: every gap {list(gaps)} is at least the sequence length ({num_frames} frames)")
     return pairs
-
-
-def _shrink_mask(mask: np.ndarray, size: Tuple[int, int], any_pixel: bool) -> np.ndarray:
-    """A ``[H, W]`` bool mask resized to ``size = (w, h)`` with area weights: set where any
-    covered pixel is set (``any_pixel``) or where most are."""
-    if mask.shape[::-1] == tuple(size):
-        return mask
-    area = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    return area > 0 if any_pixel else area >= 0.5
 
 
 COLUMNS: Sequence[report.Column] = (
@@ -188,28 +179,27 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
     region = resolve_roi(roi, [images_dir / f for f in frames], first.shape[:2])
 
     @functools.lru_cache(maxsize=KEPT_FRAMES)
-    def frame(index: int) -> Tuple[Any, Optional[np.ndarray], Optional[np.ndarray], np.ndarray]:
-        """The frame shrunk to ``resize`` as a tensor, its highlight mask and region at that
-        size, and ``A [3, 3]`` from its pixels to the stored pixels."""
+    def frame(index: int) -> Tuple[Any, Optional[np.ndarray]]:
+        """The frame as stored, as a tensor, and its highlight mask."""
         name = frames[index]
         rgb = load_image(images_dir / name, name)
         if rgb.shape[:2] != first.shape[:2]:
             raise ValueError(f"{images_dir / name} is {rgb.shape[1]}x{rgb.shape[0]} px but the sequence's frames "
                              f"are {first.shape[1]}x{first.shape[0]}")
         mask = detect(rgb, method=detector) if highlights == "detected" else None
-        small, S = resize_max(rgb, options.resize)
-        size = (small.shape[1], small.shape[0])
-        mask = None if mask is None else _shrink_mask(mask, size, any_pixel=True)
-        small_region = None if region is None else _shrink_mask(region, size, any_pixel=False)
-        return to_tensor(small), mask, small_region, np.linalg.inv(S)
+        return to_tensor(rgb), mask
+
+    # the essential matrix's threshold is meant in px of the image the network sees
+    px_scale = 1.0 / float(np.sqrt(np.prod(options.network_scale(*first.shape[:2]))))
 
     def build(i: int, j: int, gap: int) -> PairImages:
-        image0, mask0, roi0, A0 = frame(i)
-        image1, mask1, roi1, A1 = frame(j)
+        image0, mask0 = frame(i)
+        image1, mask1 = frame(j)
         n0, n1 = frames[i], frames[j]
-        gt_pair = {"K0": poses.K[n0], "K1": poses.K[n1], "T_0to1": poses.relative_pose(n0, n1), "A0": A0, "A1": A1}
+        gt_pair = {"K0": poses.K[n0], "K1": poses.K[n1], "T_0to1": poses.relative_pose(n0, n1),
+                   "A0": np.eye(3), "A1": np.eye(3), "px_scale": np.float64(px_scale)}
         info = {"image0": n0, "image1": n1, "gap": gap}
-        return PairImages(_pair_name(n0, n1), image0, image1, gt_pair, info, mask0, mask1, roi0, roi1,
+        return PairImages(_pair_name(n0, n1), image0, image1, gt_pair, info, mask0, mask1, region, region,
                           key0=n0, key1=n1)
 
     builders = [(_pair_name(frames[i], frames[j]), (lambda i=i, j=j, g=g: build(i, j, g))) for i, j, g in pairs]
