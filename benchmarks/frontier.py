@@ -134,8 +134,8 @@ def _preset_step(preset: Preset) -> Callable[[np.ndarray], Tuple[float, Optional
 
 def pipelines(preset_names: List[str], keypoints: Optional[List[int]],
               exits: Optional[List[Tuple[float, float]]] = None, fp32: bool = False) -> List[Pipeline]:
-    """The baselines, then each preset (and ``realtime`` at each of ``keypoints``), each also
-    with each of ``exits`` (depth, width) and, when ``fp32``, in fp32."""
+    """The baselines, then each preset (and ``realtime`` at each of ``keypoints``), each budget
+    also with each of ``exits`` (depth, width), and each preset, when ``fp32``, in fp32."""
     out = []
     if load_reference_lightglue() is not None and load_reference_aliked() is not None:
         out.append(Pipeline("official", _official_step, {
@@ -155,9 +155,11 @@ def pipelines(preset_names: List[str], keypoints: Optional[List[int]],
         if name == "realtime":  # the video preset: its budget is the trade
             variants += [(f", {budget} keypoints", dataclasses.replace(base, max_num_keypoints=budget))
                          for budget in keypoints or [] if budget != base.max_num_keypoints]
+        budgets = list(variants)
         for depth, width in exits or []:
-            variants.append((f", exits {depth}/{width}",
-                             dataclasses.replace(base, depth_confidence=depth, width_confidence=width)))
+            variants += [(f"{suffix}, exits {depth}/{width}",
+                          dataclasses.replace(preset, depth_confidence=depth, width_confidence=width))
+                         for suffix, preset in budgets]
         if fp32 and base.fast_precision:
             variants.append((", fp32", dataclasses.replace(base, fast_precision=False)))
         for suffix, preset in variants:

@@ -7,10 +7,11 @@ all read them from here. Plain constants, no imports: any layer may read them.
 #: evaluation build their choices from (docs/api.md)
 SPECULAR_MODES = ("off", "hard", "cross", "soft", "filter")
 #: the mode of ``match_pair``, the CLI and the collections: highlight keypoints keep giving
-#: context in their own image but are neither attended to across nor matched. On the sinus
-#: pose benchmark (benchmarks/results/sequence_pose_sinus.md) it gave AUC@10 50.5 against 46.2
-#: for ``hard`` and 44.0 without masks (field of view on); the model's own default stays
-#: ``hard``, the mode the ONNX graph exports
+#: context in their own image but are neither attended to across nor matched. Sinus pose
+#: (benchmarks/results/sequence_pose_sinus.md) does not separate it from no masks (AUC@10 48.2
+#: against 53.3, 95 % interval of the difference [-11.6, +1.3]); the sinus trajectory favours it
+#: slightly (docs/endoscopy_pose.md). The model's own default stays ``hard``, the mode the ONNX
+#: graph exports
 PIPELINE_SPECULAR_MODE = "cross"
 #: specularity >= this makes a keypoint specular in hard/cross/filter
 SPECULAR_THRESHOLD = 0.5

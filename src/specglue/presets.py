@@ -10,10 +10,10 @@ frontier of ``benchmarks/frontier.py`` (docs/speed.md).
                 (:func:`matcher_precision`) with earlier exits (depth 0.9, width 0.95) and
                 matches kept from a confidence of 0.3 (official: 0.1), which wins back the
                 precision the earlier exits cost
-``realtime``    for video: 512 keypoints at 640 px, the fast precision, exits earlier still
-                (depth 0.8, width 0.9), and on the CPU the ALIKED network compiled (the
-                first frame of each size compiles: ~30 s on 2 cores, kept on disk by
-                inductor)
+``realtime``    for video: 512 keypoints at 640 px, the fast precision, exits 0.9 / 0.95
+                (0.8 / 0.9 cost 6.6 points of sinus AUC@10: docs/speed.md), and on the CPU
+                the ALIKED network compiled (the first frame of each size compiles: ~30 s on
+                2 cores, kept on disk by inductor)
 ==============  ==============================================================================
 
 The precision is chosen for the machine that runs, when a matcher is built:
@@ -96,8 +96,8 @@ PRESETS: Dict[str, Preset] = {
                        width_confidence=0.99, filter_threshold=0.1, compile_extractor=False),
     "fast": Preset("fast", MAX_KEYPOINTS, RESIZE, fast_precision=True, depth_confidence=0.9,
                    width_confidence=0.95, filter_threshold=0.3, compile_extractor=False),
-    "realtime": Preset("realtime", 512, 640, fast_precision=True, depth_confidence=0.8,
-                       width_confidence=0.9, filter_threshold=0.1, compile_extractor=True),
+    "realtime": Preset("realtime", 512, 640, fast_precision=True, depth_confidence=0.9,
+                       width_confidence=0.95, filter_threshold=0.1, compile_extractor=True),
 }
 
 
