@@ -13,7 +13,10 @@ Conventions (shared with the rest of specglue):
 
 Every function accepts numpy arrays or torch tensors and returns the same kind it was given
 (torch if any array argument is a tensor), except :func:`sample_homography` and
-:func:`corner_error`, which return numpy / a Python float.
+:func:`corner_error`, which return numpy / a Python float. Why not kornia's ``warp_perspective``
+and ``transform_points``: the evaluation (numpy, OpenCV's estimators) and training (torch
+batches) share these functions, and every image warp goes through ``cv2.warpPerspective`` so that
+the synthetic benchmarks and training warp alike; moving to kornia would change their inputs.
 """
 
 from __future__ import annotations

@@ -424,14 +424,17 @@ def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def _box_filter(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Separable zero-padded box mean of ``[B, C, H, W]`` over a ``size x size`` window."""
+    """Separable zero-padded box mean of ``[B, C, H, W]`` over a ``size x size`` window (kept
+    over ``kornia.filters.box_blur``, which pads by reflection: the detector was tuned on zeros)."""
     pad = size // 2
     x = F.avg_pool2d(x, (1, size), stride=1, padding=(0, pad), count_include_pad=True)
     return F.avg_pool2d(x, (size, 1), stride=1, padding=(pad, 0), count_include_pad=True)
 
 
 def _approx_median(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Median filter of ``[B, C, H, W]`` over about ``size`` pixels, run at reduced resolution."""
+    """Median filter of ``[B, C, H, W]`` over about ``size`` pixels, run at reduced resolution
+    (kept over ``kornia.filters.median_blur``, which at full resolution gathers ``size**2`` values
+    per pixel: 961 for the 31 px window of a 1080p frame)."""
     if size <= 1:
         return x
     h, w = x.shape[-2:]
