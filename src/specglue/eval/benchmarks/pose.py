@@ -101,6 +101,13 @@ def _load_rotated(path: Path, rot: int) -> Tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(np.rot90(image, k=rot)), np.linalg.inv(R)
 
 
+def network_px_scale(options: RunOptions, *shapes: Tuple[int, ...]) -> np.float64:
+    """Stored pixels per pixel the network sees (the area scale of the extractor's shrink),
+    averaged over images of ``shapes`` ``(H, W, ...)``: a threshold in network pixels times
+    this is the same threshold in stored pixels."""
+    return np.float64(np.mean([1 / np.sqrt(np.prod(options.network_scale(*shape[:2]))) for shape in shapes]))
+
+
 #: the Markdown table: (header, summary key(s), format)
 COLUMNS: Sequence[report.Column] = (
     *((f"AUC@{t:g}°", f"auc@{t:g}deg", "pct") for t in metrics.POSE_AUC_THRESHOLDS),
@@ -151,11 +158,8 @@ def prepare(options: RunOptions, pairs_file: PathLike, images_dir: Optional[Path
         image1, A1 = _load_rotated(images_dir / pair.name1, pair.rot1)
         t0, mask0, t1, mask1 = add_specular(to_tensor(image0), to_tensor(image1), options.specular,
                                             int(options.seed) * 100003 + index)
-        # stored px per px the network sees (the area scale of the extractor's shrink)
-        px_scale = np.mean([1 / np.sqrt(np.prod(options.network_scale(*image.shape[:2])))
-                            for image in (image0, image1)])
         gt = {"K0": pair.K0, "K1": pair.K1, "T_0to1": pair.T_0to1, "A0": A0, "A1": A1,
-              "px_scale": np.float64(px_scale)}
+              "px_scale": network_px_scale(options, image0.shape, image1.shape)}
         info = {"image0": pair.name0, "image1": pair.name1, "rot0": pair.rot0, "rot1": pair.rot1}
         return PairImages(pair.name, t0, t1, gt, info, mask0, mask1)
 

@@ -179,27 +179,28 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
     region = resolve_roi(roi, [images_dir / f for f in frames], first.shape[:2])
 
     @functools.lru_cache(maxsize=KEPT_FRAMES)
-    def frame(index: int) -> Tuple[Any, Optional[np.ndarray]]:
-        """The frame as stored, as a tensor, and its highlight mask."""
+    def frame(index: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """The frame as stored (uint8 [H, W, 3]: a quarter of its tensor's memory) and its
+        highlight mask."""
         name = frames[index]
         rgb = load_image(images_dir / name, name)
         if rgb.shape[:2] != first.shape[:2]:
             raise ValueError(f"{images_dir / name} is {rgb.shape[1]}x{rgb.shape[0]} px but the sequence's frames "
                              f"are {first.shape[1]}x{first.shape[0]}")
         mask = detect(rgb, method=detector) if highlights == "detected" else None
-        return to_tensor(rgb), mask
+        return rgb, mask
 
-    # the essential matrix's threshold is meant in px of the image the network sees
-    px_scale = 1.0 / float(np.sqrt(np.prod(options.network_scale(*first.shape[:2]))))
+    px_scale = pose.network_px_scale(options, first.shape[:2])
 
     def build(i: int, j: int, gap: int) -> PairImages:
         image0, mask0 = frame(i)
         image1, mask1 = frame(j)
         n0, n1 = frames[i], frames[j]
         gt_pair = {"K0": poses.K[n0], "K1": poses.K[n1], "T_0to1": poses.relative_pose(n0, n1),
-                   "A0": np.eye(3), "A1": np.eye(3), "px_scale": np.float64(px_scale)}
+                   "A0": np.eye(3), "A1": np.eye(3), "px_scale": px_scale}
         info = {"image0": n0, "image1": n1, "gap": gap}
-        return PairImages(_pair_name(n0, n1), image0, image1, gt_pair, info, mask0, mask1, region, region,
+        return PairImages(_pair_name(n0, n1), to_tensor(image0), to_tensor(image1), gt_pair, info, mask0, mask1,
+                          region, region,
                           key0=n0, key1=n1)
 
     builders = [(_pair_name(frames[i], frames[j]), (lambda i=i, j=j, g=g: build(i, j, g))) for i, j, g in pairs]
