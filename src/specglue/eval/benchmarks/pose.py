@@ -15,8 +15,8 @@ extractor, which shrinks them to ``resize`` px on the long side (as for
 :func:`specglue.match_pair`); for scoring, keypoints are mapped back to the pixels of the stored
 image (``A0``, ``A1`` in the cache), so the given ``K`` and ``T`` are used unchanged. Pose:
 essential matrix with MAGSAC++ (``ransac_threshold`` px of the image the network sees, 1 px by
-default as in SuperGlue) and
-``recoverPose``; error ``max(rotation, translation angle)``, AUC at 5/10/20 degrees.
+default as in SuperGlue) and ``recoverPose``; error ``max(rotation, translation angle)``, AUC at
+5/10/20 degrees.
 """
 
 from __future__ import annotations

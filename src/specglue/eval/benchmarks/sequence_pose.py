@@ -14,9 +14,8 @@ and detects inside the region of interest (``--roi``: ``none``, ``auto`` = the f
 estimated once from frames of the sequence, or a mask file), giving keypoints in the stored
 pixels; masks and region stay at the stored size. Pose: essential matrix with MAGSAC++
 (``ransac_threshold`` px of the frames the network sees, 1 by default) and ``recoverPose``;
-error ``max(rotation,
-translation-direction)`` in degrees (scale is unknown); AUC at 5/10/20 degrees per gap and
-over all pairs, the median error and the matches per pair.
+error ``max(rotation, translation-direction)`` in degrees (scale is unknown); AUC at 5/10/20
+degrees per gap and over all pairs, the median error and the matches per pair.
 """
 
 from __future__ import annotations
