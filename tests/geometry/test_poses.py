@@ -10,6 +10,7 @@ import pytest
 from specglue.geometry.poses import (
     quaternion_to_matrix,
     read_colmap_poses,
+    read_endoscopy_sfm_points,
     read_endoscopy_sfm_poses,
     read_sequence_poses,
 )
@@ -64,14 +65,9 @@ def test_endoscopy_layout_projects_its_points(data_dir):
     folder = data_dir / SINUS
     poses = read_endoscopy_sfm_poses(folder)
     assert len(poses.names) == 35 and poses.names[0] == "00004584.jpg"
-    lines = (folder / "structure.ply").read_text().splitlines()
-    count = int(next(line.split()[-1] for line in lines if line.startswith("element vertex")))
-    start = lines.index("end_header") + 1
-    points = np.array([[float(v) for v in line.split()[:3]] for line in lines[start:start + count]])
-    # each point's frames come after a -1 (the file starts with one and does not end with one)
-    text = " ".join((folder / "view_indexes_per_point").read_text().split())
-    views = [[int(t) for t in chunk.split()] for chunk in text.split("-1")[1:]]
-    assert len(views) == len(points) == count
+    points, views = read_endoscopy_sfm_points(folder)
+    assert points.shape == (570, 3) and len(views) == 570
+    assert views[0].tolist() == [4584, 4587, 4588] and views[-1].tolist() == [4605, 4607, 4608, 4610, 4615, 4618]
     assert sum(len(v) for v in views) > 6000
     assert _projection_share(poses, points, views) == 1.0  # all 6585 observations
     R = poses.relative_pose(poses.names[0], poses.names[20])[:3, :3]
@@ -119,3 +115,17 @@ def test_bad_ground_truth_is_one_clear_error(tmp_path):
     (tmp_path / "camera_intrinsics_per_view").write_text("1 1 0 0\n")
     with pytest.raises(ValueError, match="pose 0 has no orientation"):
         read_sequence_poses(tmp_path)
+
+
+def test_sfm_points_files_must_agree(tmp_path):
+    (tmp_path / "structure.ply").write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\n"
+                                            "property float y\nproperty float z\nend_header\n0 0 1\n1 1 2\n")
+    (tmp_path / "view_indexes_per_point").write_text("-1\n3\n4\n-1\n4\n")
+    points, views = read_endoscopy_sfm_points(tmp_path)
+    assert points.shape == (2, 3) and [v.tolist() for v in views] == [[3, 4], [4]]
+    (tmp_path / "view_indexes_per_point").write_text("-1\n3\n")
+    with pytest.raises(ValueError, match="2 points but view_indexes_per_point lists 1"):
+        read_endoscopy_sfm_points(tmp_path)
+    (tmp_path / "structure.ply").unlink()
+    with pytest.raises(ValueError, match="lacks structure.ply"):
+        read_endoscopy_sfm_points(tmp_path)

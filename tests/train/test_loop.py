@@ -215,7 +215,7 @@ def test_depth_pairs_give_the_plane_homography_labels_and_train(data_dir, tmp_pa
     item = dataset[0]
     assert item["depth0"].shape == (120, 160) and item["T_0to1"].shape == (4, 4)
     builder = BatchBuilder(dataset, "aliked", {"max_num_keypoints": 128, "detection_threshold": 0.0, "resize": None},
-                           labels={"positive_px": 3.0, "negative_px": 5.0})
+                           labels={"depth": {"positive_px": 3.0, "negative_px": 5.0}})
     entry = builder.entry(0)
     v0, v1 = entry["views"]
     by_h = gt_matches_batch_from_homography(v0["keypoints"], v1["keypoints"], torch.from_numpy(H)[None],
@@ -233,6 +233,29 @@ def test_depth_pairs_give_the_plane_homography_labels_and_train(data_dir, tmp_pa
                               f"run.output={tmp_path / 'run'}", "run.progress=false", "run.tensorboard=false"])
     output = train(conf)
     assert torch.load(output / CHECKPOINT, weights_only=True)["step"] == 3
+
+
+def test_a_mixed_run_trains_on_homographies_and_sinus_tracks(data_dir, tmp_path):
+    """data.kind mixed: items of both kinds in one run, each labelled by its own ground truth."""
+    from specglue.train.loop import build_batches, build_datasets
+
+    sinus = data_dir / "13_sinus_endoscopy_sfm_poses"
+    conf = load_config(None, ["data.kind=mixed", f"data.images=[{sinus / '00004584.jpg'}]", f"data.scenes=[{sinus}]",
+                              "data.depth.sfm_frames=[00004584.jpg, 00004587.jpg]", "data.depth.resize=320",
+                              "data.train_pairs=4", "data.val_pairs=1", "data.val_fraction=0",
+                              "features.max_keypoints=128", "model.weights=null", "model.n_layers=2",
+                              "model.descriptor_dim=64", "model.num_heads=2", "optim.steps=2", "optim.batch_size=2",
+                              f"run.output={tmp_path / 'run'}", "run.progress=false", "run.tensorboard=false"])
+    train_set, _ = build_datasets(conf)
+    kinds = {train_set.is_depth(i) for i in range(4)}
+    assert kinds == {True, False}
+    builder = build_batches(conf, train_set, "train", 0)
+    for index in range(4):
+        labels = builder.entry(index)["matches0"]
+        assert int((labels >= 0).sum()) > 10  # both kinds give positives
+    builder.close()
+    output = train(conf)
+    assert torch.load(output / CHECKPOINT, weights_only=True)["step"] == 2
 
 
 def test_bad_scene_files_are_named(tmp_path):

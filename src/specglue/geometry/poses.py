@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -159,6 +159,41 @@ def read_endoscopy_sfm_poses(folder: PathLike, suffix: str = ".jpg") -> Sequence
     return SequencePoses(K, T, str(folder))
 
 
+def read_endoscopy_sfm_points(folder: PathLike) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """The sparse 3D points of the endoscopy layout and the frames that see each one.
+
+    ``structure.ply`` (ASCII, x y z first on each vertex line) holds the points;
+    ``view_indexes_per_point`` lists, for each point in PLY order, the frame numbers that see
+    it, the lists separated by ``-1`` (the authors' files open with one and do not end with one).
+
+    Returns:
+        ``points`` [P, 3] in world coordinates and, per point, its frame numbers (int64 arrays).
+
+    Raises:
+        ValueError: a missing or malformed file, or counts that do not agree.
+    """
+    folder = Path(folder)
+    for name in ("structure.ply", "view_indexes_per_point"):
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder} lacks {name}: no structure-from-motion points")
+    lines = (folder / "structure.ply").read_text().splitlines()
+    try:
+        count = int(next(line.split()[-1] for line in lines if line.startswith("element vertex")))
+        start = lines.index("end_header") + 1
+        points = np.array([[float(v) for v in line.split()[:3]] for line in lines[start:start + count]])
+    except (StopIteration, ValueError, IndexError) as err:
+        raise ValueError(f"{folder / 'structure.ply'} is not an ASCII PLY with x y z vertices ({err})") from None
+    numbers = _read_numbers(folder / "view_indexes_per_point", np.int64)
+    views = np.split(numbers, np.flatnonzero(numbers == -1))  # each chunk but the first opens with -1
+    views = [chunk[1:] if chunk.size and chunk[0] == -1 else chunk for chunk in views]
+    if views and not views[0].size:  # the file opens with -1
+        views = views[1:]
+    if points.shape != (count, 3) or len(views) != count:
+        raise ValueError(f"{folder}: structure.ply holds {len(points)} points but view_indexes_per_point "
+                         f"lists {len(views)}")
+    return points, views
+
+
 def find_colmap_model(path: PathLike) -> Path:
     """The folder of a COLMAP model: ``path`` itself, ``path/0``, ``path/sparse`` or ``path/sparse/0``.
 
@@ -230,6 +265,7 @@ __all__ = [
     "find_colmap_model",
     "quaternion_to_matrix",
     "read_colmap_poses",
+    "read_endoscopy_sfm_points",
     "read_endoscopy_sfm_poses",
     "read_sequence_poses",
     "reconstruction_poses",

@@ -144,20 +144,21 @@ class BatchBuilder:
             matches become unmatched labels (:func:`unmatch_masked`).
         cache: folder of the HDF5 feature cache (None: extract every time); ``cache_name``
             names the file (one per split and process).
-        labels: ``positive_px``, ``negative_px`` (and ``depth_tolerance``) of the ground truth.
+        labels: the ground truth's ``positive_px``, ``negative_px`` (and ``depth_tolerance``) for
+            ``"homography"`` and ``"depth"`` items (defaults: 3 / 3 px and 3 / 5 px, 0.1).
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, extractor: str, extractor_conf: Mapping[str, Any],
                  mask_margin: int = MASK_MARGIN, withhold_masks: float = 0.0, masked_unmatched: bool = True, seed: int = 0, cache: Optional[Path] = None,
                  cache_name: str = "features", cache_settings: Optional[Mapping[str, Any]] = None,
-                 labels: Optional[Mapping[str, float]] = None) -> None:
+                 labels: Optional[Mapping[str, Mapping[str, float]]] = None) -> None:
         self.dataset = dataset
         self.extractor = build_extractor(extractor, **extractor_conf).eval()
         for parameter in self.extractor.parameters():
             parameter.requires_grad_(False)
         self.mask_margin, self.withhold_masks, self.seed = int(mask_margin), float(withhold_masks), int(seed)
         self.masked_unmatched = bool(masked_unmatched)
-        self.labels = dict(labels or {})
+        self.labels = {kind: dict(values) for kind, values in (labels or {}).items()}
         self.cache = None
         if cache is not None:
             settings = {"extractor": extractor, "extractor_conf": dict(extractor_conf), "mask_margin": mask_margin,
@@ -179,16 +180,17 @@ class BatchBuilder:
         v0, v1 = views
         common = dict(covered0=v0["covered"], covered1=v1["covered"])
         if "H_0to1" in item:
+            labels = self.labels.get("homography", {})
             gt = gt_matches_batch_from_homography(
                 v0["keypoints"], v1["keypoints"], item["H_0to1"][None], v0["image_size"], v1["image_size"],
-                positive_px=self.labels.get("positive_px", 3.0), negative_px=self.labels.get("negative_px", 3.0),
-                **common)
+                positive_px=labels.get("positive_px", 3.0), negative_px=labels.get("negative_px", 3.0), **common)
         else:
+            labels = self.labels.get("depth", {})
             gt = gt_matches_batch_from_depth(
                 v0["keypoints"], v1["keypoints"], item["depth0"][None], item["depth1"][None], item["K0"][None],
-                item["K1"][None], item["T_0to1"][None], positive_px=self.labels.get("positive_px", 3.0),
-                negative_px=self.labels.get("negative_px", 5.0),
-                depth_tolerance=self.labels.get("depth_tolerance", 0.1), **common)
+                item["K1"][None], item["T_0to1"][None], positive_px=labels.get("positive_px", 3.0),
+                negative_px=labels.get("negative_px", 5.0), depth_tolerance=labels.get("depth_tolerance", 0.1),
+                **common)
         return gt["matches0"][0], gt["matches1"][0]
 
     def entry(self, index: int) -> Dict[str, Any]:

@@ -21,14 +21,17 @@ from ..optional import require
 from .data import DepthDataConf, HomographyDataConf
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DATA_KINDS = ("homography", "depth")
+DATA_KINDS = ("homography", "depth", "mixed")
 
 
 @dataclass(frozen=True)
 class DataConf:
-    kind: str = "homography"  # homography (any image folder) | depth (scenes with depth and poses)
+    kind: str = "homography"  # homography (any image folder) | depth (scenes with depth and poses) | mixed (both)
     images: Tuple[str, ...] = ()  # homography: image folders / files (searched recursively)
-    scenes: Tuple[str, ...] = ()  # depth: scene folders (scene.json, see train.data.DepthPairs)
+    # depth: scene folders (scene.json, or an endoscopy structure-from-motion sequence; see
+    # train.data.DepthPairs)
+    scenes: Tuple[str, ...] = ()
+    depth_share: float = 0.5  # mixed: share of the items that are depth pairs
     val_fraction: float = 0.1  # share of the images / scene pairs held out for validation (0: none)
     train_pairs: int = 10000  # pairs per epoch (homography: items drawn from the images)
     val_pairs: int = 64  # validation pairs
@@ -99,6 +102,7 @@ class TrainConf:
         checks = [
             (self.data.kind in DATA_KINDS, f"data.kind must be one of {DATA_KINDS}, got {self.data.kind!r}"),
             (0.0 <= self.data.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}"),
+            (0.0 <= self.data.depth_share <= 1.0, f"data.depth_share must be in [0, 1], got {self.data.depth_share}"),
             (self.data.train_pairs > 0, f"data.train_pairs must be > 0, got {self.data.train_pairs}"),
             (self.data.val_pairs >= 0, f"data.val_pairs must be >= 0, got {self.data.val_pairs}"),
             (self.model.specular_mode in ("off", "hard", "cross", "soft"),

@@ -52,7 +52,7 @@ from ..model.lightglue import LightGlue
 from ..optional import require
 from .batches import BatchBuilder, ItemOrder
 from .config import TrainConf, config_to_dict, dump_config
-from .data import DepthPairs, HomographyPairs
+from .data import DepthPairs, HomographyPairs, MixedPairs
 from .losses import lightglue_loss
 
 logger = logging.getLogger(__name__)
@@ -103,30 +103,31 @@ def _split(items: List[Any], fraction: float, seed: int) -> Tuple[List[Any], Lis
     return train, val
 
 
-def build_datasets(conf: TrainConf) -> Tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    """Training and validation datasets; validation items use other seeds and held-out
-    images (homography) or pairs (depth) when ``data.val_fraction`` > 0."""
+def _homography_datasets(conf: TrainConf) -> Tuple[HomographyPairs, HomographyPairs]:
     data = conf.data
-    if data.kind == "homography":
-        if not data.images:
-            raise ValueError("data.images must name at least one image folder or file")
-        files: List[Path] = []
-        for source in data.images:
-            path = Path(source)
-            if not path.exists():
-                raise FileNotFoundError(f"data.images: {path} does not exist")
-            files += list_images(path) if path.is_dir() else [path]
-        if not files:
-            raise ValueError(f"data.images {list(data.images)} hold no images")
-        train_files, val_files = _split(sorted(set(files)), data.val_fraction, conf.run.seed)
-        val_conf = dataclasses.replace(data.homography, seed=data.homography.seed + 1)
-        return (HomographyPairs(train_files, data.homography, length=data.train_pairs),
-                HomographyPairs(val_files, val_conf, length=max(1, data.val_pairs)))
+    if not data.images:
+        raise ValueError(f"data.images must name at least one image folder or file (data.kind: {data.kind})")
+    files: List[Path] = []
+    for source in data.images:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"data.images: {path} does not exist")
+        files += list_images(path) if path.is_dir() else [path]
+    if not files:
+        raise ValueError(f"data.images {list(data.images)} hold no images")
+    train_files, val_files = _split(sorted(set(files)), data.val_fraction, conf.run.seed)
+    val_conf = dataclasses.replace(data.homography, seed=data.homography.seed + 1)
+    return (HomographyPairs(train_files, data.homography, length=data.train_pairs),
+            HomographyPairs(val_files, val_conf, length=max(1, data.val_pairs)))
+
+
+def _depth_datasets(conf: TrainConf) -> Tuple[DepthPairs, DepthPairs]:
+    data = conf.data
     if not data.scenes:
-        raise ValueError("data.scenes must name at least one scene folder (data.kind: depth)")
+        raise ValueError(f"data.scenes must name at least one scene folder (data.kind: {data.kind})")
     scenes, pairs = {}, []
     for folder in data.scenes:
-        images, scene_pairs = DepthPairs.read_scene(folder)
+        images, scene_pairs = DepthPairs.read_scene(folder, data.depth)
         scenes[Path(folder)] = images
         pairs += scene_pairs
     train_pairs, val_pairs = _split(pairs, data.val_fraction, conf.run.seed)
@@ -135,20 +136,42 @@ def build_datasets(conf: TrainConf) -> Tuple[torch.utils.data.Dataset, torch.uti
             DepthPairs(val_pairs, scenes, val_conf, length=max(1, data.val_pairs)))
 
 
+def build_datasets(conf: TrainConf) -> Tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
+    """Training and validation datasets; validation items use other seeds and held-out
+    images (homography) or pairs (depth) when ``data.val_fraction`` > 0."""
+    data = conf.data
+    if data.kind == "homography":
+        return _homography_datasets(conf)
+    if data.kind == "depth":
+        return _depth_datasets(conf)
+    (train_h, val_h), (train_d, val_d) = _homography_datasets(conf), _depth_datasets(conf)
+    return (MixedPairs(train_h, train_d, data.depth_share, data.train_pairs, conf.run.seed),
+            MixedPairs(val_h, val_d, data.depth_share, max(1, data.val_pairs), conf.run.seed + 1))
+
+
+def _item_settings(dataset: torch.utils.data.Dataset) -> Dict[str, Any]:
+    """What a dataset's items depend on, for the feature cache's settings."""
+    if isinstance(dataset, MixedPairs):
+        return {"homography": _item_settings(dataset.homography), "depth": _item_settings(dataset.depth),
+                "depth_share": dataset.depth_share, "seed": dataset.seed}
+    if isinstance(dataset, DepthPairs):
+        items = [[str(part) for part in pair] for pair in dataset.pairs]
+    else:
+        items = [str(path) for path in dataset.files]
+    return {"data": config_to_dict(dataset.conf), "items": items}
+
+
 def build_batches(conf: TrainConf, dataset: torch.utils.data.Dataset, split: str, rank: int) -> BatchBuilder:
     features = conf.features
     extractor_conf: Dict[str, Any] = {"max_num_keypoints": features.max_keypoints,
                                       "detection_threshold": features.detection_threshold, "resize": None}
     if features.variant is not None:
         extractor_conf["model_name"] = features.variant
-    if conf.data.kind == "depth":
-        labels = {"positive_px": conf.data.depth.positive_px, "negative_px": conf.data.depth.negative_px,
-                  "depth_tolerance": conf.data.depth.depth_tolerance}
-        items = [[str(part) for part in pair] for pair in dataset.pairs]
-    else:
-        labels = {"positive_px": 3.0, "negative_px": 3.0}  # glue-factory's homography thresholds
-        items = [str(path) for path in dataset.files]
-    data_settings = {"data": config_to_dict(dataset.conf), "items": items, "split": split}
+    depth = conf.data.depth
+    labels = {"homography": {"positive_px": 3.0, "negative_px": 3.0},  # glue-factory's homography thresholds
+              "depth": {"positive_px": depth.positive_px, "negative_px": depth.negative_px,
+                        "depth_tolerance": depth.depth_tolerance}}
+    data_settings = {**_item_settings(dataset), "split": split}
     cache = Path(conf.run.output) / "cache" if features.cache else None
     return BatchBuilder(dataset, features.name, extractor_conf, mask_margin=conf.model.mask_margin,
                         withhold_masks=conf.model.withhold_masks if split == "train" else 0.0,
