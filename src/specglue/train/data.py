@@ -168,29 +168,33 @@ class DepthDataConf:
             raise ValueError(f"depth placements must be among camera_fixed, independent; got {self.placements}")
 
 
-def track_depth(points: np.ndarray, K: np.ndarray, T_cam_from_world: np.ndarray, shape: Tuple[int, int]
-                ) -> np.ndarray:
-    """A depth map [H, W] float32 from the structure-from-motion points one view sees.
-
-    The points ``[P, 3]`` (world) are projected with ``K`` and ``T_cam_from_world``; their
-    depths are interpolated linearly over the Delaunay triangles of the projections (a smooth
-    surface between neighbouring track points) and are 0 (unknown) outside their convex hull.
-    On the sinus sequence, leaving each point out and predicting it from the others moves its
-    reprojection into a frame 5-9 frames away by a median 0.3 px, 90th percentile 1.1 px (at
-    640 px wide): well inside the 3 px positive threshold.
-    """
+def track_depth_at(points: np.ndarray, K: np.ndarray, T_cam_from_world: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Depth [Q] at pixels ``query`` [Q, 2] of one view, from the structure-from-motion points
+    ``points`` [P, 3] (world) it sees: projected with ``K`` and ``T_cam_from_world``, their
+    depths interpolated linearly over the Delaunay triangles of the projections (a smooth
+    surface between neighbouring track points); 0 (unknown) outside their convex hull."""
     from scipy.interpolate import LinearNDInterpolator  # core dependency; imported here to keep imports light
 
     camera = points @ T_cam_from_world[:3, :3].T + T_cam_from_world[:3, 3]  # [P, 3]
-    in_front = camera[:, 2] > 0
-    uvw = camera[in_front] @ K.T
-    uv, z = uvw[:, :2] / uvw[:, 2:], camera[in_front, 2]
+    camera = camera[camera[:, 2] > 0]
+    if len(camera) < 3:
+        return np.zeros(len(query))
+    uvw = camera @ K.T
+    depth = LinearNDInterpolator(uvw[:, :2] / uvw[:, 2:], camera[:, 2], fill_value=0.0)(query)
+    return np.nan_to_num(depth, nan=0.0)
+
+
+def track_depth(points: np.ndarray, K: np.ndarray, T_cam_from_world: np.ndarray, shape: Tuple[int, int]
+                ) -> np.ndarray:
+    """The depth map [H, W] float32 of :func:`track_depth_at` over a view of ``shape`` (H, W).
+
+    On the sinus sequence, predicting a track point from the others moves its reprojection into
+    a frame 1-9 frames away by a median 0.03-0.25 px at 640 px wide (``benchmarks/track_labels.py``).
+    """
     height, width = shape
-    if len(z) < 3:
-        return np.zeros(shape, np.float32)
     ys, xs = np.mgrid[0:height, 0:width]
-    depth = LinearNDInterpolator(uv, z, fill_value=0.0)(xs.ravel(), ys.ravel()).reshape(shape)
-    return np.nan_to_num(depth, nan=0.0).astype(np.float32)
+    query = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    return track_depth_at(points, K, T_cam_from_world, query).reshape(shape).astype(np.float32)
 
 
 def read_sfm_scene(folder: Union[str, Path], conf: "DepthDataConf") -> Tuple[Dict[str, Any], List[Tuple[Path, str, str]]]:
@@ -377,4 +381,4 @@ class MixedPairs(torch.utils.data.Dataset):
 
 
 __all__ = ["DepthDataConf", "DepthPairs", "HomographyDataConf", "HomographyPairs", "MixedPairs", "add_highlights",
-           "read_sfm_scene", "track_depth"]
+           "read_sfm_scene", "track_depth", "track_depth_at"]
