@@ -171,3 +171,22 @@ class TestMutualNN:
     def test_empty(self):
         m, s = mutual_nn_ratio(torch.zeros(0, 4), torch.randn(5, 4))
         assert m.shape == (0, 2) and s.shape == (0,)
+
+
+def test_paired_bootstrap_separates_a_real_gain_from_noise():
+    """The same draw of pairs for both methods: a method better on every pair gets an interval
+    above 0; one equal up to a relabelling of pairs (same errors, another order) gets an
+    interval around 0 and the same AUC; failures (inf / nan) count as the worst errors."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 20, size=40)
+    better = metrics.paired_bootstrap_auc(base, base * 0.5, 10.0, resamples=500)
+    assert better["better"] == 40 and better["worse"] == 0
+    assert 0 < better["low"] < better["difference"] < better["high"]
+    expected = 100 * (error_auc(base * 0.5, [10])[0] - error_auc(base, [10])[0])
+    assert better["difference"] == pytest.approx(expected)
+    shuffled = metrics.paired_bootstrap_auc(base, rng.permutation(base), 10.0, resamples=500)
+    assert shuffled["difference"] == pytest.approx(0.0, abs=1e-9) and shuffled["low"] < 0 < shuffled["high"]
+    failed = metrics.paired_bootstrap_auc(base, np.where(np.arange(40) < 5, np.nan, base), 10.0, resamples=100)
+    assert failed["worse"] == 5 and failed["difference"] < 0
+    with pytest.raises(ValueError, match="equally long"):
+        metrics.paired_bootstrap_auc(base, base[:3], 10.0)
