@@ -138,3 +138,37 @@ def test_shipped_rotation_matcher_loads_matches_and_stops_early(data_dir):
     assert len(err) > 500 and (err < 3).mean() > 0.9
     with pytest.raises(ValueError, match="'aliked_rot' are a matcher for 'aliked' features"):
         LightGlue("disk", weights="aliked_rot")
+
+
+def test_shipped_endoscopy_matcher_matches_a_real_sinus_pair_by_its_true_geometry(data_dir):
+    """aliked_endo: shipped fp16, not the official weights, on the official ALIKED-n16 features;
+    on two sinus frames with structure-from-motion poses its matches keep to the true epipolar
+    geometry, and it stops early on that easy pair."""
+    from specglue.geometry.poses import read_endoscopy_sfm_poses
+
+    path = weights.resolve("aliked_endo", allow_download=False)
+    assert path.parent == weights.SHIPPED_DIR
+    assert {v.dtype for v in torch.load(path, weights_only=True).values()} == {torch.float16}
+    assert weights.extractor_settings("aliked_endo", None) == {}
+    model = LightGlue("aliked", weights="aliked_endo").eval()
+    official = LightGlue("aliked").state_dict()
+    assert any(not torch.allclose(model.state_dict()[k], official[k], atol=1e-3) for k in official)
+
+    sinus = data_dir / "13_sinus_endoscopy_sfm_poses"
+    names = ("00004600.jpg", "00004602.jpg")
+    poses = read_endoscopy_sfm_poses(sinus)
+    extractor = build_extractor("aliked", max_num_keypoints=1024, resize=640)
+    views = [extractor.extract(torch.from_numpy(load_image(sinus / n)).permute(2, 0, 1).float() / 255) for n in names]
+    with torch.inference_mode():
+        out = model({"image0": views[0], "image1": views[1]})
+    assert out["stop"] < model.conf.n_layers
+    m = out["matches"][0].numpy()
+    x0, x1 = (np.c_[v["keypoints"][0][idx].numpy(), np.ones(len(m))] for v, idx in zip(views, m.T))
+    T = poses.relative_pose(*names)
+    t = T[:3, 3]
+    E = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]]) @ T[:3, :3]
+    K0, K1 = poses.K[names[0]], poses.K[names[1]]
+    F = np.linalg.inv(K1).T @ E @ np.linalg.inv(K0)
+    lines = x0 @ F.T  # epipolar lines in image 1, stored pixels
+    distance = np.abs((lines * x1).sum(1)) / np.linalg.norm(lines[:, :2], axis=1)
+    assert len(m) > 300 and np.mean(distance < 4.0) > 0.8  # 4 stored px = 1.3 px of the 640 px network input

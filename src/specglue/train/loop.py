@@ -520,12 +520,19 @@ def train(conf: TrainConf) -> Path:
 def export_weights(conf: TrainConf, path: Path) -> Path:
     """Write the run's best weights (``run.output/model_best.pt``) to ``path`` as an fp16 state
     dict in the official key layout, the form specglue ships (half the size; fp16 keeps about 3
-    significant digits, far below what changes a match). Written atomically."""
+    significant digits, far below what changes a match). With ``run.export_blend`` below 1, the
+    weights written are ``blend * best + (1 - blend) * start`` (the start: ``model.weights``).
+    Written atomically."""
     best = Path(conf.run.output) / BEST
     if not best.is_file():
         raise FileNotFoundError(f"{best} does not exist: train the run first (specglue train CONFIG)")
     state = torch.load(best, map_location="cpu", weights_only=True)
-    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k != "confidence_thresholds"}
+    state = {k: v for k, v in state.items() if k != "confidence_thresholds"}
+    blend = conf.run.export_blend
+    if blend < 1.0:
+        start = build_model(conf).state_dict()
+        state = {k: blend * v + (1.0 - blend) * start[k] if v.is_floating_point() else v for k, v in state.items()}
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(half, path)
     return path
