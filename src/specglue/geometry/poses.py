@@ -13,7 +13,9 @@
 
 Both give :class:`SequencePoses`: per image name its intrinsics ``K [3, 3]`` and its
 world-to-camera pose ``T_cam_from_world [4, 4]`` (``X_cam = R X_world + t``).
-:func:`read_sequence_poses` picks the reader from what the path holds.
+:func:`read_sequence_poses` picks the reader from what the path holds. The endoscopy layout's
+sparse points and their tracks (``structure.ply``, ``view_indexes_per_point``) are read by
+:func:`read_endoscopy_sfm_points`.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def track_depth(points: np.ndarray, K: np.ndarray, T_cam_from_world: np.ndarray,
     return track_depth_at(points, K, T_cam_from_world, query).reshape(shape).astype(np.float32)
 
 
-def read_sfm_scene(folder: Union[str, Path], conf: "DepthDataConf") -> Tuple[Dict[str, Any], List[Tuple[Path, str, str]]]:
+def read_sfm_scene(folder: Union[str, Path], conf: DepthDataConf) -> Tuple[Dict[str, Any], List[Tuple[Path, str, str]]]:
     """The images and pairs of an endoscopy structure-from-motion sequence as a depth scene.
 
     The layout of :func:`specglue.geometry.poses.read_endoscopy_sfm_poses` plus
