@@ -20,6 +20,7 @@ import numpy as np
 from specglue.eval import report
 from specglue.eval.data import find_data_dir
 from specglue.geometry.poses import read_endoscopy_sfm_points, read_endoscopy_sfm_poses
+from specglue.images import load_image
 from specglue.train.data import track_depth_at
 
 
@@ -36,8 +37,7 @@ def main() -> None:
     poses = read_endoscopy_sfm_poses(folder)
     points, views = read_endoscopy_sfm_points(folder)
     frames = [k for k in range(args.frames[0], args.frames[1] + 1) if f"{k:08d}.jpg" in poses.K]
-    width = 2 * poses.K[f"{frames[0]:08d}.jpg"][0, 2]  # principal point at the centre of the stored frame
-    scale = args.width / width
+    scale = args.width / load_image(folder / f"{frames[0]:08d}.jpg").shape[1]  # training px per stored px
     rows = {}
     for gap in range(1, args.max_gap + 1):
         errors = []

@@ -189,7 +189,7 @@ def track_depth(points: np.ndarray, K: np.ndarray, T_cam_from_world: np.ndarray,
     """The depth map [H, W] float32 of :func:`track_depth_at` over a view of ``shape`` (H, W).
 
     On the sinus sequence, predicting a track point from the others moves its reprojection into
-    a frame 1-9 frames away by a median 0.03-0.25 px at 640 px wide (``benchmarks/track_labels.py``).
+    a frame 1-9 frames away by a median 0.03-0.23 px at 640 px wide (``benchmarks/track_labels.py``).
     """
     height, width = shape
     ys, xs = np.mgrid[0:height, 0:width]
