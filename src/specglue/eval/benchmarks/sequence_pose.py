@@ -199,8 +199,7 @@ def prepare(options: RunOptions, images_dir: PathLike, gt: PathLike, gaps: Seque
                    "A0": np.eye(3), "A1": np.eye(3), "px_scale": px_scale}
         info = {"image0": n0, "image1": n1, "gap": gap}
         return PairImages(_pair_name(n0, n1), to_tensor(image0), to_tensor(image1), gt_pair, info, mask0, mask1,
-                          region, region,
-                          key0=n0, key1=n1)
+                          region, region, key0=n0, key1=n1)
 
     builders = [(_pair_name(frames[i], frames[j]), (lambda i=i, j=j, g=g: build(i, j, g))) for i, j, g in pairs]
     settings = {"images_dir": str(images_dir.resolve()), "gt": str(gt.resolve()), "gaps": [int(g) for g in gaps],
